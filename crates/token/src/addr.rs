@@ -1,0 +1,169 @@
+//! The client address as nginx prints `$remote_addr`.
+//!
+//! IPv4 is a dotted quad. IPv6 follows `ngx_inet6_ntop` (nginx 1.22, `src/core/ngx_inet.c`),
+//! which differs from Rust's `Display` in where it writes an embedded IPv4 address: nginx
+//! writes the dotted form for `::ffff:a.b.c.d` and for `::a.b.c.d` (IPv4-compatible), and
+//! even for `::x` when `x` is one group with a non-zero high byte and a low byte other than 1
+//! (`::abcd` is `::0.0.171.205`); Rust only does for the first. An IPv4-mapped peer is never
+//! turned into plain IPv4.
+
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, Ipv6Addr};
+
+/// Longest text form: `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255` is 45 bytes.
+const MAX_LEN: usize = 46;
+
+/// `$remote_addr` for an address, on the stack.
+#[derive(Clone, Copy)]
+pub struct RemoteAddr {
+    buf: [u8; MAX_LEN],
+    len: u8,
+}
+
+impl RemoteAddr {
+    /// Formats `ip` as nginx does.
+    pub fn new(ip: IpAddr) -> RemoteAddr {
+        let mut s = RemoteAddr {
+            buf: [0; MAX_LEN],
+            len: 0,
+        };
+        // Writing into a fixed buffer that is always large enough cannot fail.
+        let _ = match ip {
+            IpAddr::V4(v4) => {
+                let o = v4.octets();
+                write!(s, "{}.{}.{}.{}", o[0], o[1], o[2], o[3])
+            }
+            IpAddr::V6(v6) => write_inet6(&mut s, &v6),
+        };
+        s
+    }
+
+    /// The text as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, hex letters, '.' and ':' are ever written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+impl fmt::Write for RemoteAddr {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let start = self.len as usize;
+        let end = start + s.len();
+        if end > MAX_LEN {
+            return Err(fmt::Error);
+        }
+        self.buf[start..end].copy_from_slice(s.as_bytes());
+        self.len = end as u8;
+        Ok(())
+    }
+}
+
+impl fmt::Display for RemoteAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for RemoteAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RemoteAddr({})", self.as_str())
+    }
+}
+
+/// A line-by-line port of `ngx_inet6_ntop`.
+fn write_inet6(out: &mut RemoteAddr, ip: &Ipv6Addr) -> fmt::Result {
+    let p = ip.octets();
+    // The longest run of zero groups (first one wins a tie), if longer than one group.
+    let mut zero: Option<usize> = None;
+    let mut last = 0usize;
+    let mut max = 1usize;
+    let mut n = 0usize;
+    for i in (0..16).step_by(2) {
+        if p[i] != 0 || p[i + 1] != 0 {
+            if max < n {
+                zero = Some(last);
+                max = n;
+            }
+            n = 0;
+            continue;
+        }
+        if n == 0 {
+            last = i;
+        }
+        n += 1;
+    }
+    if max < n {
+        zero = Some(last);
+        max = n;
+    }
+
+    let mut groups_end = 16;
+    if zero == Some(0) {
+        if (max == 5 && p[10] == 0xff && p[11] == 0xff)
+            || max == 6
+            || (max == 7 && p[14] != 0 && p[15] != 1)
+        {
+            groups_end = 12;
+        }
+        out.write_char(':')?;
+    }
+
+    let mut i = 0;
+    while i < groups_end {
+        if Some(i) == zero {
+            out.write_char(':')?;
+            i += (max - 1) * 2 + 2;
+            continue;
+        }
+        write!(out, "{:x}", u16::from(p[i]) << 8 | u16::from(p[i + 1]))?;
+        if i < 14 {
+            out.write_char(':')?;
+        }
+        i += 2;
+    }
+    if groups_end == 12 {
+        write!(out, "{}.{}.{}.{}", p[12], p[13], p[14], p[15])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(s: &str) -> String {
+        RemoteAddr::new(s.parse().unwrap()).as_str().to_owned()
+    }
+
+    #[test]
+    fn table() {
+        let cases = [
+            ("1.2.3.4", "1.2.3.4"),
+            ("0.0.0.0", "0.0.0.0"),
+            ("::", "::"),
+            ("::1", "::1"),
+            ("::2", "::2"),
+            ("1::", "1::"),
+            ("::ffff:1.2.3.4", "::ffff:1.2.3.4"),
+            ("::1.2.3.4", "::1.2.3.4"),
+            ("::ffff:0:1.2.3.4", "::ffff:0:102:304"),
+            ("::0.0.1.2", "::0.0.1.2"),
+            ("::abcd", "::0.0.171.205"),
+            ("::101", "::101"),
+            ("2001:DB8::1", "2001:db8::1"),
+            ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+            ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"),
+            ("fe80:0:0:0:0:0:0:0", "fe80::"),
+            ("0:0:1:0:0:0:0:0", "0:0:1::"),
+            ("1:0:0:2:0:0:3:4", "1::2:0:0:3:4"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(fmt(input), want, "{input}");
+        }
+    }
+}

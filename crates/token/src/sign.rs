@@ -1,0 +1,277 @@
+//! Signing: the token, and a link that nginx will decode back to the signed path.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use md5::{Digest, Md5};
+
+use crate::addr::RemoteAddr;
+use crate::base64url::{encode_digest, TOKEN_LEN};
+use crate::key::Key;
+
+/// A token: 22 base64url characters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token([u8; TOKEN_LEN]);
+
+impl Token {
+    /// The token text.
+    pub fn as_str(&self) -> &str {
+        // encode_digest only writes base64url ASCII.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    pub(crate) fn from_bytes(b: [u8; TOKEN_LEN]) -> Token {
+        Token(b)
+    }
+
+    /// The token bytes.
+    pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({})", self.as_str())
+    }
+}
+
+/// `MD5("{expires}{uri}{ip} {key}")`, fed piece by piece so nothing is allocated.
+/// `expires` is the raw decimal text: nginx hashes it as received, leading zeros included.
+pub fn digest(expires: &[u8], uri: &[u8], ip: Option<&RemoteAddr>, key: &Key) -> [u8; 16] {
+    let mut h = Md5::new();
+    h.update(expires);
+    h.update(uri);
+    if let Some(ip) = ip {
+        h.update(ip.as_bytes());
+    }
+    h.update(b" ");
+    h.update(key.expose_secret().as_bytes());
+    h.finalize().into()
+}
+
+/// Why a link cannot be signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignError {
+    /// Expiry times must be positive: nginx refuses 0 and negative values.
+    ExpiresNotPositive,
+    /// The path does not start with `/`.
+    NotAbsolutePath,
+    /// The path holds a NUL byte, which nginx refuses even when escaped.
+    ContainsNul,
+    /// The path holds `//`, which nginx merges before checking, so the token would never match.
+    EmptySegment {
+        /// Byte offset of the second slash.
+        offset: usize,
+    },
+    /// The path holds a `.` or `..` segment, which nginx resolves before checking.
+    DotSegment {
+        /// Byte offset of the segment.
+        offset: usize,
+    },
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignError::ExpiresNotPositive => f.write_str("expires must be a positive Unix time"),
+            SignError::NotAbsolutePath => f.write_str("path must start with '/'"),
+            SignError::ContainsNul => f.write_str("path must not contain a NUL byte"),
+            SignError::EmptySegment { offset } => write!(
+                f,
+                "path has '//' at offset {offset}; nginx merges slashes before checking the \
+                 token, so sign the merged path"
+            ),
+            SignError::DotSegment { offset } => write!(
+                f,
+                "path has a '.' or '..' segment at offset {offset}; nginx resolves those \
+                 before checking the token, so sign the resolved path"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SignError {}
+
+/// Decimal text of a positive expiry time, on the stack.
+pub(crate) struct ExpiresText {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl ExpiresText {
+    pub(crate) fn new(expires: i64) -> Result<ExpiresText, SignError> {
+        if expires <= 0 {
+            return Err(SignError::ExpiresNotPositive);
+        }
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        let mut v = expires as u64;
+        while v > 0 {
+            start -= 1;
+            buf[start] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        Ok(ExpiresText { buf, start })
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// Signs `uri` (nginx's decoded `$uri`) until `expires`, bound to `ip` when the resource binds
+/// tokens to the client address (Gcore `secure_key.type` 0) and to no address when it does not
+/// (type 2).
+pub fn sign(key: &Key, expires: i64, uri: &[u8], ip: Option<IpAddr>) -> Result<Token, SignError> {
+    let expires = ExpiresText::new(expires)?;
+    let ip = ip.map(RemoteAddr::new);
+    let d = digest(expires.as_bytes(), uri, ip.as_ref(), key);
+    Ok(Token(encode_digest(&d)))
+}
+
+/// Checks that nginx's normalisation leaves `path` unchanged once it is percent-encoded by
+/// [`write_link`], so that a token signed over `path` matches what nginx computes.
+pub fn check_signable_path(path: &[u8]) -> Result<(), SignError> {
+    if path.first() != Some(&b'/') {
+        return Err(SignError::NotAbsolutePath);
+    }
+    if path.contains(&0) {
+        return Err(SignError::ContainsNul);
+    }
+    let mut offset = 1;
+    for segment in path[1..].split(|&b| b == b'/') {
+        match segment {
+            b"." | b".." => return Err(SignError::DotSegment { offset }),
+            // An empty segment is fine only at the very end ("/dir/").
+            b"" if offset < path.len() => return Err(SignError::EmptySegment { offset }),
+            _ => {}
+        }
+        offset += segment.len() + 1;
+    }
+    Ok(())
+}
+
+/// Bytes left as they are in a printed path: RFC 3986 `pchar` without `%`, plus `/`.
+/// Everything else is escaped; nginx decodes every escape, so escaping more is always safe.
+fn keep_in_path(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+        )
+}
+
+/// Appends `path` percent-encoded so that nginx decodes it back to the same bytes.
+pub fn encode_path(out: &mut Vec<u8>, path: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in path {
+        if keep_in_path(b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        }
+    }
+}
+
+/// Appends `{base}{encoded path}?md5={token}&expires={expires}` to `out`.
+pub fn write_link(out: &mut Vec<u8>, base: &str, path: &[u8], token: &Token, expires: i64) {
+    out.extend_from_slice(base.trim_end_matches('/').as_bytes());
+    encode_path(out, path);
+    out.extend_from_slice(b"?md5=");
+    out.extend_from_slice(token.as_bytes());
+    out.extend_from_slice(b"&expires=");
+    if let Ok(e) = ExpiresText::new(expires) {
+        out.extend_from_slice(e.as_bytes());
+    }
+}
+
+/// Signs `path` and appends the link to `out`: what `tollgate sign` prints, one per line in
+/// batch mode. Checks the path first so that the link works against nginx.
+pub fn sign_link(
+    out: &mut Vec<u8>,
+    base: &str,
+    key: &Key,
+    expires: i64,
+    path: &[u8],
+    ip: Option<IpAddr>,
+) -> Result<Token, SignError> {
+    check_signable_path(path)?;
+    let token = sign(key, expires, path, ip)?;
+    write_link(out, base, path, &token, expires);
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Key {
+        Key::new("secret_key").unwrap()
+    }
+
+    #[test]
+    fn gcore_doc_openssl_examples() {
+        let ip = Some("1.2.3.4".parse().unwrap());
+        let t = sign(&key(), 2147483647, b"/images/1.jpg", ip).unwrap();
+        assert_eq!(t.as_str(), "14nsJ0zrjGipdIbehZ1tRw");
+        let t = sign(&key(), 2147483647, b"/images/1.jpg", None).unwrap();
+        assert_eq!(t.as_str(), "vHEnxR8VaxpEDgyNzJuWwA");
+    }
+
+    #[test]
+    fn refuses_paths_nginx_would_change() {
+        assert_eq!(check_signable_path(b"a"), Err(SignError::NotAbsolutePath));
+        assert_eq!(check_signable_path(b"/a//b"), Err(SignError::EmptySegment { offset: 3 }));
+        assert_eq!(check_signable_path(b"/a/./b"), Err(SignError::DotSegment { offset: 3 }));
+        assert_eq!(check_signable_path(b"/a/.."), Err(SignError::DotSegment { offset: 3 }));
+        assert_eq!(check_signable_path(b"/a\0"), Err(SignError::ContainsNul));
+        for ok in [&b"/"[..], b"/dir/", b"/a b/c%d?e#f", b"/.well-known/x", b"/a..b"] {
+            assert_eq!(check_signable_path(ok), Ok(()), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn link_encodes_what_nginx_decodes() {
+        let mut out = Vec::new();
+        let path = "/live/a b/caf\u{e9}?#%.m3u8".as_bytes();
+        let t = sign_link(&mut out, "https://cdn.example.com/", &key(), 5, path, None).unwrap();
+        let link = String::from_utf8(out).unwrap();
+        assert_eq!(
+            link,
+            format!(
+                "https://cdn.example.com/live/a%20b/caf%C3%A9%3F%23%25.m3u8?md5={t}&expires=5"
+            )
+        );
+    }
+
+    #[test]
+    fn expires_must_be_positive() {
+        assert_eq!(sign(&key(), 0, b"/", None), Err(SignError::ExpiresNotPositive));
+        assert_eq!(sign(&key(), -1, b"/", None), Err(SignError::ExpiresNotPositive));
+        assert!(sign(&key(), i64::MAX, b"/", None).is_ok());
+    }
+}
