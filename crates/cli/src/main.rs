@@ -1,1 +1,288 @@
-fn main() {}
+//! `tollgate`: sign and verify secure-token links, make keys.
+//!
+//! Exit codes: 0 success (for `verify`: the link is valid), 1 the link is refused (400, 403 or
+//! 410), 2 bad arguments or input.
+
+use std::io::{self, IsTerminal, Write};
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tollgate::batch::{sign_lines, BatchSpec};
+use tollgate::{keygen, target::request_target_owned};
+use tollgate_token::{explain, sign_link, Key};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Signed, expiring CDN links (Gcore secure token / nginx secure_link)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a signed link (or, with --batch, one per path read from stdin).
+    Sign(SignArgs),
+    /// Decide a link as the edge would, and explain the decision.
+    Verify(VerifyArgs),
+    /// Print a new random 32-character key.
+    Keygen,
+}
+
+#[derive(Args)]
+struct KeyArgs {
+    /// Secret key (6 to 32 printable ASCII characters). Prefer TOLLGATE_KEY or --key-file:
+    /// other users can read command lines.
+    #[arg(long, env = "TOLLGATE_KEY", hide_env_values = true)]
+    key: Vec<String>,
+    /// Read the key (first line) from a file.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<std::path::PathBuf>,
+}
+
+impl KeyArgs {
+    fn keys(&self) -> Result<Vec<Key>> {
+        let mut raw = self.key.clone();
+        if let Some(f) = &self.key_file {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("--key-file: cannot read {}", f.display()))?;
+            raw.push(text.lines().next().unwrap_or("").to_owned());
+        }
+        if raw.is_empty() {
+            bail!("--key: a key is required (or TOLLGATE_KEY, or --key-file)");
+        }
+        raw.iter()
+            .enumerate()
+            .map(|(i, k)| Key::new(k).map_err(|e| anyhow!("--key (key {}): {e}", i + 1)))
+            .collect()
+    }
+}
+
+#[derive(Args)]
+struct SignArgs {
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// Path to sign, decoded (as nginx's $uri): "/a b.mp4", not "/a%20b.mp4".
+    #[arg(long, required_unless_present = "batch", conflicts_with = "batch")]
+    path: Option<String>,
+    /// Bind the link to this client address (resources of secure_key type 0).
+    #[arg(long)]
+    ip: Option<IpAddr>,
+    /// Expiry as a Unix time.
+    #[arg(long, required_unless_present = "ttl", conflicts_with = "ttl")]
+    expires: Option<i64>,
+    /// Lifetime in seconds from now.
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// Scheme and host put before the path, e.g. https://cdn.example.com
+    #[arg(long, default_value = "")]
+    base: String,
+    /// Print only the token.
+    #[arg(long)]
+    token_only: bool,
+    /// Read one path per line from stdin and print one link per line.
+    #[arg(long)]
+    batch: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Keys to try in order (repeat --key for rotation; the first is the signing key).
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// Client address, for resources that bind tokens to it (secure_key type 0).
+    #[arg(long)]
+    ip: Option<IpAddr>,
+    /// Time of the check as a Unix time (default: now).
+    #[arg(long)]
+    now: Option<i64>,
+    /// Print one JSON object instead of an explanation.
+    #[arg(long)]
+    json: bool,
+    /// The link: a full URL, or a path with its query.
+    link: String,
+}
+
+fn now() -> Result<i64> {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    i64::try_from(secs).context("system clock out of range")
+}
+
+fn expires(args: &SignArgs) -> Result<i64> {
+    match (args.expires, args.ttl) {
+        (Some(e), _) if e <= 0 => bail!("--expires: must be a positive Unix time, got {e}"),
+        (Some(e), _) => Ok(e),
+        (None, Some(ttl)) => i64::try_from(ttl)
+            .ok()
+            .and_then(|t| now().ok()?.checked_add(t))
+            .ok_or_else(|| anyhow!("--ttl: {ttl} seconds from now does not fit in a Unix time")),
+        (None, None) => bail!("--expires or --ttl is required"),
+    }
+}
+
+fn sign(args: SignArgs) -> Result<ExitCode> {
+    let keys = args.keys.keys()?;
+    if keys.len() > 1 {
+        bail!("--key: sign takes one key");
+    }
+    let expires = expires(&args)?;
+    let stdout = io::stdout();
+    if args.batch {
+        let spec = BatchSpec {
+            key: &keys[0],
+            expires,
+            ip: args.ip,
+            base: &args.base,
+            token_only: args.token_only,
+        };
+        let show = io::stderr().is_terminal();
+        let n = sign_lines(io::stdin().lock(), stdout.lock(), &spec, |n| {
+            if show {
+                eprint!("\rsigned {n} links");
+            }
+        })
+        .context("--batch")?;
+        if show {
+            eprintln!("\rsigned {n} links");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = args.path.unwrap_or_default();
+    let mut out = Vec::new();
+    let token = sign_link(
+        &mut out,
+        &args.base,
+        &keys[0],
+        expires,
+        path.as_bytes(),
+        args.ip,
+    )
+    .map_err(|e| anyhow!("--path: {e}"))?;
+    if args.token_only {
+        out.clear();
+        out.extend_from_slice(token.as_bytes());
+    }
+    out.push(b'\n');
+    stdout.lock().write_all(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        410 => "Gone",
+        _ => "",
+    }
+}
+
+fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let keys = args.keys.keys()?;
+    let now = match args.now {
+        Some(n) => n,
+        None => now()?,
+    };
+    let target = request_target_owned(&args.link);
+    let ex = explain(target.as_bytes(), &keys, args.ip, now);
+    let (status, reason, detail, key_index) = match &ex.outcome {
+        Ok(v) => (
+            200,
+            "valid",
+            format!(
+                "valid: signed with key {} ({}), expires in {} s",
+                v.key_index + 1,
+                if v.key_index == 0 {
+                    "the signing key"
+                } else {
+                    "a verify-only key"
+                },
+                v.expires - now
+            ),
+            Some(v.key_index),
+        ),
+        Err(r) => (r.status(), r.reason(), r.to_string(), None),
+    };
+    let mut out = io::stdout().lock();
+    if args.json {
+        let obj = serde_json::json!({
+            "status": status,
+            "reason": reason,
+            "detail": detail,
+            "key_index": key_index,
+        });
+        writeln!(out, "{obj}")?;
+    } else {
+        writeln!(out, "status:   {status} {} ({reason})", status_text(status))?;
+        writeln!(out, "detail:   {detail}")?;
+        writeln!(out, "path:     {}", ex.raw_path)?;
+        if let Some(uri) = &ex.uri {
+            if ex.changes.any() {
+                writeln!(
+                    out,
+                    "$uri:     {uri}  ({})",
+                    ex.changes.describe().join(", ")
+                )?;
+            }
+        }
+        match &args.ip {
+            Some(ip) => writeln!(
+                out,
+                "client:   {} (token bound to it)",
+                tollgate_token::RemoteAddr::new(*ip)
+            )?,
+            None => writeln!(out, "client:   not part of the token")?,
+        }
+        if let Some(e) = &ex.given_expires {
+            let when = match tollgate_token::verify::parse_expires(e.as_bytes()) {
+                Ok(t) if t < now => format!("expired {} s ago", now - t),
+                Ok(t) => format!("valid for {} more s", t - now),
+                Err(_) => "not a valid expiry".to_owned(),
+            };
+            writeln!(out, "expires:  {e} ({when}; now {now})")?;
+        }
+        for (i, (hashed, token)) in ex.expected.iter().enumerate() {
+            writeln!(out, "hashed:   \"{hashed}\"  (key {})", i + 1)?;
+            writeln!(out, "expected: {token}")?;
+        }
+        writeln!(
+            out,
+            "given:    {}",
+            ex.given_token.as_deref().unwrap_or("(none)")
+        )?;
+    }
+    Ok(if status == 200 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run() -> Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Sign(a) => sign(a),
+        Command::Verify(a) => verify(a),
+        Command::Keygen => {
+            let key =
+                keygen::generate().context("the operating system's random generator failed")?;
+            println!("{key}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tollgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

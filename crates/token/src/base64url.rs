@@ -68,7 +68,10 @@ impl std::fmt::Display for TokenFormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TokenFormatError::TooLong { len } => {
-                write!(f, "the md5 value is {len} bytes long; at most 24 are accepted")
+                write!(
+                    f,
+                    "the md5 value is {len} bytes long; at most 24 are accepted"
+                )
             }
             TokenFormatError::InvalidChar { offset } => write!(
                 f,
@@ -158,7 +161,10 @@ mod tests {
             decode_token(b"AAAAAAAAAAAAAAAAAAAAAAA"),
             Err(TokenFormatError::WrongLength { len: 23 })
         );
-        assert_eq!(decode_token(b""), Err(TokenFormatError::WrongLength { len: 0 }));
+        assert_eq!(
+            decode_token(b""),
+            Err(TokenFormatError::WrongLength { len: 0 })
+        );
         // After '=' nginx ignores everything, but a comma still breaks the expiry split.
         assert_eq!(
             decode_token(b"AAAAAAAAAAAAAAAAAAAAAA=,"),

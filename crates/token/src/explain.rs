@@ -30,7 +30,10 @@ pub struct Explanation {
 
 /// Verifies like [`crate::verify_request`] and records the pieces of the decision.
 pub fn explain(target: &[u8], keys: &[Key], ip: Option<IpAddr>, now: i64) -> Explanation {
-    let raw_path_end = target.iter().position(|&b| b == b'?').unwrap_or(target.len());
+    let raw_path_end = target
+        .iter()
+        .position(|&b| b == b'?')
+        .unwrap_or(target.len());
     let raw_path = String::from_utf8_lossy(&target[..raw_path_end]).into_owned();
     let parsed = match Target::parse(target) {
         Ok(t) => t,

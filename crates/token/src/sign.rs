@@ -245,11 +245,26 @@ mod tests {
     #[test]
     fn refuses_paths_nginx_would_change() {
         assert_eq!(check_signable_path(b"a"), Err(SignError::NotAbsolutePath));
-        assert_eq!(check_signable_path(b"/a//b"), Err(SignError::EmptySegment { offset: 3 }));
-        assert_eq!(check_signable_path(b"/a/./b"), Err(SignError::DotSegment { offset: 3 }));
-        assert_eq!(check_signable_path(b"/a/.."), Err(SignError::DotSegment { offset: 3 }));
+        assert_eq!(
+            check_signable_path(b"/a//b"),
+            Err(SignError::EmptySegment { offset: 3 })
+        );
+        assert_eq!(
+            check_signable_path(b"/a/./b"),
+            Err(SignError::DotSegment { offset: 3 })
+        );
+        assert_eq!(
+            check_signable_path(b"/a/.."),
+            Err(SignError::DotSegment { offset: 3 })
+        );
         assert_eq!(check_signable_path(b"/a\0"), Err(SignError::ContainsNul));
-        for ok in [&b"/"[..], b"/dir/", b"/a b/c%d?e#f", b"/.well-known/x", b"/a..b"] {
+        for ok in [
+            &b"/"[..],
+            b"/dir/",
+            b"/a b/c%d?e#f",
+            b"/.well-known/x",
+            b"/a..b",
+        ] {
             assert_eq!(check_signable_path(ok), Ok(()), "{ok:?}");
         }
     }
@@ -262,16 +277,20 @@ mod tests {
         let link = String::from_utf8(out).unwrap();
         assert_eq!(
             link,
-            format!(
-                "https://cdn.example.com/live/a%20b/caf%C3%A9%3F%23%25.m3u8?md5={t}&expires=5"
-            )
+            format!("https://cdn.example.com/live/a%20b/caf%C3%A9%3F%23%25.m3u8?md5={t}&expires=5")
         );
     }
 
     #[test]
     fn expires_must_be_positive() {
-        assert_eq!(sign(&key(), 0, b"/", None), Err(SignError::ExpiresNotPositive));
-        assert_eq!(sign(&key(), -1, b"/", None), Err(SignError::ExpiresNotPositive));
+        assert_eq!(
+            sign(&key(), 0, b"/", None),
+            Err(SignError::ExpiresNotPositive)
+        );
+        assert_eq!(
+            sign(&key(), -1, b"/", None),
+            Err(SignError::ExpiresNotPositive)
+        );
         assert!(sign(&key(), i64::MAX, b"/", None).is_ok());
     }
 }

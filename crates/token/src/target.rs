@@ -477,9 +477,27 @@ mod tests {
             ("/a%4", TargetError::BadEscape { offset: 2 }),
             ("/a%zz", TargetError::BadEscape { offset: 2 }),
             ("/a%00", TargetError::EncodedNul),
-            ("/a b", TargetError::ForbiddenByte { offset: 2, byte: b' ' }),
-            ("/a?x=\t", TargetError::ForbiddenByte { offset: 5, byte: b'\t' }),
-            ("/a\u{7f}", TargetError::ForbiddenByte { offset: 2, byte: 0x7f }),
+            (
+                "/a b",
+                TargetError::ForbiddenByte {
+                    offset: 2,
+                    byte: b' ',
+                },
+            ),
+            (
+                "/a?x=\t",
+                TargetError::ForbiddenByte {
+                    offset: 5,
+                    byte: b'\t',
+                },
+            ),
+            (
+                "/a\u{7f}",
+                TargetError::ForbiddenByte {
+                    offset: 2,
+                    byte: 0x7f,
+                },
+            ),
         ];
         for (input, want) in bad {
             assert_eq!(parse(input), Err(*want), "{input:?}");

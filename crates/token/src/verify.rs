@@ -166,8 +166,14 @@ pub fn verify(
     now: i64,
 ) -> Result<Verified, Refusal> {
     let params = LinkParams::from_args(target.args());
-    let md5 = params.md5.filter(|v| !v.is_empty()).ok_or(Refusal::MissingToken)?;
-    let expires_raw = params.expires.filter(|v| !v.is_empty()).ok_or(Refusal::MissingExpires)?;
+    let md5 = params
+        .md5
+        .filter(|v| !v.is_empty())
+        .ok_or(Refusal::MissingToken)?;
+    let expires_raw = params
+        .expires
+        .filter(|v| !v.is_empty())
+        .ok_or(Refusal::MissingExpires)?;
     let expires = parse_expires(expires_raw).map_err(Refusal::BadExpires)?;
     let given = decode_token(md5).map_err(Refusal::BadToken)?;
     let ip = ip.map(RemoteAddr::new);
@@ -202,7 +208,10 @@ mod tests {
     use crate::sign::sign;
 
     fn keys() -> Vec<Key> {
-        vec![Key::new("secret_key").unwrap(), Key::new("old_secret").unwrap()]
+        vec![
+            Key::new("secret_key").unwrap(),
+            Key::new("old_secret").unwrap(),
+        ]
     }
 
     fn link(path: &str, key: &Key, expires: i64, ip: Option<IpAddr>) -> String {
@@ -218,12 +227,21 @@ mod tests {
         let good = link("/a.jpg", &ks[0], now + 10, None);
         let v = |t: &str, ip: Option<IpAddr>, now: i64| verify_request(t.as_bytes(), &ks, ip, now);
 
-        assert_eq!(v(&good, None, now), Ok(Verified { key_index: 0, expires: now + 10 }));
+        assert_eq!(
+            v(&good, None, now),
+            Ok(Verified {
+                key_index: 0,
+                expires: now + 10
+            })
+        );
         // The expiry second itself is still valid; one second later it is not.
         assert!(v(&good, None, now + 10).is_ok());
         assert_eq!(
             v(&good, None, now + 11),
-            Err(Refusal::Expired { expires: now + 10, now: now + 11 })
+            Err(Refusal::Expired {
+                expires: now + 10,
+                now: now + 11
+            })
         );
         // Rotation: the old key still verifies and says so.
         let old = link("/a.jpg", &ks[1], now + 10, None);
@@ -231,7 +249,10 @@ mod tests {
         // Bound to an address.
         let bound = link("/a.jpg", &ks[0], now + 10, Some(ip));
         assert!(v(&bound, Some(ip), now).is_ok());
-        assert_eq!(v(&bound, Some("1.2.3.5".parse().unwrap()), now), Err(Refusal::Mismatch));
+        assert_eq!(
+            v(&bound, Some("1.2.3.5".parse().unwrap()), now),
+            Err(Refusal::Mismatch)
+        );
         assert_eq!(v(&bound, None, now), Err(Refusal::Mismatch));
         // A wrong hash on an expired link is 403, not 410.
         let mut wrong = link("/a.jpg", &ks[0], now - 5, None);
@@ -260,7 +281,10 @@ mod tests {
     fn expires_parsing() {
         assert_eq!(parse_expires(b"0001"), Ok(1));
         assert_eq!(parse_expires(b"9223372036854775807"), Ok(i64::MAX));
-        assert_eq!(parse_expires(b"9223372036854775808"), Err(ExpiresError::TooLarge));
+        assert_eq!(
+            parse_expires(b"9223372036854775808"),
+            Err(ExpiresError::TooLarge)
+        );
         assert_eq!(parse_expires(b"000"), Err(ExpiresError::Zero));
         assert_eq!(parse_expires(b"-1"), Err(ExpiresError::NotDigits));
         assert_eq!(parse_expires(b"1 "), Err(ExpiresError::NotDigits));
@@ -273,6 +297,9 @@ mod tests {
         let t = sign(&ks[0], 100, b"/a", None).unwrap();
         // The token for "100" does not verify as "0100": the hash covers the text.
         let padded = format!("/a?md5={t}&expires=0100");
-        assert_eq!(verify_request(padded.as_bytes(), &ks, None, 1), Err(Refusal::Mismatch));
+        assert_eq!(
+            verify_request(padded.as_bytes(), &ks, None, 1),
+            Err(Refusal::Mismatch)
+        );
     }
 }
