@@ -75,10 +75,15 @@ struct SignArgs {
     #[arg(long)]
     ip: Option<IpAddr>,
     /// Expiry as a Unix time.
-    #[arg(long, required_unless_present = "ttl", conflicts_with = "ttl")]
+    #[arg(
+        long,
+        required_unless_present = "ttl",
+        conflicts_with = "ttl",
+        allow_negative_numbers = true
+    )]
     expires: Option<i64>,
     /// Lifetime in seconds from now.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     ttl: Option<u64>,
     /// Scheme and host put before the path, e.g. https://cdn.example.com
     #[arg(long, default_value = "")]

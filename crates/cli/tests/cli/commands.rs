@@ -1,0 +1,210 @@
+//! The commands' contract: outputs, JSON shape, exit codes, and errors that name the field.
+
+use crate::{err, out, tollgate};
+
+const LINK: &str = "http://cdn.site.com/images/1.jpg?md5=vHEnxR8VaxpEDgyNzJuWwA&expires=2147483647";
+
+#[test]
+fn sign_prints_the_documented_link() {
+    let o = tollgate(
+        &[
+            "sign",
+            "--key",
+            "secret_key",
+            "--path",
+            "/images/1.jpg",
+            "--expires",
+            "2147483647",
+            "--base",
+            "http://cdn.site.com",
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    assert_eq!(out(&o), LINK);
+}
+
+#[test]
+fn sign_encodes_what_it_signs_decoded() {
+    let o = tollgate(
+        &[
+            "sign",
+            "--key",
+            "secret_key",
+            "--path",
+            "/a b/caf\u{e9}.mp4",
+            "--expires",
+            "2147483647",
+        ],
+        None,
+    );
+    let link = out(&o);
+    assert!(link.starts_with("/a%20b/caf%C3%A9.mp4?md5="), "{link}");
+    let v = tollgate(&["verify", "--key", "secret_key", &link], None);
+    assert!(v.status.success(), "{}", out(&v));
+}
+
+#[test]
+fn verify_json_shape_and_exit_codes() {
+    let cases = [
+        (LINK.to_owned(), vec![], 0, "{\"detail\":"),
+        (LINK.replace("vHEnx", "vHEny"), vec![], 1, "\"status\":403"),
+        (
+            LINK.to_owned(),
+            vec!["--now", "2147483648"],
+            1,
+            "\"status\":410",
+        ),
+        ("/%zz?md5=x".to_owned(), vec![], 1, "\"status\":400"),
+    ];
+    for (link, extra, code, want) in cases {
+        let mut args = vec!["verify", "--key", "secret_key", "--json"];
+        args.extend(extra);
+        args.push(&link);
+        let o = tollgate(&args, None);
+        assert_eq!(o.status.code(), Some(code), "{link}: {}", out(&o));
+        let text = out(&o);
+        assert!(text.contains(want), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for field in ["status", "reason", "detail", "key_index"] {
+            assert!(v.get(field).is_some(), "{field} missing in {text}");
+        }
+    }
+}
+
+#[test]
+fn verify_reports_which_key_matched() {
+    let o = tollgate(
+        &[
+            "verify",
+            "--key",
+            "new_key_1",
+            "--key",
+            "secret_key",
+            "--json",
+            LINK,
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    assert!(out(&o).contains("\"key_index\":1"), "{}", out(&o));
+}
+
+#[test]
+fn verify_explains_in_words() {
+    let o = tollgate(
+        &[
+            "verify",
+            "--key",
+            "secret_key",
+            "--now",
+            "2147483657",
+            "http://cdn.site.com//images/./1.jpg?md5=vHEnxR8VaxpEDgyNzJuWwA&expires=2147483647",
+        ],
+        None,
+    );
+    let text = out(&o);
+    assert!(text.contains("410"), "{text}");
+    assert!(text.contains("expired 10 s ago"), "{text}");
+    assert!(text.contains("repeated slashes merged"), "{text}");
+    assert!(
+        text.contains("\"2147483647/images/1.jpg s********y\""),
+        "{text}"
+    );
+    assert!(text.contains("expected: vHEnxR8VaxpEDgyNzJuWwA"), "{text}");
+    assert!(!text.contains("secret_key"), "the key leaked: {text}");
+}
+
+#[test]
+fn errors_name_the_field() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["sign", "--key", "short", "--path", "/a", "--ttl", "5"],
+            "--key",
+        ),
+        (
+            &["sign", "--key", "secret key", "--path", "/a", "--ttl", "5"],
+            "whitespace",
+        ),
+        (
+            &["sign", "--key", "secret_key", "--path", "a", "--ttl", "5"],
+            "--path",
+        ),
+        (
+            &[
+                "sign",
+                "--key",
+                "secret_key",
+                "--path",
+                "/a/../b",
+                "--ttl",
+                "5",
+            ],
+            "--path",
+        ),
+        (
+            &[
+                "sign",
+                "--key",
+                "secret_key",
+                "--path",
+                "/a",
+                "--expires",
+                "0",
+            ],
+            "--expires",
+        ),
+        (
+            &["sign", "--key", "secret_key", "--path", "/a", "--ttl", "-5"],
+            "--ttl",
+        ),
+        (&["sign", "--path", "/a", "--ttl", "5"], "--key"),
+        (
+            &["verify", "--key", "secret_key", "--ip", "1.2.3", "/a"],
+            "--ip",
+        ),
+    ];
+    for (args, field) in cases {
+        let o = tollgate(args, None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(err(&o).contains(field), "{args:?}: {}", err(&o));
+    }
+}
+
+#[test]
+fn batch_signs_every_line_and_names_a_bad_one() {
+    let input = b"/images/1.jpg\n/a b\n";
+    let o = tollgate(
+        &[
+            "sign",
+            "--batch",
+            "--key",
+            "secret_key",
+            "--expires",
+            "2147483647",
+            "--base",
+            "http://cdn.site.com",
+        ],
+        Some(input),
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    assert_eq!(text.lines().next(), Some(LINK));
+    assert_eq!(text.lines().count(), 2);
+    let bad = tollgate(
+        &["sign", "--batch", "--key", "secret_key", "--ttl", "60"],
+        Some(b"/ok\n/x//y\n"),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(err(&bad).contains("line 2"), "{}", err(&bad));
+}
+
+#[test]
+fn keygen_makes_valid_distinct_keys() {
+    let a = out(&tollgate(&["keygen"], None));
+    let b = out(&tollgate(&["keygen"], None));
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, b);
+    let o = tollgate(&["sign", "--key", &a, "--path", "/x", "--ttl", "5"], None);
+    assert!(o.status.success());
+}

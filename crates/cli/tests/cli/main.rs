@@ -1,0 +1,35 @@
+//! Tests of the `tollgate` binary, in one test binary.
+
+mod commands;
+mod seed_scripts;
+
+use std::process::{Command, Output, Stdio};
+
+/// Runs `tollgate` with `args` and optional stdin.
+pub fn tollgate(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .env_remove("TOLLGATE_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running tollgate");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).expect("writing stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("waiting for tollgate")
+}
+
+/// stdout as a trimmed string.
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// stderr as a string.
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
