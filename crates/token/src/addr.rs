@@ -7,7 +7,7 @@
 //! (`::abcd` is `::0.0.171.205`); Rust only does for the first. An IPv4-mapped peer is never
 //! turned into plain IPv4.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
 /// Longest text form: `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255` is 45 bytes.
@@ -27,14 +27,10 @@ impl RemoteAddr {
             buf: [0; MAX_LEN],
             len: 0,
         };
-        // Writing into a fixed buffer that is always large enough cannot fail.
-        let _ = match ip {
-            IpAddr::V4(v4) => {
-                let o = v4.octets();
-                write!(s, "{}.{}.{}.{}", o[0], o[1], o[2], o[3])
-            }
+        match ip {
+            IpAddr::V4(v4) => s.push_dotted(v4.octets()),
             IpAddr::V6(v6) => write_inet6(&mut s, &v6),
-        };
+        }
         s
     }
 
@@ -50,16 +46,45 @@ impl RemoteAddr {
     }
 }
 
-impl fmt::Write for RemoteAddr {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let start = self.len as usize;
-        let end = start + s.len();
-        if end > MAX_LEN {
-            return Err(fmt::Error);
+// Hand-written digits instead of `write!`: this runs on every request of an IP-bound resource
+// and the formatting machinery costs as much as the rest of the check. The longest text fits
+// MAX_LEN, so the pushes cannot overflow.
+impl RemoteAddr {
+    fn push(&mut self, b: u8) {
+        self.buf[self.len as usize] = b;
+        self.len += 1;
+    }
+
+    fn push_dec(&mut self, v: u8) {
+        if v >= 100 {
+            self.push(b'0' + v / 100);
         }
-        self.buf[start..end].copy_from_slice(s.as_bytes());
-        self.len = end as u8;
-        Ok(())
+        if v >= 10 {
+            self.push(b'0' + (v / 10) % 10);
+        }
+        self.push(b'0' + v % 10);
+    }
+
+    /// `%xd`: lower-case hex without leading zeros.
+    fn push_hex(&mut self, v: u16) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut started = false;
+        for shift in [12, 8, 4, 0] {
+            let d = ((v >> shift) & 15) as usize;
+            if d != 0 || started || shift == 0 {
+                self.push(HEX[d]);
+                started = true;
+            }
+        }
+    }
+
+    fn push_dotted(&mut self, o: [u8; 4]) {
+        for (i, &b) in o.iter().enumerate() {
+            if i > 0 {
+                self.push(b'.');
+            }
+            self.push_dec(b);
+        }
     }
 }
 
@@ -76,7 +101,7 @@ impl fmt::Debug for RemoteAddr {
 }
 
 /// A line-by-line port of `ngx_inet6_ntop`.
-fn write_inet6(out: &mut RemoteAddr, ip: &Ipv6Addr) -> fmt::Result {
+fn write_inet6(out: &mut RemoteAddr, ip: &Ipv6Addr) {
     let p = ip.octets();
     // The longest run of zero groups (first one wins a tie), if longer than one group.
     let mut zero: Option<usize> = None;
@@ -110,26 +135,25 @@ fn write_inet6(out: &mut RemoteAddr, ip: &Ipv6Addr) -> fmt::Result {
         {
             groups_end = 12;
         }
-        out.write_char(':')?;
+        out.push(b':');
     }
 
     let mut i = 0;
     while i < groups_end {
         if Some(i) == zero {
-            out.write_char(':')?;
+            out.push(b':');
             i += (max - 1) * 2 + 2;
             continue;
         }
-        write!(out, "{:x}", u16::from(p[i]) << 8 | u16::from(p[i + 1]))?;
+        out.push_hex(u16::from(p[i]) << 8 | u16::from(p[i + 1]));
         if i < 14 {
-            out.write_char(':')?;
+            out.push(b':');
         }
         i += 2;
     }
     if groups_end == 12 {
-        write!(out, "{}.{}.{}.{}", p[12], p[13], p[14], p[15])?;
+        out.push_dotted([p[12], p[13], p[14], p[15]]);
     }
-    Ok(())
 }
 
 #[cfg(test)]
