@@ -44,7 +44,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| tollgate_token::RemoteAddr::new(black_box(ip)))
     });
     g.bench_function("parse_target", |b| {
-        b.iter(|| tollgate_token::Target::parse(black_box(target.as_bytes())).map(|t| t.args().len()))
+        b.iter(|| {
+            tollgate_token::Target::parse(black_box(target.as_bytes())).map(|t| t.args().len())
+        })
     });
     g.bench_function("verify_typical_link", |b| {
         b.iter(|| verify_request(black_box(target.as_bytes()), &keys, Some(ip), 1_800_000_000))

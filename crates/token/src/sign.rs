@@ -42,17 +42,28 @@ impl fmt::Debug for Token {
     }
 }
 
-/// `MD5("{expires}{uri}{ip} {key}")`, fed piece by piece so nothing is allocated.
-/// `expires` is the raw decimal text: nginx hashes it as received, leading zeros included.
+/// `MD5("{expires}{uri}{ip} {key}")`, without allocating. `expires` is the raw decimal
+/// text: nginx hashes it as received, leading zeros included.
 pub fn digest(expires: &[u8], uri: &[u8], ip: Option<&RemoteAddr>, key: &Key) -> [u8; 16] {
-    let mut h = Md5::new();
-    h.update(expires);
-    h.update(uri);
-    if let Some(ip) = ip {
-        h.update(ip.as_bytes());
+    let ip = ip.map(RemoteAddr::as_bytes).unwrap_or_default();
+    let key = key.expose_secret().as_bytes();
+    let parts: [&[u8]; 5] = [expires, uri, ip, b" ", key];
+    // One call over a stack buffer is measurably cheaper than five `update`s for typical
+    // links; long paths fall back to feeding the pieces.
+    let mut buf = [0u8; 128];
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total <= buf.len() {
+        let mut at = 0;
+        for p in parts {
+            buf[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        return Md5::digest(&buf[..total]).into();
     }
-    h.update(b" ");
-    h.update(key.expose_secret().as_bytes());
+    let mut h = Md5::new();
+    for p in parts {
+        h.update(p);
+    }
     h.finalize().into()
 }
 

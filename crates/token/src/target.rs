@@ -117,21 +117,51 @@ impl<'a> Target<'a> {
         if target.first() != Some(&b'/') {
             return Err(TargetError::NotAbsolutePath);
         }
-        // nginx >= 1.21.1 refuses spaces and control characters anywhere in the request line.
-        // Simple whole-slice scans, which the compiler vectorises: this is the hot path.
-        if let Some(offset) = target.iter().position(|&b| b <= 0x20 || b == 0x7f) {
-            return Err(TargetError::ForbiddenByte {
-                offset,
-                byte: target[offset],
-            });
+        // nginx >= 1.21.1 refuses spaces and control characters anywhere in the request line,
+        // and its own test for a URI that needs the full parser is an escape in the path, a '#'
+        // anywhere, or a '.' or '/' right after a '/'. Simple URIs (the common case) are
+        // borrowed as they are. The path is scanned with a byte-class table; the query, which
+        // has no syntax of its own here, eight bytes at a time.
+        let mut query_at = None;
+        let mut complex = false;
+        for (i, &b) in target.iter().enumerate() {
+            let class = BYTE_CLASS[b as usize];
+            if class == 0 {
+                continue;
+            }
+            if class & FORBIDDEN != 0 {
+                return Err(TargetError::ForbiddenByte { offset: i, byte: b });
+            }
+            if class & QUESTION != 0 {
+                query_at = Some(i);
+                break;
+            }
+            if class & (PERCENT | HASH) != 0 || matches!(target.get(i + 1), Some(b'.' | b'/')) {
+                complex = true;
+            }
         }
-        let query_at = target.iter().position(|&b| b == b'?');
-        let path = &target[..query_at.unwrap_or(target.len())];
-        // nginx's own test for a URI that needs the full parser: an escape, a '#' anywhere,
-        // or a '.' or '/' right after a '/'. Simple URIs are borrowed as they are.
-        let complex = path.iter().any(|&b| b == b'%')
-            || target.iter().any(|&b| b == b'#')
-            || path.windows(2).any(|w| w[0] == b'/' && (w[1] == b'.' || w[1] == b'/'));
+        if let Some(q) = query_at {
+            match find_in_query(&target[q + 1..]) {
+                Some((i, b'#')) => {
+                    // Keep checking for forbidden bytes past the '#'.
+                    if let Some(j) = target[q + 1 + i..].iter().position(|&b| is_forbidden(b)) {
+                        let offset = q + 1 + i + j;
+                        return Err(TargetError::ForbiddenByte {
+                            offset,
+                            byte: target[offset],
+                        });
+                    }
+                    complex = true;
+                }
+                Some((i, byte)) => {
+                    return Err(TargetError::ForbiddenByte {
+                        offset: q + 1 + i,
+                        byte,
+                    })
+                }
+                None => {}
+            }
+        }
         if !complex {
             let (uri, args) = match query_at {
                 Some(q) => (&target[..q], &target[q + 1..]),
@@ -161,6 +191,64 @@ impl<'a> Target<'a> {
         self.changes
     }
 }
+
+const FORBIDDEN: u8 = 1;
+const PERCENT: u8 = 2;
+const HASH: u8 = 4;
+const SLASH: u8 = 8;
+const QUESTION: u8 = 16;
+
+fn is_forbidden(b: u8) -> bool {
+    b <= 0x20 || b == 0x7f
+}
+
+/// The first byte of a query that is forbidden or a '#', with its offset.
+///
+/// Eight bytes at a time: a word holds such a byte when one of its bytes below 0x80 is below
+/// 0x21, or one byte equals 0x7f or '#' (the classic "has zero byte" test on `x ^ pattern`).
+/// Only then are its bytes looked at one by one.
+fn find_in_query(q: &[u8]) -> Option<(usize, u8)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let special = |b: u8| is_forbidden(b) || b == b'#';
+    let mut chunks = q.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let hit = (x.wrapping_sub(ONES * 0x21) & !x & HIGHS)
+            | has_zero(x ^ (ONES * 0x7f))
+            | has_zero(x ^ (ONES * u64::from(b'#')));
+        if hit != 0 {
+            if let Some(i) = chunk.iter().position(|&b| special(b)) {
+                return Some((base + i, chunk[i]));
+            }
+        }
+        base += 8;
+    }
+    let rest = chunks.remainder();
+    rest.iter()
+        .position(|&b| special(b))
+        .map(|i| (base + i, rest[i]))
+}
+
+/// What each byte means to the first pass of [`Target::parse`]; 0 for ordinary bytes.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b <= 0x20 {
+        t[b] = FORBIDDEN;
+        b += 1;
+    }
+    t[0x7f] = FORBIDDEN;
+    t[b'%' as usize] = PERCENT;
+    t[b'#' as usize] = HASH;
+    t[b'/' as usize] = SLASH;
+    t[b'?' as usize] = QUESTION;
+    t
+};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -496,6 +584,33 @@ mod tests {
         for (input, want) in bad {
             assert_eq!(parse(input), Err(*want), "{input:?}");
         }
+    }
+
+    #[test]
+    fn forbidden_bytes_found_at_any_offset() {
+        for len in 2..40 {
+            for at in 1..len {
+                for bad in [0u8, b'\t', b' ', 0x1f, 0x7f] {
+                    let mut t = vec![b'a'; len];
+                    t[0] = b'/';
+                    t[at] = bad;
+                    assert_eq!(
+                        Target::parse(&t),
+                        Err(TargetError::ForbiddenByte {
+                            offset: at,
+                            byte: bad
+                        })
+                    );
+                }
+            }
+        }
+        let mut all: Vec<u8> = vec![b'/'];
+        all.extend(
+            (0x80u8..=0xff)
+                .chain(0x21..0x7f)
+                .filter(|&b| b != b'%' && b != b'#'),
+        );
+        assert!(Target::parse(&all).is_ok());
     }
 
     #[test]
