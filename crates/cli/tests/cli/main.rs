@@ -1,4 +1,5 @@
 //! Tests of the `tollgate` binary, in one test binary.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 mod commands;
 mod seed_scripts;
