@@ -1,0 +1,56 @@
+//! CDN resources in Gcore's JSON shape, and their validation.
+//!
+//! One definition serves the edge's `--resources` file, the control-plane API and the config
+//! snapshots pushed to edges, so a resource means the same thing everywhere. Parsing is strict
+//! (unknown fields are refused, never dropped) and [`Resource::validate`] turns a parsed
+//! resource into a [`ValidResource`] whose keys, hostnames and origin are known to be usable,
+//! collecting every problem rather than stopping at the first.
+
+mod duration;
+mod resource;
+mod validate;
+
+pub use duration::parse_gcore_duration;
+pub use resource::{
+    EdgeCacheSettings, OptionToggle, Options, OriginProtocol, Resource, SecureKey, SecureKeyType,
+};
+pub use validate::{FieldError, ValidResource, ValidSecureKey};
+
+/// Parses a JSON array of resources (the edge's `--resources` file) and validates each one.
+/// Errors name the resource (by index and id) and the field.
+pub fn parse_resources(json: &str) -> Result<Vec<ValidResource>, Vec<FieldError>> {
+    let raw: Vec<Resource> = serde_json::from_str(json).map_err(|e| {
+        vec![FieldError {
+            field: format!("line {} column {}", e.line(), e.column()),
+            message: e.to_string(),
+        }]
+    })?;
+    let mut errors = Vec::new();
+    let mut valid = Vec::with_capacity(raw.len());
+    let mut hosts = std::collections::HashMap::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let id = r.id;
+        match r.validate() {
+            Ok(v) => {
+                for h in v.hostnames() {
+                    if let Some(prev) = hosts.insert(h.to_owned(), v.id) {
+                        errors.push(FieldError {
+                            field: format!("[{i}] (id {}).cname", v.id),
+                            message: format!("hostname {h} is already used by resource {prev}"),
+                        });
+                    }
+                }
+                valid.push(v);
+            }
+            Err(errs) => errors.extend(errs.into_iter().map(|e| FieldError {
+                field: format!("[{i}] (id {id}).{}", e.field),
+                message: e.message,
+            })),
+        }
+    }
+    if errors.is_empty() {
+        Ok(valid)
+    } else {
+        Err(errors)
+    }
+}

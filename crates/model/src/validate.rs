@@ -1,0 +1,322 @@
+//! From a parsed [`Resource`] to a [`ValidResource`], collecting every problem with its field.
+
+use std::fmt;
+
+use tollgate_token::Key;
+
+use crate::duration::parse_gcore_duration;
+use crate::resource::{OriginProtocol, Resource, SecureKeyType};
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field, as a JSON path (`options.secure_key.key`).
+    pub field: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// The enforced secure-token settings of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidSecureKey {
+    /// Keys to try in order; the first signs.
+    pub keys: Vec<Key>,
+    /// Whether tokens include the client address (type 0).
+    pub bind_client_ip: bool,
+}
+
+/// A resource whose every field has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidResource {
+    /// Resource id.
+    pub id: u64,
+    /// The resource as given (for serving it back).
+    pub resource: Resource,
+    /// Lower-cased hostnames: cname first, then the secondary ones.
+    hostnames: Vec<String>,
+    /// Origin host (no port) and port.
+    pub origin_host: String,
+    /// Origin port (default 80 for HTTP, 443 for HTTPS).
+    pub origin_port: u16,
+    /// `Some` when links must be signed.
+    pub secure_key: Option<ValidSecureKey>,
+    /// Host header for origin requests.
+    pub host_header: String,
+    /// Leave the query string out of the cache key.
+    pub ignore_query_string: bool,
+    /// Cache time that overrides the origin's headers.
+    pub cache_override_secs: Option<u64>,
+    /// Cache time when the origin sends no cache headers.
+    pub cache_default_secs: u64,
+}
+
+impl ValidResource {
+    /// Every hostname of the resource, lower-cased.
+    pub fn hostnames(&self) -> &[String] {
+        &self.hostnames
+    }
+}
+
+/// Cache time for responses without cache headers when the resource does not set one: the
+/// reference edge's `proxy_cache_valid 200 60m`.
+pub const DEFAULT_CACHE_SECS: u64 = 3600;
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Splits `host[:port]`; IPv6 literals go in brackets.
+fn split_origin(origin: &str) -> Option<(String, Option<u16>)> {
+    if let Some(rest) = origin.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?.parse().ok()?),
+        };
+        return Some((host.to_owned(), port));
+    }
+    let (host, port) = match origin.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p.parse::<u16>().ok()?)),
+        None => (origin, None),
+    };
+    (valid_hostname(host) || host.parse::<std::net::Ipv4Addr>().is_ok())
+        .then(|| (host.to_ascii_lowercase(), port))
+}
+
+impl Resource {
+    /// Checks every field; returns all problems found.
+    pub fn validate(self) -> Result<ValidResource, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut err = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message,
+            })
+        };
+
+        let mut hostnames = Vec::new();
+        for (field, h) in std::iter::once(("cname".to_owned(), &self.cname)).chain(
+            self.secondary_hostnames
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (format!("secondaryHostnames[{i}]"), h)),
+        ) {
+            let lower = h.to_ascii_lowercase();
+            if !valid_hostname(&lower) {
+                err(&field, format!("{h:?} is not a valid hostname"));
+            } else if hostnames.contains(&lower) {
+                err(&field, format!("{h} is listed twice"));
+            } else {
+                hostnames.push(lower);
+            }
+        }
+
+        let (origin_host, origin_port) = match split_origin(&self.origin) {
+            Some((host, port)) => {
+                let default = match self.origin_protocol {
+                    OriginProtocol::Https => 443,
+                    _ => 80,
+                };
+                (host, port.unwrap_or(default))
+            }
+            None => {
+                err(
+                    "origin",
+                    format!(
+                        "{:?} is not host[:port] (e.g. origin.example.com:8080)",
+                        self.origin
+                    ),
+                );
+                (String::new(), 0)
+            }
+        };
+
+        let secure_key = match &self.options.secure_key {
+            Some(sk) if sk.enabled => match sk.key.as_deref() {
+                None => {
+                    err(
+                        "options.secure_key.key",
+                        "a key is required when secure_key is enabled".to_owned(),
+                    );
+                    None
+                }
+                Some(k) => match Key::new(k) {
+                    Ok(key) => Some(ValidSecureKey {
+                        keys: vec![key],
+                        bind_client_ip: sk.kind == SecureKeyType::WithClientIp,
+                    }),
+                    Err(e) => {
+                        err("options.secure_key.key", e.to_string());
+                        None
+                    }
+                },
+            },
+            _ => None,
+        };
+
+        let host_header = match &self.options.host_header {
+            Some(t) if t.enabled => {
+                if t.value.is_empty() || t.value.bytes().any(|b| b <= 0x20 || b == 0x7f) {
+                    err(
+                        "options.hostHeader.value",
+                        "must be a non-empty host without spaces".to_owned(),
+                    );
+                }
+                t.value.clone()
+            }
+            _ => self.cname.to_ascii_lowercase(),
+        };
+
+        let mut cache_override_secs = None;
+        let mut cache_default_secs = DEFAULT_CACHE_SECS;
+        if let Some(c) = self
+            .options
+            .edge_cache_settings
+            .as_ref()
+            .filter(|c| c.enabled)
+        {
+            if let Some(v) = &c.value {
+                match parse_gcore_duration(v) {
+                    Ok(s) => cache_override_secs = Some(s),
+                    Err(e) => err("options.edge_cache_settings.value", e),
+                }
+            }
+            if let Some(v) = &c.default {
+                match parse_gcore_duration(v) {
+                    Ok(s) => cache_default_secs = s,
+                    Err(e) => err("options.edge_cache_settings.default", e),
+                }
+            }
+        }
+        let ignore_query_string = self
+            .options
+            .ignore_query_string
+            .as_ref()
+            .is_some_and(|t| t.enabled && t.value);
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ValidResource {
+            id: self.id,
+            hostnames,
+            origin_host,
+            origin_port,
+            secure_key,
+            host_header,
+            ignore_query_string,
+            cache_override_secs,
+            cache_default_secs,
+            resource: self,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse_resources, SecureKeyType};
+
+    const GOOD: &str = r#"[{"id": 1, "cname": "cdn.example.com", "secondaryHostnames": [],
+        "origin": "127.0.0.1:8081", "originProtocol": "HTTP",
+        "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 2}}}]"#;
+
+    #[test]
+    fn issue_example_parses() {
+        let r = parse_resources(GOOD).unwrap();
+        assert_eq!(r[0].hostnames(), ["cdn.example.com"]);
+        assert_eq!(
+            (r[0].origin_host.as_str(), r[0].origin_port),
+            ("127.0.0.1", 8081)
+        );
+        let sk = r[0].secure_key.as_ref().unwrap();
+        assert!(!sk.bind_client_ip);
+        assert_eq!(r[0].host_header, "cdn.example.com");
+    }
+
+    #[test]
+    fn type_defaults_to_client_ip() {
+        let json = GOOD.replace(r#", "type": 2"#, "");
+        let r = parse_resources(&json).unwrap();
+        assert!(r[0].secure_key.as_ref().unwrap().bind_client_ip);
+        assert_eq!(
+            r[0].resource.options.secure_key.as_ref().unwrap().kind,
+            SecureKeyType::WithClientIp
+        );
+    }
+
+    #[test]
+    fn errors_name_fields() {
+        let cases = [
+            (
+                GOOD.replace("secret_key", "short"),
+                "options.secure_key.key",
+            ),
+            (
+                GOOD.replace("secret_key", "has space"),
+                "options.secure_key.key",
+            ),
+            (
+                GOOD.replace(r#""type": 2"#, r#""type": 1"#),
+                "secure_key.type",
+            ),
+            (GOOD.replace("127.0.0.1:8081", "http://x"), "origin"),
+            (GOOD.replace("cdn.example.com", "bad host"), "cname"),
+            (
+                GOOD.replace(r#""id": 1,"#, r#""id": 1, "bogus": 1,"#),
+                "unknown field `bogus`",
+            ),
+            (
+                GOOD.replace(r#""secure_key""#, r#""rewrite": {}, "secure_key""#),
+                "unknown field `rewrite`",
+            ),
+        ];
+        for (json, want) in cases {
+            let errs = parse_resources(&json).unwrap_err();
+            let text = errs
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            assert!(text.contains(want), "{want}: {text}");
+        }
+    }
+
+    #[test]
+    fn duplicate_hostnames_across_resources() {
+        let two = format!(
+            "[{},{}]",
+            &GOOD[1..GOOD.len() - 1],
+            GOOD[1..GOOD.len() - 1].replace(r#""id": 1"#, r#""id": 2"#)
+        );
+        let errs = parse_resources(&two).unwrap_err();
+        assert!(
+            errs[0].message.contains("already used by resource 1"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let r = parse_resources(GOOD).unwrap();
+        let json = serde_json::to_string(&r[0].resource).unwrap();
+        let again: crate::Resource = serde_json::from_str(&json).unwrap();
+        assert_eq!(again, r[0].resource);
+    }
+}
