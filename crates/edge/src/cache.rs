@@ -1,0 +1,205 @@
+//! The in-memory cache: bounded in bytes, TinyLFU admission (moka), so a scan of one-off
+//! objects does not push out the hot ones; each entry lives until the end of its stale window.
+//! Concurrent misses of one key share one origin fetch ([`Flights`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use moka::sync::Cache as Moka;
+use moka::Expiry;
+use tokio::sync::watch;
+
+/// What identifies a stored object: the resource and its normalised path with the query that
+/// reaches the origin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// Resource id.
+    pub resource: u64,
+    /// `$uri`, then `?` and the forwarded query when the resource keeps it in the key.
+    pub path: Box<[u8]>,
+}
+
+/// A stored response.
+#[derive(Debug)]
+pub struct Object {
+    /// Status from the origin.
+    pub status: StatusCode,
+    /// End-to-end headers from the origin (no hop-by-hop, no Content-Length).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// When it was received.
+    pub stored_at: Instant,
+    /// The origin's `Age` when it was received.
+    pub initial_age: u64,
+    /// Fresh until then.
+    pub fresh_until: Instant,
+    /// Servable while the origin fails until then.
+    pub stale_until: Instant,
+    /// `ETag`, for conditional requests.
+    pub etag: Option<HeaderValue>,
+    /// `Last-Modified`, for conditional requests.
+    pub last_modified: Option<SystemTime>,
+}
+
+impl Object {
+    /// Whether it is still fresh.
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        now < self.fresh_until
+    }
+
+    /// The `Age` to send.
+    pub fn age(&self, now: Instant) -> u64 {
+        self.initial_age + now.saturating_duration_since(self.stored_at).as_secs()
+    }
+
+    fn weight(&self) -> u32 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
+        u32::try_from(self.body.len() + headers + 256).unwrap_or(u32::MAX)
+    }
+}
+
+struct UntilStale;
+
+impl Expiry<CacheKey, Arc<Object>> for UntilStale {
+    fn expire_after_create(&self, _: &CacheKey, v: &Arc<Object>, now: Instant) -> Option<Duration> {
+        Some(v.stale_until.saturating_duration_since(now))
+    }
+    fn expire_after_update(
+        &self,
+        _: &CacheKey,
+        v: &Arc<Object>,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(v.stale_until.saturating_duration_since(now))
+    }
+}
+
+/// The object cache.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Moka<CacheKey, Arc<Object>>,
+    /// Largest object stored; larger ones are streamed through.
+    pub max_object_bytes: u64,
+}
+
+impl Cache {
+    /// A cache of at most `capacity_bytes`.
+    pub fn new(capacity_bytes: u64, max_object_bytes: u64) -> Cache {
+        let inner = Moka::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|_: &CacheKey, v: &Arc<Object>| v.weight())
+            .expire_after(UntilStale)
+            .support_invalidation_closures()
+            .build();
+        Cache {
+            inner,
+            max_object_bytes,
+        }
+    }
+
+    /// The stored object for `key`, fresh or stale.
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<Object>> {
+        self.inner.get(key)
+    }
+
+    /// Stores `obj`.
+    pub fn insert(&self, key: CacheKey, obj: Arc<Object>) {
+        self.inner.insert(key, obj);
+    }
+
+    /// Drops every object of a resource.
+    pub fn purge_resource(&self, resource: u64) {
+        // Only fails when invalidation closures are not enabled, which `new` does.
+        let _ = self
+            .inner
+            .invalidate_entries_if(move |k, _| k.resource == resource);
+    }
+
+    /// Bytes held (approximate: moka applies writes in batches).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.run_pending_tasks();
+        self.inner.weighted_size()
+    }
+
+    /// Objects held.
+    pub fn entry_count(&self) -> u64 {
+        self.inner.entry_count()
+    }
+}
+
+/// The outcome of a shared origin fetch, as the followers see it.
+#[derive(Clone)]
+pub enum Shared {
+    /// The response, buffered (stored or not).
+    Object(Arc<Object>, bool),
+    /// The origin failed.
+    Failed(crate::origin::OriginError),
+    /// Too large to share: each follower fetches for itself.
+    FetchYourself,
+}
+
+/// In-flight origin fetches, so that many concurrent misses of one key make one request.
+#[derive(Default)]
+pub struct Flights {
+    inner: Mutex<HashMap<CacheKey, watch::Receiver<Option<Shared>>>>,
+}
+
+/// Whether this request leads the fetch of its key or follows another.
+pub enum Role {
+    /// Fetch, then call [`Leader::finish`].
+    Leader(Leader),
+    /// Wait on this for the leader's outcome.
+    Follower(watch::Receiver<Option<Shared>>),
+}
+
+/// The request that fetches for everyone waiting on its key. Dropping it without `finish`
+/// (the client went away) releases the followers, who then fetch again.
+pub struct Leader {
+    flights: Arc<Flights>,
+    key: CacheKey,
+    tx: watch::Sender<Option<Shared>>,
+}
+
+impl Leader {
+    /// Hands the outcome to every follower.
+    pub fn finish(self, outcome: Shared) {
+        let _ = self.tx.send(Some(outcome));
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.flights.inner.lock() {
+            m.remove(&self.key);
+        }
+    }
+}
+
+impl Flights {
+    /// Joins the fetch of `key`, or starts it.
+    pub fn join(self: &Arc<Self>, key: &CacheKey) -> Role {
+        let mut m = match self.inner.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(rx) = m.get(key) {
+            return Role::Follower(rx.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        m.insert(key.clone(), rx);
+        Role::Leader(Leader {
+            flights: Arc::clone(self),
+            key: key.clone(),
+            tx,
+        })
+    }
+}

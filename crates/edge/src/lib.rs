@@ -1,0 +1,135 @@
+//! The Tollgate edge: a caching reverse proxy that enforces secure tokens per CDN resource.
+//!
+//! Request path (see `proxy`): route by Host -> normalise the path as nginx's `$uri` (400) ->
+//! token gate with `tollgate-token` (403 / 410; nothing below runs for a refused request) ->
+//! cache lookup keyed by resource, `$uri` and the query without `md5`/`expires` -> one origin
+//! fetch per key however many wait -> respond (Range, conditional, HEAD) -> metrics and log.
+
+pub mod access_log;
+pub mod body;
+pub mod cache;
+pub mod freshness;
+pub mod metrics;
+pub mod origin;
+pub mod proxy;
+pub mod realip;
+pub mod respond;
+pub mod routes;
+pub mod server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::access_log::AccessLog;
+use crate::cache::{Cache, CacheKey, Flights};
+use crate::metrics::EdgeMetrics;
+use crate::origin::{OriginClient, Timeouts};
+use crate::realip::TrustedProxies;
+use crate::routes::Routes;
+
+/// Settings of an edge, after parsing and validation.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Trusted proxies whose `X-Forwarded-For` is believed.
+    pub trusted: TrustedProxies,
+    /// Cache capacity in bytes.
+    pub cache_bytes: u64,
+    /// Largest object kept in the cache; larger ones are streamed.
+    pub max_object_bytes: u64,
+    /// Origin timeouts.
+    pub origin_timeouts: Timeouts,
+    /// Limits on client connections.
+    pub limits: server::Limits,
+    /// Access log: `None` for off, `Some("-")` for stderr, else a file.
+    pub access_log: Option<PathBuf>,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            trusted: TrustedProxies::default(),
+            cache_bytes: 256 << 20,
+            max_object_bytes: 16 << 20,
+            origin_timeouts: Timeouts {
+                connect: Duration::from_secs(5),
+                read: Duration::from_secs(30),
+            },
+            limits: server::Limits::default(),
+            access_log: None,
+        }
+    }
+}
+
+/// The shared state of a running edge.
+pub struct Edge {
+    /// The current routing table; swapped whole on reload.
+    pub routes: ArcSwap<Routes>,
+    /// Stored objects.
+    pub cache: Cache,
+    /// Keys known to be too large to store, so later requests stream straight away.
+    pub large: moka::sync::Cache<CacheKey, ()>,
+    /// In-flight origin fetches.
+    pub flights: Arc<Flights>,
+    /// The origin client.
+    pub origin: OriginClient,
+    /// Who may set the client address.
+    pub trusted: TrustedProxies,
+    /// Edge-wide counters.
+    pub metrics: EdgeMetrics,
+    /// Access log.
+    pub log: AccessLog,
+}
+
+impl Edge {
+    /// An edge serving `routes`.
+    pub fn new(config: &EdgeConfig, routes: Routes) -> std::io::Result<Edge> {
+        let log = match &config.access_log {
+            None => AccessLog::off(),
+            Some(p) if p.as_os_str() == "-" => AccessLog::to_writer(Box::new(std::io::stderr())),
+            Some(p) => AccessLog::to_writer(Box::new(std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ))),
+        };
+        Ok(Edge {
+            routes: ArcSwap::from_pointee(routes),
+            cache: Cache::new(config.cache_bytes, config.max_object_bytes),
+            large: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
+            flights: Arc::default(),
+            origin: OriginClient::new(config.origin_timeouts),
+            trusted: config.trusted.clone(),
+            metrics: EdgeMetrics::default(),
+            log,
+        })
+    }
+
+    /// Replaces the routing table; requests in flight finish with the one they started with.
+    pub fn replace_routes(&self, resources: Vec<tollgate_model::ValidResource>) {
+        let old = self.routes.load_full();
+        self.routes
+            .store(Arc::new(Routes::new(resources, Some(&old))));
+    }
+
+    /// The `/metrics` page.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        for site in &self.routes.load().sites {
+            site.metrics.render(site.res.id, &mut out);
+        }
+        self.metrics.render(&mut out);
+        out.push_str(&format!(
+            "tollgate_cache_objects {}\ntollgate_cache_bytes {}\n",
+            self.cache.entry_count(),
+            self.cache.weighted_size()
+        ));
+        out
+    }
+}

@@ -1,0 +1,490 @@
+//! The request path, in phases: route, normalise, token gate, cache, origin, respond, log.
+//! Nothing after the token gate runs for a refused request.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tollgate_token::sign::encode_path;
+use tollgate_token::{verify, Target};
+
+use crate::body::EdgeBody;
+use crate::cache::{CacheKey, Object, Role, Shared};
+use crate::freshness::freshness;
+use crate::metrics::Outcome;
+use crate::origin::OriginError;
+use crate::respond::{from_object, CACHE};
+use crate::routes::Site;
+use crate::Edge;
+
+/// What the log and the metrics need to know about a finished request.
+struct Done {
+    resp: Response<EdgeBody>,
+    outcome: Option<Outcome>,
+    reason: &'static str,
+    bytes: u64,
+}
+
+fn short(status: StatusCode, text: &'static str) -> Response<EdgeBody> {
+    let mut r = Response::new(EdgeBody::text(text));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+fn refused(status: u16, reason: &'static str) -> Done {
+    let (code, text) = match status {
+        400 => (StatusCode::BAD_REQUEST, "400 Bad Request\n"),
+        410 => (StatusCode::GONE, "410 Gone\n"),
+        _ => (StatusCode::FORBIDDEN, "403 Forbidden\n"),
+    };
+    Done {
+        resp: short(code, text),
+        outcome: Some(Outcome::Refused(reason)),
+        reason,
+        bytes: text.len() as u64,
+    }
+}
+
+fn origin_failed(e: OriginError) -> Done {
+    let (code, text) = match e {
+        OriginError::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "504 Gateway Timeout: the origin did not answer in time\n",
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "502 Bad Gateway: the origin could not be reached\n",
+        ),
+    };
+    Done {
+        resp: short(code, text),
+        outcome: Some(Outcome::OriginError(e.reason())),
+        reason: e.reason(),
+        bytes: text.len() as u64,
+    }
+}
+
+fn host_of(req: &Request<Incoming>) -> String {
+    let raw = req
+        .uri()
+        .host()
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("");
+    let no_port = match raw.rsplit_once(':') {
+        Some((h, p))
+            if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(']')
+                || raw.starts_with('[') =>
+        {
+            if raw.starts_with('[') {
+                raw
+            } else {
+                h
+            }
+        }
+        _ => raw,
+    };
+    no_port.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The query without `md5` and `expires` (any case), which neither the origin nor the cache
+/// key sees.
+pub fn strip_token_params(args: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(args.len());
+    for param in args.split(|&b| b == b'&') {
+        let name = param.split(|&b| b == b'=').next().unwrap_or_default();
+        if param.is_empty()
+            || name.eq_ignore_ascii_case(b"md5")
+            || name.eq_ignore_ascii_case(b"expires")
+        {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(b'&');
+        }
+        out.extend_from_slice(param);
+    }
+    out
+}
+
+/// Handles one request from `peer`.
+pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: IpAddr) -> Response<EdgeBody> {
+    let started = Instant::now();
+    let routes = edge.routes.load_full();
+    let host = host_of(&req);
+    let Some(site) = routes.get(&host).cloned() else {
+        edge.metrics
+            .unknown_host
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return short(
+            StatusCode::NOT_FOUND,
+            "404 Not Found: no resource serves this host\n",
+        );
+    };
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        edge.metrics
+            .bad_method
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut r = short(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let client = edge.trusted.client_addr(
+        peer,
+        req.headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.as_bytes()),
+    );
+    let raw = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let done = gate_and_serve(&edge, &site, &req, &raw, client, head).await;
+    let status = done.resp.status().as_u16();
+    if let Some(o) = done.outcome {
+        site.metrics.record(o, done.bytes);
+    }
+    if edge.log.enabled() {
+        let path = raw.split('?').next().unwrap_or("");
+        edge.log.write(serde_json::json!({
+            "ts": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            "resource": site.res.id,
+            "host": host,
+            "client": client.to_string(),
+            "method": req.method().as_str(),
+            "path": path,
+            "status": status,
+            "reason": done.reason,
+            "cache": done.resp.headers().get(&CACHE).and_then(|v| v.to_str().ok()),
+            "bytes": done.bytes,
+            "ms": started.elapsed().as_secs_f64() * 1000.0,
+        }));
+    }
+    done.resp
+}
+
+async fn gate_and_serve(
+    edge: &Arc<Edge>,
+    site: &Arc<Site>,
+    req: &Request<Incoming>,
+    raw: &str,
+    client: IpAddr,
+    head: bool,
+) -> Done {
+    let target = match Target::parse(raw.as_bytes()) {
+        Ok(t) => t,
+        Err(_) => return refused(400, "bad_request"),
+    };
+    if let Some(sk) = &site.res.secure_key {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let ip = sk.bind_client_ip.then_some(client);
+        if let Err(r) = verify(&target, &sk.keys, ip, now) {
+            return refused(r.status(), r.reason());
+        }
+    }
+
+    let mut origin_target = Vec::with_capacity(raw.len());
+    encode_path(&mut origin_target, target.uri());
+    let path_len = origin_target.len();
+    let query = strip_token_params(target.args());
+    if !query.is_empty() {
+        origin_target.push(b'?');
+        origin_target.extend_from_slice(&query);
+    }
+    let key_len = if site.res.ignore_query_string {
+        path_len
+    } else {
+        origin_target.len()
+    };
+    let key = CacheKey {
+        resource: site.res.id,
+        path: origin_target[..key_len].into(),
+    };
+    // encode_path writes ASCII only, and the query was valid in the request line.
+    let origin_target = String::from_utf8_lossy(&origin_target).into_owned();
+    serve(edge, site, req.headers(), key, &origin_target, head).await
+}
+
+async fn serve(
+    edge: &Arc<Edge>,
+    site: &Arc<Site>,
+    req: &HeaderMap,
+    key: CacheKey,
+    origin_target: &str,
+    head: bool,
+) -> Done {
+    let large = edge.large.get(&key).is_some();
+    loop {
+        let now = Instant::now();
+        let cached = edge.cache.get(&key);
+        if let Some(obj) = cached.as_ref().filter(|o| o.is_fresh(now)) {
+            let (resp, bytes) = from_object(obj, req, head, "HIT", now);
+            return Done {
+                resp,
+                outcome: Some(Outcome::Hit),
+                reason: "",
+                bytes,
+            };
+        }
+        if large {
+            return pass_through(edge, site, req, origin_target, head).await;
+        }
+        match edge.flights.join(&key) {
+            Role::Leader(leader) => {
+                let shared = fetch(edge, site, origin_target).await;
+                let shared = match (shared, cached) {
+                    (Shared::Failed(..), Some(stale)) if now < stale.stale_until => {
+                        leader.finish(Shared::Object(Arc::clone(&stale), true));
+                        let (resp, bytes) = from_object(&stale, req, head, "STALE", Instant::now());
+                        return Done {
+                            resp,
+                            outcome: Some(Outcome::Stale),
+                            reason: "origin_failed_served_stale",
+                            bytes,
+                        };
+                    }
+                    (s, _) => s,
+                };
+                if let Shared::Object(obj, true) = &shared {
+                    edge.cache.insert(key.clone(), Arc::clone(obj));
+                }
+                if let Shared::FetchYourself = shared {
+                    edge.large.insert(key.clone(), ());
+                }
+                leader.finish(shared.clone());
+                return answer(edge, site, req, origin_target, head, shared, "MISS").await;
+            }
+            Role::Follower(mut rx) => {
+                let outcome = rx
+                    .wait_for(|v| v.is_some())
+                    .await
+                    .ok()
+                    .and_then(|v| v.clone());
+                match outcome {
+                    // The leader's client went away before the fetch ended: try again.
+                    None => continue,
+                    Some(shared) => {
+                        return answer(edge, site, req, origin_target, head, shared, "HIT").await
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn answer(
+    edge: &Arc<Edge>,
+    site: &Arc<Site>,
+    req: &HeaderMap,
+    origin_target: &str,
+    head: bool,
+    shared: Shared,
+    label: &'static str,
+) -> Done {
+    match shared {
+        Shared::Object(obj, stored) => {
+            let (resp, bytes) = from_object(
+                &obj,
+                req,
+                head,
+                if stored { label } else { "MISS" },
+                Instant::now(),
+            );
+            let outcome = if !stored {
+                Outcome::Pass
+            } else if label == "HIT" {
+                Outcome::Hit
+            } else {
+                Outcome::Miss
+            };
+            Done {
+                resp,
+                outcome: Some(outcome),
+                reason: "",
+                bytes,
+            }
+        }
+        Shared::Failed(e) => origin_failed(e),
+        Shared::FetchYourself => pass_through(edge, site, req, origin_target, head).await,
+    }
+}
+
+/// Fetches the whole object for the cache.
+async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, origin_target: &str) -> Shared {
+    let r = &site.res;
+    let t0 = Instant::now();
+    let resp = match edge
+        .origin
+        .get(
+            &r.origin_host,
+            r.origin_port,
+            &r.host_header,
+            origin_target,
+            None,
+        )
+        .await
+    {
+        Ok(resp) => resp,
+        Err(e) => return Shared::Failed(e),
+    };
+    site.metrics.origin_latency(t0.elapsed());
+    let limit = edge.cache.max_object_bytes;
+    let too_big = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit);
+    if too_big {
+        return Shared::FetchYourself;
+    }
+    let (parts, body) = resp.into_parts();
+    let body = match edge.origin.read_body(body, limit).await {
+        Ok(b) => b,
+        Err(OriginError::TooLarge) => return Shared::FetchYourself,
+        Err(e) => return Shared::Failed(e),
+    };
+    let received = Instant::now();
+    let fresh = freshness(
+        parts.status,
+        &parts.headers,
+        r.cache_override_secs,
+        r.cache_default_secs,
+        SystemTime::now(),
+    );
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    // Set again for each answer, which may be a range of the body.
+    headers.remove(header::CONTENT_LENGTH);
+    let initial_age = headers
+        .remove(header::AGE)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    let etag = headers.get(header::ETAG).cloned();
+    let last_modified = headers
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let (fresh_until, stale_until) = match fresh {
+        Some(f) => {
+            let fu =
+                received + std::time::Duration::from_secs(f.fresh_secs.saturating_sub(initial_age));
+            (
+                fu,
+                fu + std::time::Duration::from_secs(f.stale_if_error_secs),
+            )
+        }
+        None => (received, received),
+    };
+    let obj = Arc::new(Object {
+        status: parts.status,
+        headers,
+        body,
+        stored_at: received,
+        initial_age,
+        fresh_until,
+        stale_until,
+        etag,
+        last_modified,
+    });
+    Shared::Object(obj, fresh.is_some() && fresh_until > received)
+}
+
+/// Streams a response the cache does not keep (too large), forwarding `Range`.
+async fn pass_through(
+    edge: &Arc<Edge>,
+    site: &Arc<Site>,
+    req: &HeaderMap,
+    origin_target: &str,
+    head: bool,
+) -> Done {
+    let r = &site.res;
+    let t0 = Instant::now();
+    let resp = match edge
+        .origin
+        .get(
+            &r.origin_host,
+            r.origin_port,
+            &r.host_header,
+            origin_target,
+            req.get(header::RANGE),
+        )
+        .await
+    {
+        Ok(resp) => resp,
+        Err(e) => return origin_failed(e),
+    };
+    site.metrics.origin_latency(t0.elapsed());
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .insert(CACHE.clone(), HeaderValue::from_static("MISS"));
+    let bytes = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    let body = if head {
+        EdgeBody::empty()
+    } else {
+        EdgeBody::Stream(body)
+    };
+    Done {
+        resp: Response::from_parts(parts, body),
+        outcome: Some(Outcome::Pass),
+        reason: "",
+        bytes: if head { 0 } else { bytes },
+    }
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Headers named in Connection are hop-by-hop too.
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    for n in named {
+        h.remove(n.as_str());
+    }
+    for n in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        h.remove(n);
+    }
+    h.remove("keep-alive");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_token_params as s;
+
+    #[test]
+    fn token_params_stripped() {
+        assert_eq!(s(b"md5=a&expires=1"), b"");
+        assert_eq!(s(b"x=1&MD5=a&y=2&Expires=3"), b"x=1&y=2");
+        assert_eq!(s(b"md5x=1&&expiresy=2"), b"md5x=1&expiresy=2");
+    }
+}
