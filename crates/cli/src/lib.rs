@@ -4,3 +4,4 @@
 pub mod batch;
 pub mod keygen;
 pub mod target;
+pub mod units;

@@ -3,6 +3,8 @@
 //! Exit codes: 0 success (for `verify`: the link is valid), 1 the link is refused (400, 403 or
 //! 410), 2 bad arguments or input.
 
+mod edge_cmd;
+
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -33,6 +35,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Print a new random 32-character key.
     Keygen,
+    /// Run the edge: a caching reverse proxy that enforces secure tokens.
+    Edge(edge_cmd::EdgeArgs),
 }
 
 #[derive(Args)]
@@ -273,6 +277,7 @@ fn run() -> Result<ExitCode> {
     match Cli::parse().command {
         Command::Sign(a) => sign(a),
         Command::Verify(a) => verify(a),
+        Command::Edge(a) => edge_cmd::run(a).map(|()| ExitCode::SUCCESS),
         Command::Keygen => {
             let key =
                 keygen::generate().context("the operating system's random generator failed")?;

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod nginx;
+pub mod origin;
 pub mod rng;
 pub mod tools;
 pub mod vectors;

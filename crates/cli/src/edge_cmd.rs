@@ -1,0 +1,142 @@
+//! `tollgate edge`: wiring of the edge crate to the command line and to signals.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use tollgate::units::{parse_duration, parse_size};
+use tollgate_edge::origin::Timeouts;
+use tollgate_edge::realip::{Cidr, TrustedProxies};
+use tollgate_edge::routes::Routes;
+use tollgate_edge::server::{self, Limits};
+use tollgate_edge::{Edge, EdgeConfig};
+
+#[derive(Args)]
+pub struct EdgeArgs {
+    /// JSON array of resources in Gcore's shape; re-read on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    resources: PathBuf,
+    /// Address to serve clients on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Trust X-Forwarded-For from these addresses or CIDR blocks (nginx realip, recursive).
+    #[arg(long, value_name = "CIDR", value_parser = |s: &str| s.parse::<Cidr>())]
+    trust_proxy: Vec<Cidr>,
+    /// Address for /metrics and /healthz.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    /// Cache capacity (e.g. 256M, 2G).
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    cache_size: u64,
+    /// Largest object kept in the cache; larger ones are streamed from the origin.
+    #[arg(long, default_value = "16M", value_parser = parse_size)]
+    max_object_size: u64,
+    /// Time to connect to an origin.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    origin_connect_timeout: Duration,
+    /// Time to wait for an origin's response headers, and between two body reads.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    origin_read_timeout: Duration,
+    /// Time a client has to send its request headers.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Open client connections at most.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Access log: "-" for stderr, or a file path. Off when not given.
+    #[arg(long, value_name = "PATH")]
+    access_log: Option<PathBuf>,
+}
+
+fn load(path: &Path) -> Result<Vec<tollgate_model::ValidResource>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--resources: cannot read {}", path.display()))?;
+    tollgate_model::parse_resources(&text).map_err(|errs| {
+        let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+        anyhow!("--resources {}:\n{}", path.display(), list.join("\n"))
+    })
+}
+
+pub fn run(args: EdgeArgs) -> Result<()> {
+    let resources = load(&args.resources)?;
+    let config = EdgeConfig {
+        trusted: TrustedProxies(args.trust_proxy.clone()),
+        cache_bytes: args.cache_size,
+        max_object_bytes: args.max_object_size,
+        origin_timeouts: Timeouts {
+            connect: args.origin_connect_timeout,
+            read: args.origin_read_timeout,
+        },
+        limits: Limits {
+            max_connections: args.max_connections,
+            header_read_timeout: args.header_timeout,
+            ..Limits::default()
+        },
+        access_log: args.access_log.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(serve(args, config, resources))
+}
+
+async fn serve(
+    args: EdgeArgs,
+    config: EdgeConfig,
+    resources: Vec<tollgate_model::ValidResource>,
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let count = resources.len();
+    let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).context("--access-log")?);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("--listen: cannot bind {}", args.listen))?;
+    eprintln!(
+        "tollgate edge: listening on {} ({count} resources)",
+        listener.local_addr()?
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    if let Some(addr) = args.admin {
+        let admin = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--admin: cannot bind {addr}"))?;
+        eprintln!("tollgate edge: admin on {}", admin.local_addr()?);
+        tokio::spawn(server::serve_admin(Arc::clone(&edge), admin, stopped(stop_rx.clone())));
+    }
+
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let reload_edge = Arc::clone(&edge);
+    let path = args.resources.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match load(&path) {
+                Ok(r) => {
+                    let n = r.len();
+                    reload_edge.replace_routes(r);
+                    eprintln!("tollgate edge: reloaded {} ({n} resources)", path.display());
+                }
+                Err(e) => eprintln!("tollgate edge: reload refused, keeping the old resources: {e:#}"),
+            }
+        }
+    });
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("tollgate edge: shutting down, finishing requests in flight");
+        let _ = stop_tx.send(true);
+    });
+    server::serve(edge, listener, config.limits, stopped(stop_rx)).await;
+    eprintln!("tollgate edge: stopped");
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! A test origin on loopback, written on std only so that it shares nothing with the code under
+//! test. It counts requests per target and answers by path:
+//!
+//! - `/size/N...`: N bytes of a repeating pattern;
+//! - `/big/...`: 1 GiB generated on the fly, honouring one `Range` (206);
+//! - `/slow/...`: answers after 3 s;
+//! - `/nostore/...`: `Cache-Control: no-store`;
+//! - `/short/...`: `Cache-Control: max-age=1`;
+//! - anything else: `origin <path>` as text.
+//!
+//! Every answer carries `X-Origin-Host` with the Host header received.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Size of `/big/` objects.
+pub const BIG: u64 = 1 << 30;
+
+/// A running test origin.
+pub struct TestOrigin {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The byte at `offset` of every generated body.
+pub fn pattern(offset: u64) -> u8 {
+    (offset % 251) as u8
+}
+
+impl TestOrigin {
+    /// Starts on a free port.
+    pub fn start() -> TestOrigin {
+        Self::start_on(0)
+    }
+
+    /// Starts on `port` (0 for any), e.g. to come back on the same port after `stop`.
+    pub fn start_on(port: u16) -> TestOrigin {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("binding the test origin");
+        let port = listener.local_addr().expect("local addr").port();
+        let hits = Arc::new(Mutex::new(HashMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (Arc::clone(&hits), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (h, s) = (Arc::clone(&h), Arc::clone(&s));
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &h, &s);
+                });
+            }
+        });
+        TestOrigin { port, hits, stop }
+    }
+
+    /// Requests received for `target` (path and query).
+    pub fn hits(&self, target: &str) -> usize {
+        self.hits.lock().map(|m| m.get(target).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// All targets received.
+    pub fn targets(&self) -> Vec<String> {
+        self.hits.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Stops accepting; open connections are closed after their current request.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+impl Drop for TestOrigin {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>, stop: &AtomicBool) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let target = parts.next().unwrap_or("/").to_owned();
+        let mut host = String::new();
+        let mut range = None;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                match k.to_ascii_lowercase().as_str() {
+                    "host" => host = v.trim().to_owned(),
+                    "range" => range = Some(v.trim().to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        if let Ok(mut m) = hits.lock() {
+            *m.entry(target.clone()).or_insert(0) += 1;
+        }
+        let path = target.split('?').next().unwrap_or("/").to_owned();
+        let head = method == "HEAD";
+        let mut extra = format!("X-Origin-Host: {host}\r\n");
+        if path.starts_with("/slow/") {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        if path.starts_with("/nostore/") {
+            extra.push_str("Cache-Control: no-store\r\n");
+        }
+        if path.starts_with("/short/") {
+            extra.push_str("Cache-Control: max-age=1\r\n");
+        }
+        if path.starts_with("/big/") {
+            let (status, start, end) = match range.as_deref().and_then(parse_range) {
+                Some((a, b)) => ("206 Partial Content", a, b.min(BIG - 1)),
+                None => ("200 OK", 0, BIG - 1),
+            };
+            let len = end - start + 1;
+            if status.starts_with("206") {
+                extra.push_str(&format!("Content-Range: bytes {start}-{end}/{BIG}\r\n"));
+            }
+            write!(out, "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n{extra}\r\n")?;
+            if !head {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut off = start;
+                while off <= end {
+                    let n = ((end - off + 1) as usize).min(buf.len());
+                    for (i, b) in buf[..n].iter_mut().enumerate() {
+                        *b = pattern(off + i as u64);
+                    }
+                    out.write_all(&buf[..n])?;
+                    off += n as u64;
+                }
+            }
+            continue;
+        }
+        let body: Vec<u8> = match path.strip_prefix("/size/") {
+            Some(rest) => {
+                let n: u64 = rest.split('/').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                (0..n).map(pattern).collect()
+            }
+            None => format!("origin {path}\n").into_bytes(),
+        };
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nETag: \"e{}\"\r\nLast-Modified: Mon, 01 Jan 2024 00:00:00 GMT\r\n{extra}\r\n",
+            body.len(),
+            body.len()
+        )?;
+        if !head {
+            out.write_all(&body)?;
+        }
+    }
+}
+
+fn parse_range(v: &str) -> Option<(u64, u64)> {
+    let spec = v.strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let a: u64 = a.parse().ok()?;
+    let b: u64 = if b.is_empty() { u64::MAX } else { b.parse().ok()? };
+    Some((a, b))
+}
