@@ -109,7 +109,11 @@ async fn serve(
             .await
             .with_context(|| format!("--admin: cannot bind {addr}"))?;
         eprintln!("tollgate edge: admin on {}", admin.local_addr()?);
-        tokio::spawn(server::serve_admin(Arc::clone(&edge), admin, stopped(stop_rx.clone())));
+        tokio::spawn(server::serve_admin(
+            Arc::clone(&edge),
+            admin,
+            stopped(stop_rx.clone()),
+        ));
     }
 
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -123,7 +127,9 @@ async fn serve(
                     reload_edge.replace_routes(r);
                     eprintln!("tollgate edge: reloaded {} ({n} resources)", path.display());
                 }
-                Err(e) => eprintln!("tollgate edge: reload refused, keeping the old resources: {e:#}"),
+                Err(e) => {
+                    eprintln!("tollgate edge: reload refused, keeping the old resources: {e:#}")
+                }
             }
         }
     });

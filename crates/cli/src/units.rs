@@ -11,7 +11,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
         _ => (s, 1),
     };
-    num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(err)
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(err)
 }
 
 /// A duration in `500ms`, `30s`, `5m`, or plain seconds.

@@ -52,7 +52,10 @@ pub struct RawResponse {
 impl RawResponse {
     /// The first header called `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -74,7 +77,8 @@ pub fn request(
     } else {
         connect_from(source, port)?
     };
-    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
     let mut req = Vec::new();
     req.extend_from_slice(method.as_bytes());
     req.push(b' ');
@@ -109,7 +113,12 @@ pub fn parse_response(resp: &[u8], head: bool) -> Result<RawResponse, String> {
     let end = resp
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("no header end in {:?}", String::from_utf8_lossy(&resp[..resp.len().min(200)])))?;
+        .ok_or_else(|| {
+            format!(
+                "no header end in {:?}",
+                String::from_utf8_lossy(&resp[..resp.len().min(200)])
+            )
+        })?;
     let head_text = String::from_utf8_lossy(&resp[..end]).into_owned();
     let mut lines = head_text.split("\r\n");
     let status = parse_status(lines.next().unwrap_or("").as_bytes())?;
@@ -120,16 +129,25 @@ pub fn parse_response(resp: &[u8], head: bool) -> Result<RawResponse, String> {
     let mut body = resp[end + 4..].to_vec();
     if head {
         body.clear();
-    } else if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    } else if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    Ok(RawResponse { status, headers, body })
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { break };
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
         if size == 0 || b.len() < nl + 2 + size {
             break;

@@ -63,12 +63,18 @@ impl TestOrigin {
 
     /// Requests received for `target` (path and query).
     pub fn hits(&self, target: &str) -> usize {
-        self.hits.lock().map(|m| m.get(target).copied().unwrap_or(0)).unwrap_or(0)
+        self.hits
+            .lock()
+            .map(|m| m.get(target).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// All targets received.
     pub fn targets(&self) -> Vec<String> {
-        self.hits.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        self.hits
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Stops accepting; open connections are closed after their current request.
@@ -85,7 +91,11 @@ impl Drop for TestOrigin {
     }
 }
 
-fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>, stop: &AtomicBool) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    hits: &Mutex<HashMap<String, usize>>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
@@ -140,7 +150,10 @@ fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>, stop: &AtomicB
             if status.starts_with("206") {
                 extra.push_str(&format!("Content-Range: bytes {start}-{end}/{BIG}\r\n"));
             }
-            write!(out, "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n{extra}\r\n")?;
+            write!(
+                out,
+                "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n{extra}\r\n"
+            )?;
             if !head {
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut off = start;
@@ -157,7 +170,11 @@ fn serve(stream: TcpStream, hits: &Mutex<HashMap<String, usize>>, stop: &AtomicB
         }
         let body: Vec<u8> = match path.strip_prefix("/size/") {
             Some(rest) => {
-                let n: u64 = rest.split('/').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let n: u64 = rest
+                    .split('/')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
                 (0..n).map(pattern).collect()
             }
             None => format!("origin {path}\n").into_bytes(),
@@ -178,6 +195,10 @@ fn parse_range(v: &str) -> Option<(u64, u64)> {
     let spec = v.strip_prefix("bytes=")?;
     let (a, b) = spec.split_once('-')?;
     let a: u64 = a.parse().ok()?;
-    let b: u64 = if b.is_empty() { u64::MAX } else { b.parse().ok()? };
+    let b: u64 = if b.is_empty() {
+        u64::MAX
+    } else {
+        b.parse().ok()?
+    };
     Some((a, b))
 }

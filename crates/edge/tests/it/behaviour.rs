@@ -12,7 +12,10 @@ use tollgate_token::{sign, Key};
 use crate::{resources, RunningEdge};
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn link(path: &str, expires: i64, ip: Option<&str>) -> String {
@@ -44,8 +47,14 @@ fn valid_link_is_served_and_cached_once_for_many_viewers() {
             let target = link(path, now() + 60, Some(&source.to_string()));
             let port = edge.port;
             std::thread::spawn(move || {
-                tollgate_testkit::http::request(source, port, "GET", target.as_bytes(), &[("Host", T0)])
-                    .unwrap()
+                tollgate_testkit::http::request(
+                    source,
+                    port,
+                    "GET",
+                    target.as_bytes(),
+                    &[("Host", T0)],
+                )
+                .unwrap()
             })
         })
         .collect();
@@ -55,8 +64,19 @@ fn valid_link_is_served_and_cached_once_for_many_viewers() {
         assert_eq!(r.body.len(), 1024);
         assert_eq!(r.body[1000], pattern(1000));
     }
-    assert_eq!(origin.hits(path), 1, "one origin fetch for all viewers: {:?}", origin.targets());
-    let again = edge.send(Ipv4Addr::new(127, 0, 0, 2), "GET", T0, &link(path, now() + 60, Some("127.0.0.2")), &[]);
+    assert_eq!(
+        origin.hits(path),
+        1,
+        "one origin fetch for all viewers: {:?}",
+        origin.targets()
+    );
+    let again = edge.send(
+        Ipv4Addr::new(127, 0, 0, 2),
+        "GET",
+        T0,
+        &link(path, now() + 60, Some("127.0.0.2")),
+        &[],
+    );
     assert_eq!(again.header("cache"), Some("HIT"));
     assert!(again.header("age").is_some());
 }
@@ -67,10 +87,16 @@ fn token_gate_statuses() {
     let good = link("/a.txt", now() + 60, None);
     assert_eq!(edge.get(T2, &good, &[]).status, 200);
     let wrong = good.replace("md5=", "md5=A").replacen("A", "", 0);
-    let wrong = format!("/a.txt?md5=AAAAAAAAAAAAAAAAAAAAAA&{}", wrong.split('&').nth(1).unwrap());
+    let wrong = format!(
+        "/a.txt?md5=AAAAAAAAAAAAAAAAAAAAAA&{}",
+        wrong.split('&').nth(1).unwrap()
+    );
     assert_eq!(edge.get(T2, &wrong, &[]).status, 403);
     assert_eq!(edge.get(T2, "/a.txt", &[]).status, 403);
-    assert_eq!(edge.get(T2, &link("/old.txt", now() - 5, None), &[]).status, 410);
+    assert_eq!(
+        edge.get(T2, &link("/old.txt", now() - 5, None), &[]).status,
+        410
+    );
     assert_eq!(edge.get(T2, "/%zz", &[]).status, 400);
     assert_eq!(edge.get(T2, "/../etc/passwd", &[]).status, 400);
     // Refused requests never reach the origin and are never cached.
@@ -79,22 +105,54 @@ fn token_gate_statuses() {
     assert_eq!((r.status, r.header("cache")), (403, None));
     // Unknown hosts, other methods, open resources.
     assert_eq!(edge.get("nope.example.com", "/", &[]).status, 404);
-    assert_eq!(edge.send(Ipv4Addr::LOCALHOST, "POST", T2, &good, &[("Content-Length", "0")]).status, 405);
+    assert_eq!(
+        edge.send(
+            Ipv4Addr::LOCALHOST,
+            "POST",
+            T2,
+            &good,
+            &[("Content-Length", "0")]
+        )
+        .status,
+        405
+    );
     assert_eq!(edge.get(OPEN, "/free.txt", &[]).status, 200);
     // The refusal reason goes to the metrics.
     let m = edge.edge.render_metrics();
-    assert!(m.contains(r#"tollgate_requests_total{resource="2",outcome="refused",reason="expired"} 1"#), "{m}");
-    assert!(m.contains(r#"tollgate_requests_total{resource="2",outcome="refused",reason="token_mismatch"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"tollgate_requests_total{resource="2",outcome="refused",reason="expired"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            r#"tollgate_requests_total{resource="2",outcome="refused",reason="token_mismatch"} 1"#
+        ),
+        "{m}"
+    );
 }
 
 #[test]
 fn ip_bound_token_from_another_address_is_refused() {
     let (_origin, edge) = setup(EdgeConfig::default());
     let target = link("/mine.txt", now() + 60, Some("127.0.0.2"));
-    assert_eq!(edge.send(Ipv4Addr::new(127, 0, 0, 2), "GET", T0, &target, &[]).status, 200);
-    assert_eq!(edge.send(Ipv4Addr::new(127, 0, 0, 3), "GET", T0, &target, &[]).status, 403);
+    assert_eq!(
+        edge.send(Ipv4Addr::new(127, 0, 0, 2), "GET", T0, &target, &[])
+            .status,
+        200
+    );
+    assert_eq!(
+        edge.send(Ipv4Addr::new(127, 0, 0, 3), "GET", T0, &target, &[])
+            .status,
+        403
+    );
     // Without a trusted proxy, X-Forwarded-For changes nothing.
-    let r = edge.send(Ipv4Addr::new(127, 0, 0, 3), "GET", T0, &target, &[("X-Forwarded-For", "127.0.0.2")]);
+    let r = edge.send(
+        Ipv4Addr::new(127, 0, 0, 3),
+        "GET",
+        T0,
+        &target,
+        &[("X-Forwarded-For", "127.0.0.2")],
+    );
     assert_eq!(r.status, 403);
 }
 
@@ -106,11 +164,25 @@ fn ipv6_client_through_a_trusted_proxy() {
     };
     let (_origin, edge) = setup(config);
     let target = link("/v6.txt", now() + 60, Some("2001:db8::1"));
-    let ok = edge.get(T0, &target, &[("X-Forwarded-For", "203.0.113.9, 2001:DB8:0:0::1")]);
+    let ok = edge.get(
+        T0,
+        &target,
+        &[("X-Forwarded-For", "203.0.113.9, 2001:DB8:0:0::1")],
+    );
     assert_eq!(ok.status, 200);
-    assert_eq!(edge.get(T0, &target, &[("X-Forwarded-For", "2001:db8::2")]).status, 403);
+    assert_eq!(
+        edge.get(T0, &target, &[("X-Forwarded-For", "2001:db8::2")])
+            .status,
+        403
+    );
     // An untrusted peer cannot claim an address.
-    let r = edge.send(Ipv4Addr::new(127, 0, 0, 5), "GET", T0, &target, &[("X-Forwarded-For", "2001:db8::1")]);
+    let r = edge.send(
+        Ipv4Addr::new(127, 0, 0, 5),
+        "GET",
+        T0,
+        &target,
+        &[("X-Forwarded-For", "2001:db8::1")],
+    );
     assert_eq!(r.status, 403);
 }
 
@@ -165,15 +237,25 @@ fn range_on_a_1gb_object_is_streamed() {
     let start = BIG - 1000;
     let r = edge.get(T2, &target, &[("Range", &format!("bytes={start}-"))]);
     assert_eq!(r.status, 206);
-    assert_eq!(r.header("content-range"), Some(format!("bytes {start}-{}/{BIG}", BIG - 1).as_str()));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes {start}-{}/{BIG}", BIG - 1).as_str())
+    );
     assert_eq!(r.body.len(), 1000);
-    assert!(r.body.iter().enumerate().all(|(i, b)| *b == pattern(start + i as u64)));
+    assert!(r
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == pattern(start + i as u64)));
     let mid = edge.get(T2, &target, &[("Range", "bytes=500000000-500000099")]);
     assert_eq!(mid.status, 206);
     assert_eq!(mid.body.len(), 100);
     assert_eq!(mid.body[0], pattern(500_000_000));
     let head = edge.send(Ipv4Addr::LOCALHOST, "HEAD", T2, &target, &[]);
-    assert_eq!(head.header("content-length"), Some(BIG.to_string().as_str()));
+    assert_eq!(
+        head.header("content-length"),
+        Some(BIG.to_string().as_str())
+    );
 }
 
 #[test]
@@ -184,13 +266,31 @@ fn ranges_conditionals_and_head_from_the_cache() {
     let r = edge.get(T2, &target, &[("Range", "bytes=10-19")]);
     assert_eq!((r.status, r.header("cache")), (206, Some("HIT")));
     assert_eq!(r.body, (10..20).map(pattern).collect::<Vec<u8>>());
-    assert_eq!(edge.get(T2, &target, &[("Range", "bytes=200-")]).status, 416);
-    assert_eq!(edge.get(T2, &target, &[("If-None-Match", "\"e100\"")]).status, 304);
-    assert_eq!(edge.get(T2, &target, &[("If-None-Match", "\"other\"")]).status, 200);
-    let ims = edge.get(T2, &target, &[("If-Modified-Since", "Tue, 02 Jan 2024 00:00:00 GMT")]);
+    assert_eq!(
+        edge.get(T2, &target, &[("Range", "bytes=200-")]).status,
+        416
+    );
+    assert_eq!(
+        edge.get(T2, &target, &[("If-None-Match", "\"e100\"")])
+            .status,
+        304
+    );
+    assert_eq!(
+        edge.get(T2, &target, &[("If-None-Match", "\"other\"")])
+            .status,
+        200
+    );
+    let ims = edge.get(
+        T2,
+        &target,
+        &[("If-Modified-Since", "Tue, 02 Jan 2024 00:00:00 GMT")],
+    );
     assert_eq!(ims.status, 304);
     let head = edge.send(Ipv4Addr::LOCALHOST, "HEAD", T2, &target, &[]);
-    assert_eq!((head.status, head.header("content-length")), (200, Some("100")));
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, Some("100"))
+    );
     assert_eq!(origin.hits("/size/100/r.bin"), 1);
 }
 
@@ -218,11 +318,15 @@ fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let (_origin, edge) = setup(config);
     let mut s = std::net::TcpStream::connect(("127.0.0.1", edge.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: cdn.example.com\r\nX-Slow: ").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: cdn.example.com\r\nX-Slow: ")
+        .unwrap();
     let t0 = Instant::now();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(5), "not cut off after {took:?}");
-    assert!(took >= Duration::from_millis(500), "cut off too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(500),
+        "cut off too early: {took:?}"
+    );
 }
