@@ -12,6 +12,7 @@ use tollgate_edge::origin::Timeouts;
 use tollgate_edge::realip::{Cidr, TrustedProxies};
 use tollgate_edge::routes::Routes;
 use tollgate_edge::server::{self, Limits};
+use tollgate_edge::tls::{server_config, HostCert};
 use tollgate_edge::{Edge, EdgeConfig};
 
 #[derive(Args)]
@@ -46,6 +47,12 @@ pub struct EdgeArgs {
     /// Open client connections at most.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Address to serve TLS clients on (HTTP/2 and HTTP/1.1 by ALPN); needs --tls-cert.
+    #[arg(long, value_name = "ADDR", requires = "tls_cert")]
+    tls_listen: Option<SocketAddr>,
+    /// Certificate for one hostname, chosen by SNI: HOST=CERT.pem,KEY.pem (repeatable).
+    #[arg(long, value_name = "HOST=CERT,KEY", value_parser = HostCert::from_arg, requires = "tls_listen")]
+    tls_cert: Vec<HostCert>,
     /// Access log: "-" for stderr, or a file path. Off when not given.
     #[arg(long, value_name = "PATH")]
     access_log: Option<PathBuf>,
@@ -142,7 +149,27 @@ async fn serve(
         eprintln!("tollgate edge: shutting down, finishing requests in flight");
         let _ = stop_tx.send(true);
     });
-    server::serve(edge, listener, config.limits, stopped(stop_rx)).await;
+    let tls = match args.tls_listen {
+        Some(addr) => {
+            let cfg = server_config(&args.tls_cert).map_err(|e| anyhow!("--tls-cert: {e}"))?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--tls-listen: cannot bind {addr}"))?;
+            eprintln!("tollgate edge: TLS on {}", l.local_addr()?);
+            Some(tokio::spawn(server::serve(
+                Arc::clone(&edge),
+                l,
+                config.limits,
+                Some(tokio_rustls::TlsAcceptor::from(cfg)),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
+    server::serve(edge, listener, config.limits, None, stopped(stop_rx)).await;
+    if let Some(t) = tls {
+        let _ = t.await;
+    }
     eprintln!("tollgate edge: stopped");
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod realip;
 pub mod respond;
 pub mod routes;
 pub mod server;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -70,8 +70,8 @@ impl OriginClient {
         OriginClient { client, timeouts }
     }
 
-    /// `GET http://{host}:{port}{path_and_query}` with `Host: {host_header}`; `range` is
-    /// forwarded when given. Returns once the response headers are in.
+    /// `GET` (or `HEAD`) `http://{host}:{port}{path_and_query}` with `Host: {host_header}`;
+    /// `range` is forwarded when given. Returns once the response headers are in.
     pub async fn get(
         &self,
         host: &str,
@@ -79,6 +79,7 @@ impl OriginClient {
         host_header: &str,
         path_and_query: &str,
         range: Option<&HeaderValue>,
+        head: bool,
     ) -> Result<Response<Incoming>, OriginError> {
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
@@ -86,7 +87,14 @@ impl OriginClient {
             format!("{host}:{port}")
         };
         let uri = format!("http://{authority}{path_and_query}");
-        let mut req = Request::get(uri)
+        let method = if head {
+            http::Method::HEAD
+        } else {
+            http::Method::GET
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
             .header(header::HOST, host_header)
             .header(header::USER_AGENT, "tollgate-edge")
             // The cache key ignores Accept-Encoding, so ask for the identity encoding.

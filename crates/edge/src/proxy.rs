@@ -334,6 +334,7 @@ async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, origin_target: &str) -> Share
             &r.host_header,
             origin_target,
             None,
+            false,
         )
         .await
     {
@@ -421,6 +422,7 @@ async fn pass_through(
             &r.host_header,
             origin_target,
             req.get(header::RANGE),
+            head,
         )
         .await
     {

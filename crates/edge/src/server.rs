@@ -60,11 +60,13 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 /// Serves the edge on `listener` until `shutdown` completes, then waits for requests in
-/// flight (at most `limits.shutdown_grace`).
+/// flight (at most `limits.shutdown_grace`). With `tls`, connections are TLS (HTTP/2 or
+/// HTTP/1.1 by ALPN); without, HTTP/1.1 or HTTP/2 with prior knowledge.
 pub async fn serve(
     edge: Arc<Edge>,
     listener: TcpListener,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -91,14 +93,35 @@ pub async fn serve(
             let edge = Arc::clone(&edge);
             async move { Ok::<_, Infallible>(proxy::handle(edge, req, peer.ip()).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
-        });
+        match &tls {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                // The handshake runs in the connection's task, bounded like a request head, so
+                // a slow or silent client holds a slot no longer than that.
+                let accept =
+                    tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    if let Ok(Ok(stream)) = accept.await {
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .into_owned();
+                        let _ = watcher.watch(conn).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {

@@ -4,6 +4,7 @@
 
 mod behaviour;
 mod nginx_diff;
+mod tls_h2;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -15,14 +16,26 @@ use tollgate_testkit::http::{request, RawResponse};
 
 /// An edge running on its own runtime, stopped on drop.
 pub struct RunningEdge {
+    /// Its port on 127.0.0.1.
     pub port: u16,
+    /// Its state, for metrics.
     pub edge: Arc<Edge>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RunningEdge {
+    /// Starts a cleartext edge.
     pub fn start(resources: &str, config: EdgeConfig) -> RunningEdge {
+        Self::start_with(resources, config, None)
+    }
+
+    /// Starts an edge, with TLS when `tls` is given.
+    pub fn start_with(
+        resources: &str,
+        config: EdgeConfig,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> RunningEdge {
         let resources = tollgate_model::parse_resources(resources).unwrap();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -37,7 +50,7 @@ impl RunningEdge {
                 let port = listener.local_addr().unwrap().port();
                 let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).unwrap());
                 ready_tx.send((port, Arc::clone(&edge))).unwrap();
-                server::serve(edge, listener, config.limits, async {
+                server::serve(edge, listener, config.limits, tls, async {
                     let _ = stop_rx.await;
                 })
                 .await;
@@ -57,6 +70,7 @@ impl RunningEdge {
         self.send(Ipv4Addr::LOCALHOST, "GET", host, target, extra)
     }
 
+    /// Any method from `source` with a Host header.
     pub fn send(
         &self,
         source: Ipv4Addr,
