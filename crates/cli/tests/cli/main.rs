@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 mod commands;
+mod edge_process;
 mod seed_scripts;
 
 use std::process::{Command, Output, Stdio};

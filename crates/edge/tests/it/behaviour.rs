@@ -330,3 +330,44 @@ fn a_client_that_never_finishes_its_headers_is_cut_off() {
         "cut off too early: {took:?}"
     );
 }
+
+#[test]
+fn hot_objects_survive_a_scan() {
+    // TinyLFU admission (moka): a one-off object does not displace one that is asked for
+    // again and again. moka starts counting frequencies once the cache is half full, so the
+    // cache is filled first, as it would be on a running edge.
+    let config = EdgeConfig {
+        cache_bytes: 256 * 1024,
+        ..EdgeConfig::default()
+    };
+    let (origin, edge) = setup(config);
+    let get = |path: String| {
+        let r = edge.get(T2, &link(&path, now() + 300, None), &[]);
+        assert_eq!(r.status, 200);
+        r
+    };
+    for i in 0..100 {
+        get(format!("/size/4096/fill-{i}.bin"));
+    }
+    for _ in 0..30 {
+        get("/size/4096/hot.bin".to_owned());
+    }
+    // A scan of 400 one-off objects, 1.6 MiB in all, through a 256 KiB cache (about 55
+    // objects), while the hot object is asked for only every 100 requests: plain LRU would
+    // have evicted it each time.
+    for i in 0..400 {
+        get(format!("/size/4096/scan-{i}.bin"));
+        if i % 100 == 99 {
+            assert_eq!(
+                get("/size/4096/hot.bin".to_owned()).header("cache"),
+                Some("HIT"),
+                "after {i}"
+            );
+        }
+    }
+    assert_eq!(origin.hits("/size/4096/hot.bin"), 1);
+    assert!(
+        edge.edge.cache.weighted_size() <= 256 * 1024,
+        "cache over its bound"
+    );
+}
