@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use tollgate::units::{parse_duration, parse_size};
 use tollgate_edge::origin::Timeouts;
@@ -44,7 +44,10 @@ pub struct EdgeArgs {
     /// Time a client has to send its request headers.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     header_timeout: Duration,
-    /// Open client connections at most.
+    /// Worker threads, each with its own listening socket (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Open client connections at most, per worker.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
     /// Address to serve TLS clients on (HTTP/2 and HTTP/1.1 by ALPN); needs --tls-cert.
@@ -53,6 +56,9 @@ pub struct EdgeArgs {
     /// Certificate for one hostname, chosen by SNI: HOST=CERT.pem,KEY.pem (repeatable).
     #[arg(long, value_name = "HOST=CERT,KEY", value_parser = HostCert::from_arg, requires = "tls_listen")]
     tls_cert: Vec<HostCert>,
+    /// PEM file of CA certificates trusted for HTTPS origins, besides the system's (repeatable).
+    #[arg(long, value_name = "FILE")]
+    origin_ca: Vec<PathBuf>,
     /// Access log: "-" for stderr, or a file path. Off when not given.
     #[arg(long, value_name = "PATH")]
     access_log: Option<PathBuf>,
@@ -65,6 +71,21 @@ fn load(path: &Path) -> Result<Vec<tollgate_model::ValidResource>> {
         let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
         anyhow!("--resources {}:\n{}", path.display(), list.join("\n"))
     })
+}
+
+fn load_cas(paths: &[PathBuf]) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut out = Vec::new();
+    for p in paths {
+        let certs: Vec<_> = CertificateDer::pem_file_iter(p)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| anyhow!("--origin-ca {}: {e}", p.display()))?;
+        if certs.is_empty() {
+            bail!("--origin-ca {}: no certificate in the file", p.display());
+        }
+        out.extend(certs);
+    }
+    Ok(out)
 }
 
 pub fn run(args: EdgeArgs) -> Result<()> {
@@ -83,8 +104,11 @@ pub fn run(args: EdgeArgs) -> Result<()> {
             ..Limits::default()
         },
         access_log: args.access_log.clone(),
+        origin_ca: load_cas(&args.origin_ca)?,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The main runtime only handles signals, reloads and the admin listener; clients are
+    // served by one single-threaded runtime per core (see server::spawn_workers).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
@@ -100,12 +124,14 @@ async fn serve(
 
     let count = resources.len();
     let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).context("--access-log")?);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let threads = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let listeners = server::bind_reuseport(args.listen, threads)
         .with_context(|| format!("--listen: cannot bind {}", args.listen))?;
     eprintln!(
-        "tollgate edge: listening on {} ({count} resources)",
-        listener.local_addr()?
+        "tollgate edge: listening on {} ({count} resources, {threads} workers)",
+        listeners[0].local_addr()?
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -149,27 +175,39 @@ async fn serve(
         eprintln!("tollgate edge: shutting down, finishing requests in flight");
         let _ = stop_tx.send(true);
     });
-    let tls = match args.tls_listen {
-        Some(addr) => {
-            let cfg = server_config(&args.tls_cert).map_err(|e| anyhow!("--tls-cert: {e}"))?;
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("--tls-listen: cannot bind {addr}"))?;
-            eprintln!("tollgate edge: TLS on {}", l.local_addr()?);
-            Some(tokio::spawn(server::serve(
+    let mut workers = server::spawn_workers(
+        Arc::clone(&edge),
+        listeners,
+        config.limits,
+        None,
+        stop_rx.clone(),
+    )
+    .context("starting the workers")?;
+    if let Some(addr) = args.tls_listen {
+        let cfg = server_config(&args.tls_cert).map_err(|e| anyhow!("--tls-cert: {e}"))?;
+        let tls_listeners = server::bind_reuseport(addr, threads)
+            .with_context(|| format!("--tls-listen: cannot bind {addr}"))?;
+        eprintln!("tollgate edge: TLS on {}", tls_listeners[0].local_addr()?);
+        workers.extend(
+            server::spawn_workers(
                 Arc::clone(&edge),
-                l,
+                tls_listeners,
                 config.limits,
                 Some(tokio_rustls::TlsAcceptor::from(cfg)),
-                stopped(stop_rx.clone()),
-            )))
-        }
-        None => None,
-    };
-    server::serve(edge, listener, config.limits, None, stopped(stop_rx)).await;
-    if let Some(t) = tls {
-        let _ = t.await;
+                stop_rx.clone(),
+            )
+            .context("starting the TLS workers")?,
+        );
     }
+    let mut done = stop_rx.clone();
+    let _ = done.wait_for(|s| *s).await;
+    tokio::task::spawn_blocking(move || {
+        for w in workers {
+            let _ = w.join();
+        }
+    })
+    .await
+    .context("waiting for the workers")?;
     eprintln!("tollgate edge: stopped");
     Ok(())
 }

@@ -56,13 +56,15 @@ impl Object {
         self.initial_age + now.saturating_duration_since(self.stored_at).as_secs()
     }
 
-    fn weight(&self) -> u32 {
+    /// Bytes this object costs: body, headers with their allocations, and a fixed share for
+    /// the entry, its key and the cache's own bookkeeping (measured: see docs/testing.md).
+    fn weight(&self, key: &CacheKey) -> u32 {
         let headers: usize = self
             .headers
             .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .map(|(k, v)| k.as_str().len() + v.len() + 96)
             .sum();
-        u32::try_from(self.body.len() + headers + 256).unwrap_or(u32::MAX)
+        u32::try_from(self.body.len() + headers + key.path.len() + 512).unwrap_or(u32::MAX)
     }
 }
 
@@ -96,7 +98,7 @@ impl Cache {
     pub fn new(capacity_bytes: u64, max_object_bytes: u64) -> Cache {
         let inner = Moka::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|_: &CacheKey, v: &Arc<Object>| v.weight())
+            .weigher(|k: &CacheKey, v: &Arc<Object>| v.weight(k))
             .expire_after(UntilStale)
             .support_invalidation_closures()
             .build();

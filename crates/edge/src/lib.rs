@@ -46,6 +46,8 @@ pub struct EdgeConfig {
     pub limits: server::Limits,
     /// Access log: `None` for off, `Some("-")` for stderr, else a file.
     pub access_log: Option<PathBuf>,
+    /// Trust anchors for HTTPS origins, besides the system's.
+    pub origin_ca: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for EdgeConfig {
@@ -60,6 +62,7 @@ impl Default for EdgeConfig {
             },
             limits: server::Limits::default(),
             access_log: None,
+            origin_ca: Vec::new(),
         }
     }
 }
@@ -105,7 +108,7 @@ impl Edge {
                 .time_to_live(Duration::from_secs(600))
                 .build(),
             flights: Arc::default(),
-            origin: OriginClient::new(config.origin_timeouts),
+            origin: OriginClient::new(config.origin_timeouts, &config.origin_ca),
             trusted: config.trusted.clone(),
             metrics: EdgeMetrics::default(),
             log,

@@ -1,5 +1,7 @@
-//! Requests to origins: HTTP/1.1 with a keep-alive pool, connect and read timeouts, and errors
-//! that say whose fault a failure is (502 for a refused or broken origin, 504 for a slow one).
+//! Requests to origins: HTTP/1.1 (over TLS for HTTPS origins) with a keep-alive pool, connect
+//! and read timeouts, and errors that say whose fault a failure is (502 for a refused or broken
+//! origin, 504 for a slow one). HTTPS origins are verified against the system's trust anchors
+//! plus any given with `--origin-ca`.
 
 use std::time::Duration;
 
@@ -7,8 +9,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
 
 /// Origin timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -49,31 +53,80 @@ impl OriginError {
     }
 }
 
-/// The pooled origin client.
+type Pool = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+thread_local! {
+    /// One connection pool per thread and per client. The edge runs one single-threaded
+    /// runtime per core; a pool shared between them would let a request on one runtime use a
+    /// connection driven by another, which hops threads on every request and breaks when that
+    /// runtime stops first during a graceful shutdown.
+    static POOLS: std::cell::RefCell<Vec<(usize, Pool)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The origin client: per-thread keep-alive pools sharing one TLS configuration.
 #[derive(Clone)]
 pub struct OriginClient {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    id: usize,
+    tls: rustls::ClientConfig,
     /// Timeouts.
     pub timeouts: Timeouts,
 }
 
 impl OriginClient {
-    /// A client with these timeouts.
-    pub fn new(timeouts: Timeouts) -> OriginClient {
-        let mut conn = HttpConnector::new();
-        conn.set_connect_timeout(Some(timeouts.connect));
-        conn.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(conn);
-        OriginClient { client, timeouts }
+    /// A client with these timeouts, trusting the system's anchors and `extra_roots`.
+    pub fn new(timeouts: Timeouts, extra_roots: &[CertificateDer<'static>]) -> OriginClient {
+        let mut roots = rustls::RootCertStore::empty();
+        // Unreadable system certificates leave only the explicit ones; HTTPS origins then fail
+        // verification with a 502 instead of the edge refusing to start.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        roots.add_parsable_certificates(extra_roots.iter().cloned());
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+            .unwrap_or_else(|_| unreachable_tls_config());
+        OriginClient {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            tls,
+            timeouts,
+        }
     }
 
-    /// `GET` (or `HEAD`) `http://{host}:{port}{path_and_query}` with `Host: {host_header}`;
-    /// `range` is forwarded when given. Returns once the response headers are in.
+    /// This thread's pool, made on first use.
+    fn pool(&self) -> Pool {
+        POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            if let Some((_, p)) = pools.iter().find(|(id, _)| *id == self.id) {
+                return p.clone();
+            }
+            let mut conn = HttpConnector::new();
+            conn.set_connect_timeout(Some(self.timeouts.connect));
+            conn.set_nodelay(true);
+            conn.enforce_http(false);
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(self.tls.clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(conn);
+            let pool = Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(256)
+                .build(https);
+            pools.push((self.id, pool.clone()));
+            pool
+        })
+    }
+
+    /// `GET` (or `HEAD`) `http(s)://{host}:{port}{path_and_query}` with
+    /// `Host: {host_header}`; `range` is forwarded when given. Returns once the response
+    /// headers are in.
+    #[allow(clippy::too_many_arguments)]
     pub async fn get(
         &self,
+        https: bool,
         host: &str,
         port: u16,
         host_header: &str,
@@ -86,7 +139,8 @@ impl OriginClient {
         } else {
             format!("{host}:{port}")
         };
-        let uri = format!("http://{authority}{path_and_query}");
+        let scheme = if https { "https" } else { "http" };
+        let uri = format!("{scheme}://{authority}{path_and_query}");
         let method = if head {
             http::Method::HEAD
         } else {
@@ -104,7 +158,7 @@ impl OriginClient {
         if let Some(r) = range {
             req.headers_mut().insert(header::RANGE, r.clone());
         }
-        match tokio::time::timeout(self.timeouts.read, self.client.request(req)).await {
+        match tokio::time::timeout(self.timeouts.read, self.pool().request(req)).await {
             Err(_) => Err(OriginError::Timeout),
             Ok(Err(e)) if is_connect_timeout(&e) => Err(OriginError::Timeout),
             Ok(Err(_)) => Err(OriginError::Unreachable),
@@ -112,9 +166,15 @@ impl OriginClient {
         }
     }
 
-    /// Reads a whole body of at most `limit` bytes, each read within the read timeout.
-    pub async fn read_body(&self, mut body: Incoming, limit: u64) -> Result<Bytes, OriginError> {
-        let mut buf = bytes::BytesMut::new();
+    /// Reads a whole body of at most `limit` bytes, each read within the read timeout, into a
+    /// buffer of its exact size (`expected` is the Content-Length, when known).
+    pub async fn read_body(
+        &self,
+        mut body: Incoming,
+        limit: u64,
+        expected: Option<u64>,
+    ) -> Result<Bytes, OriginError> {
+        let mut buf = bytes::BytesMut::with_capacity(expected.unwrap_or(0).min(limit) as usize);
         loop {
             let frame = match tokio::time::timeout(self.timeouts.read, body.frame()).await {
                 Err(_) => return Err(OriginError::Timeout),
@@ -129,8 +189,20 @@ impl OriginClient {
                 buf.extend_from_slice(&data);
             }
         }
+        if buf.capacity() > buf.len() + buf.len() / 8 {
+            // Grown by doubling: keep only what is used, since the cache holds it for long.
+            return Ok(Bytes::copy_from_slice(&buf));
+        }
         Ok(buf.freeze())
     }
+}
+
+/// The ring provider's safe defaults always build; this is never reached, and exists so that
+/// the constructor has no panic path.
+fn unreachable_tls_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
 }
 
 fn is_connect_timeout(e: &hyper_util::client::legacy::Error) -> bool {

@@ -19,6 +19,13 @@ use crate::respond::{from_object, CACHE};
 use crate::routes::Site;
 use crate::Edge;
 
+/// Where a request goes at the origin: scheme and path with the forwarded query.
+#[derive(Clone, Copy)]
+struct OriginTarget<'a> {
+    https: bool,
+    target: &'a str,
+}
+
 /// What the log and the metrics need to know about a finished request.
 struct Done {
     resp: Response<EdgeBody>,
@@ -68,30 +75,25 @@ fn origin_failed(e: OriginError) -> Done {
     }
 }
 
-fn host_of(req: &Request<Incoming>) -> String {
-    let raw = req
-        .uri()
+/// The request's host, lower-cased, without port or trailing dot; borrowed when it already
+/// is (the common case).
+fn host_of<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> std::borrow::Cow<'a, str> {
+    let raw = uri
         .host()
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("");
-    let no_port = match raw.rsplit_once(':') {
-        Some((h, p))
-            if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(']')
-                || raw.starts_with('[') =>
-        {
-            if raw.starts_with('[') {
-                raw
-            } else {
-                h
-            }
-        }
-        _ => raw,
+    let host = if raw.starts_with('[') {
+        // An IPv6 literal: keep up to the closing bracket.
+        raw.split_inclusive(']').next().unwrap_or(raw)
+    } else {
+        raw.split(':').next().unwrap_or(raw)
     };
-    no_port.trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
 }
 
 /// The query without `md5` and `expires` (any case), which neither the origin nor the cache
@@ -115,10 +117,17 @@ pub fn strip_token_params(args: &[u8]) -> Vec<u8> {
 }
 
 /// Handles one request from `peer`.
-pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: IpAddr) -> Response<EdgeBody> {
+/// Handles one request from `peer`; `tls` says whether it came over TLS (for `originProtocol`
+/// MATCH).
+pub async fn handle(
+    edge: Arc<Edge>,
+    req: Request<Incoming>,
+    peer: IpAddr,
+    tls: bool,
+) -> Response<EdgeBody> {
     let started = Instant::now();
     let routes = edge.routes.load_full();
-    let host = host_of(&req);
+    let host = host_of(req.uri(), req.headers());
     let Some(site) = routes.get(&host).cloned() else {
         edge.metrics
             .unknown_host
@@ -145,12 +154,13 @@ pub async fn handle(edge: Arc<Edge>, req: Request<Incoming>, peer: IpAddr) -> Re
             .iter()
             .map(|v| v.as_bytes()),
     );
-    let raw = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let done = gate_and_serve(&edge, &site, &req, &raw, client, head).await;
+    let raw = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let https = match site.res.resource.origin_protocol {
+        tollgate_model::OriginProtocol::Http => false,
+        tollgate_model::OriginProtocol::Https => true,
+        tollgate_model::OriginProtocol::Match => tls,
+    };
+    let done = gate_and_serve(&edge, &site, &req, raw, client, head, https).await;
     let status = done.resp.status().as_u16();
     if let Some(o) = done.outcome {
         site.metrics.record(o, done.bytes);
@@ -181,6 +191,7 @@ async fn gate_and_serve(
     raw: &str,
     client: IpAddr,
     head: bool,
+    https: bool,
 ) -> Done {
     let target = match Target::parse(raw.as_bytes()) {
         Ok(t) => t,
@@ -215,7 +226,11 @@ async fn gate_and_serve(
     };
     // encode_path writes ASCII only, and the query was valid in the request line.
     let origin_target = String::from_utf8_lossy(&origin_target).into_owned();
-    serve(edge, site, req.headers(), key, &origin_target, head).await
+    let to = OriginTarget {
+        https,
+        target: &origin_target,
+    };
+    serve(edge, site, req.headers(), key, to, head).await
 }
 
 async fn serve(
@@ -223,7 +238,7 @@ async fn serve(
     site: &Arc<Site>,
     req: &HeaderMap,
     key: CacheKey,
-    origin_target: &str,
+    to: OriginTarget<'_>,
     head: bool,
 ) -> Done {
     let large = edge.large.get(&key).is_some();
@@ -240,11 +255,11 @@ async fn serve(
             };
         }
         if large {
-            return pass_through(edge, site, req, origin_target, head).await;
+            return pass_through(edge, site, req, to, head).await;
         }
         match edge.flights.join(&key) {
             Role::Leader(leader) => {
-                let shared = fetch(edge, site, origin_target).await;
+                let shared = fetch(edge, site, to).await;
                 let shared = match (shared, cached) {
                     (Shared::Failed(..), Some(stale)) if now < stale.stale_until => {
                         leader.finish(Shared::Object(Arc::clone(&stale), true));
@@ -265,7 +280,7 @@ async fn serve(
                     edge.large.insert(key.clone(), ());
                 }
                 leader.finish(shared.clone());
-                return answer(edge, site, req, origin_target, head, shared, "MISS").await;
+                return answer(edge, site, req, to, head, shared, "MISS").await;
             }
             Role::Follower(mut rx) => {
                 let outcome = rx
@@ -276,9 +291,7 @@ async fn serve(
                 match outcome {
                     // The leader's client went away before the fetch ended: try again.
                     None => continue,
-                    Some(shared) => {
-                        return answer(edge, site, req, origin_target, head, shared, "HIT").await
-                    }
+                    Some(shared) => return answer(edge, site, req, to, head, shared, "HIT").await,
                 }
             }
         }
@@ -289,7 +302,7 @@ async fn answer(
     edge: &Arc<Edge>,
     site: &Arc<Site>,
     req: &HeaderMap,
-    origin_target: &str,
+    to: OriginTarget<'_>,
     head: bool,
     shared: Shared,
     label: &'static str,
@@ -318,21 +331,22 @@ async fn answer(
             }
         }
         Shared::Failed(e) => origin_failed(e),
-        Shared::FetchYourself => pass_through(edge, site, req, origin_target, head).await,
+        Shared::FetchYourself => pass_through(edge, site, req, to, head).await,
     }
 }
 
 /// Fetches the whole object for the cache.
-async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, origin_target: &str) -> Shared {
+async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, to: OriginTarget<'_>) -> Shared {
     let r = &site.res;
     let t0 = Instant::now();
     let resp = match edge
         .origin
         .get(
+            to.https,
             &r.origin_host,
             r.origin_port,
             &r.host_header,
-            origin_target,
+            to.target,
             None,
             false,
         )
@@ -353,7 +367,11 @@ async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, origin_target: &str) -> Share
         return Shared::FetchYourself;
     }
     let (parts, body) = resp.into_parts();
-    let body = match edge.origin.read_body(body, limit).await {
+    let expected = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let body = match edge.origin.read_body(body, limit, expected).await {
         Ok(b) => b,
         Err(OriginError::TooLarge) => return Shared::FetchYourself,
         Err(e) => return Shared::Failed(e),
@@ -370,6 +388,15 @@ async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, origin_target: &str) -> Share
     strip_hop_by_hop(&mut headers);
     // Set again for each answer, which may be a range of the body.
     headers.remove(header::CONTENT_LENGTH);
+    // hyper's header values are slices of its read buffer; a stored copy of them would keep
+    // that whole buffer alive, several times the object's size for small objects.
+    let mut headers: HeaderMap = headers
+        .iter()
+        .map(|(k, v)| {
+            let owned = HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+            (k.clone(), owned)
+        })
+        .collect();
     let initial_age = headers
         .remove(header::AGE)
         .and_then(|v| v.to_str().ok()?.parse().ok())
@@ -409,7 +436,7 @@ async fn pass_through(
     edge: &Arc<Edge>,
     site: &Arc<Site>,
     req: &HeaderMap,
-    origin_target: &str,
+    to: OriginTarget<'_>,
     head: bool,
 ) -> Done {
     let r = &site.res;
@@ -417,10 +444,11 @@ async fn pass_through(
     let resp = match edge
         .origin
         .get(
+            to.https,
             &r.origin_host,
             r.origin_port,
             &r.host_header,
-            origin_target,
+            to.target,
             req.get(header::RANGE),
             head,
         )
@@ -482,6 +510,25 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::strip_token_params as s;
+
+    #[test]
+    fn host_names() {
+        let h = |uri: &str, host: Option<&'static str>| {
+            let mut m = http::HeaderMap::new();
+            if let Some(v) = host {
+                m.insert(http::header::HOST, http::HeaderValue::from_static(v));
+            }
+            super::host_of(&uri.parse().unwrap(), &m).into_owned()
+        };
+        assert_eq!(h("/", Some("CDN.Example.com:8080")), "cdn.example.com");
+        assert_eq!(h("/", Some("cdn.example.com.")), "cdn.example.com");
+        assert_eq!(h("/", Some("[::1]:80")), "[::1]");
+        assert_eq!(
+            h("http://Abs.example.com/x", Some("other")),
+            "abs.example.com"
+        );
+        assert_eq!(h("/", None), "");
+    }
 
     #[test]
     fn token_params_stripped() {

@@ -89,9 +89,10 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         edge.metrics.connections.fetch_add(1, Relaxed);
         let edge = Arc::clone(&edge);
+        let is_tls = tls.is_some();
         let svc = service_fn(move |req: Request<Incoming>| {
             let edge = Arc::clone(&edge);
-            async move { Ok::<_, Infallible>(proxy::handle(edge, req, peer.ip()).await) }
+            async move { Ok::<_, Infallible>(proxy::handle(edge, req, peer.ip(), is_tls).await) }
         });
         match &tls {
             None => {
@@ -172,4 +173,63 @@ pub async fn serve_admin(
             .into_owned();
         tokio::spawn(conn);
     }
+}
+
+/// Binds `addr` `count` times with `SO_REUSEPORT` (the first bind picks the port when `addr`
+/// has port 0), so that each worker thread accepts on its own socket and the kernel spreads
+/// connections among them.
+pub fn bind_reuseport(
+    addr: std::net::SocketAddr,
+    count: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Socket, Type};
+    let mut out = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(4096)?;
+        let l: std::net::TcpListener = s.into();
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Runs one single-threaded runtime per listener, each serving its own listener, until `stop`
+/// turns true; returns the threads to join. Like nginx's worker processes, a request stays on
+/// the thread that accepted its connection: no cross-thread wake-ups on the hot path.
+pub fn spawn_workers(
+    edge: Arc<Edge>,
+    listeners: Vec<std::net::TcpListener>,
+    limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut threads = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let (edge, tls, mut stop) = (Arc::clone(&edge), tls.clone(), stop.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("edge-worker-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        let Ok(listener) = TcpListener::from_std(l) else {
+                            return;
+                        };
+                        serve(edge, listener, limits, tls, async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
+                        .await;
+                    });
+                })?,
+        );
+    }
+    Ok(threads)
 }

@@ -1,49 +1,34 @@
-//! Debian's nginx configured as the Gcore edge (`testdata/nginx/gcore-edge.conf.in`), started
-//! on free loopback ports in a private directory and stopped on drop.
+//! Debian's nginx, started on free loopback ports in a private directory and stopped on drop:
+//! as the Gcore edge (`testdata/nginx/gcore-edge.conf.in`), or with any other configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::{free_port, repo_root, tools};
 
-/// A running nginx edge.
-pub struct GcoreEdge {
+/// A running nginx.
+pub struct Nginx {
     child: Child,
-    dir: PathBuf,
-    /// Port of the server whose tokens leave out the client address (secure_key type 2).
-    pub port_type2: u16,
-    /// Port of the server whose tokens include the client address (type 0).
-    pub port_type0: u16,
-    /// Port of the stand-in origin.
-    pub port_origin: u16,
+    /// Its private directory (prefix, logs, cache, generated files).
+    pub dir: PathBuf,
 }
 
-impl GcoreEdge {
-    /// Starts nginx with `key` as the secure-link key.
-    pub fn start(key: &str) -> GcoreEdge {
+impl Nginx {
+    /// Starts nginx with the configuration `make_conf(dir)` returns, and waits until every port
+    /// in `ports` accepts connections. Retries with a fresh directory when it fails to start.
+    pub fn start(ports: &[u16], make_conf: impl Fn(&Path) -> String) -> Nginx {
         let nginx = tools::require("nginx", "nginx");
         let mut last_err = String::new();
-        for attempt in 0..5 {
+        for attempt in 0..3 {
             let dir = std::env::temp_dir().join(format!(
                 "tollgate-nginx-{}-{attempt}-{}",
                 std::process::id(),
                 free_port()
             ));
             std::fs::create_dir_all(&dir).expect("creating nginx dir");
-            let (p2, p0, po) = (free_port(), free_port(), free_port());
-            let template =
-                std::fs::read_to_string(repo_root().join("testdata/nginx/gcore-edge.conf.in"))
-                    .expect("reading testdata/nginx/gcore-edge.conf.in");
-            let conf = template
-                .replace("@PORT2@", &p2.to_string())
-                .replace("@PORT0@", &p0.to_string())
-                .replace("@OPORT@", &po.to_string())
-                .replace("@ORIGIN@", &format!("127.0.0.1:{po}"))
-                .replace("@PREFIX@", &dir.display().to_string())
-                .replace("@KEY@", key);
             let conf_path = dir.join("nginx.conf");
-            std::fs::write(&conf_path, conf).expect("writing nginx.conf");
+            std::fs::write(&conf_path, make_conf(&dir)).expect("writing nginx.conf");
             let child = Command::new(&nginx)
                 .arg("-p")
                 .arg(&dir)
@@ -58,31 +43,25 @@ impl GcoreEdge {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawning nginx");
-            let mut edge = GcoreEdge {
-                child,
-                dir,
-                port_type2: p2,
-                port_type0: p0,
-                port_origin: po,
-            };
-            if edge.wait_ready() {
-                return edge;
+            let mut n = Nginx { child, dir };
+            if n.wait_ready(ports) {
+                return n;
             }
-            last_err = std::fs::read_to_string(edge.dir.join("error.log")).unwrap_or_default();
+            last_err = std::fs::read_to_string(n.dir.join("error.log")).unwrap_or_default();
         }
         panic!("nginx did not start: {last_err}");
     }
 
-    fn wait_ready(&mut self) -> bool {
+    fn wait_ready(&mut self, ports: &[u16]) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            let up = [self.port_type2, self.port_type0, self.port_origin]
+            if ports
                 .iter()
-                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok());
-            if up {
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -98,7 +77,7 @@ impl GcoreEdge {
     }
 }
 
-impl Drop for GcoreEdge {
+impl Drop for Nginx {
     fn drop(&mut self) {
         // SIGTERM to the master stops its workers too; SIGKILL would orphan them on our ports.
         let _ = Command::new("kill")
@@ -114,5 +93,46 @@ impl Drop for GcoreEdge {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Debian's nginx as the Gcore edge, with a stand-in origin.
+pub struct GcoreEdge {
+    _nginx: Nginx,
+    /// Port of the server whose tokens leave out the client address (secure_key type 2).
+    pub port_type2: u16,
+    /// Port of the server whose tokens include the client address (type 0).
+    pub port_type0: u16,
+    /// Port of the stand-in origin.
+    pub port_origin: u16,
+}
+
+impl GcoreEdge {
+    /// Starts nginx with `key` as the secure-link key.
+    pub fn start(key: &str) -> GcoreEdge {
+        let (p2, p0, po) = (free_port(), free_port(), free_port());
+        let template =
+            std::fs::read_to_string(repo_root().join("testdata/nginx/gcore-edge.conf.in"))
+                .expect("reading testdata/nginx/gcore-edge.conf.in");
+        let nginx = Nginx::start(&[p2, p0, po], |dir| {
+            template
+                .replace("@PORT2@", &p2.to_string())
+                .replace("@PORT0@", &p0.to_string())
+                .replace("@OPORT@", &po.to_string())
+                .replace("@ORIGIN@", &format!("127.0.0.1:{po}"))
+                .replace("@PREFIX@", &dir.display().to_string())
+                .replace("@KEY@", key)
+        });
+        GcoreEdge {
+            _nginx: nginx,
+            port_type2: p2,
+            port_type0: p0,
+            port_origin: po,
+        }
+    }
+
+    /// nginx's version line, for test output.
+    pub fn version() -> String {
+        Nginx::version()
     }
 }

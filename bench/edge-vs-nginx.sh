@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# nginx (secure_link, proxy_cache keyed by $uri, access log off, keep-alive) and `tollgate edge`
+# in front of the same origin, measured with wrk, taking turns in one run:
+#   hit1k    cached 1 KiB objects behind a valid token
+#   hit100k  cached 100 KiB objects behind a valid token
+#   refused  wrong token (403)
+#   miss     a new signed path per request (cache miss, origin fetch)
+# Prints requests/s and p99 latency for each, the ratio tollgate/nginx, and resident memory.
+# Each scenario runs ROUNDS times (default 3), nginx and tollgate alternating; the medians
+# are reported, since two cores shared by wrk, the origin and an edge make single runs noisy.
+# Usage: bench/edge-vs-nginx.sh [SECONDS_PER_RUN] [CONNECTIONS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+conns="${2:-64}"
+rounds="${ROUNDS:-3}"
+for tool in wrk nginx; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
+    echo "installing $tool" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+cargo build --release -q -p tollgate
+TG=target/release/tollgate
+
+dir=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$dir"; }
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+O=$(free_port); N=$(free_port); T=$(free_port)
+
+mkdir -p "$dir/www" "$dir/origin" "$dir/edge"
+head -c 1024 /dev/urandom > "$dir/www/1k.bin"
+head -c 102400 /dev/urandom > "$dir/www/100k.bin"
+mkdir -p "$dir/www/miss"
+# Workers write the cache in a private temp dir: as root they must run as root too.
+common="$( [ "$(id -u)" = 0 ] && echo "user root;") events { worker_connections 16384; }"
+temps() { echo "client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;"; }
+
+# The origin: nginx serving files; any path under /miss/ answers with the 1 KiB file.
+cat > "$dir/origin/nginx.conf" <<CONF
+worker_processes 1; pid $dir/origin/nginx.pid; error_log $dir/origin/error.log warn; $common
+http { access_log off; tcp_nopush off; $(temps "$dir/origin")
+  server { listen 127.0.0.1:$O; root $dir/www;
+    location /miss/ { try_files /1k.bin =404; } } }
+CONF
+# The nginx edge: the reference Gcore edge (secure_key type 2) with keep-alive to the origin.
+cat > "$dir/edge/nginx.conf" <<CONF
+worker_processes 2; pid $dir/edge/nginx.pid; error_log $dir/edge/error.log warn; $common
+http { access_log off; tcp_nopush off; server_tokens off; $(temps "$dir/edge")
+  proxy_cache_path $dir/edge/cache keys_zone=edge:50m max_size=1g inactive=60m use_temp_path=off;
+  upstream origin { server 127.0.0.1:$O; keepalive 64; }
+  server { listen 127.0.0.1:$N reuseport;
+    location / {
+      secure_link \$arg_md5,\$arg_expires;
+      secure_link_md5 "\$secure_link_expires\$uri secret_key";
+      if (\$secure_link = "")  { return 403; }
+      if (\$secure_link = "0") { return 410; }
+      proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_cache edge; proxy_cache_key \$uri; proxy_cache_valid 200 60m; } } }
+CONF
+"$NGINX" -p "$dir/origin" -c "$dir/origin/nginx.conf" -e "$dir/origin/error.log" -g 'daemon off;' & pids+=($!)
+"$NGINX" -p "$dir/edge" -c "$dir/edge/nginx.conf" -e "$dir/edge/error.log" -g 'daemon off;' & pids+=($!)
+nginx_master=$!
+cat > "$dir/resources.json" <<JSON
+[{"id": 1, "cname": "cdn.example.com", "origin": "127.0.0.1:$O",
+  "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 2}}}]
+JSON
+"$TG" edge --resources "$dir/resources.json" --listen "127.0.0.1:$T" --cache-size 1G 2>"$dir/tollgate.log" & pids+=($!)
+tollgate_pid=$!
+sleep 1
+
+sign() { "$TG" sign --key secret_key --path "$1" --ttl 86400; }
+L1K=$(sign /1k.bin); L100K=$(sign /100k.bin)
+BAD="/1k.bin?md5=AAAAAAAAAAAAAAAAAAAAAA&expires=$(( $(date +%s) + 86400 ))"
+# Unique signed paths for the miss runs, a separate set per server and per run.
+for who in nginx tollgate; do
+  for round in $(seq 1 "$rounds"); do
+    seq 1 400000 | sed "s|^|/miss/$who-$round-|" | "$TG" sign --batch --key secret_key --ttl 86400 > "$dir/miss-$who-$round.txt"
+  done
+done
+cat > "$dir/miss.lua" <<'LUA'
+local paths = {}
+local i = 0
+function init(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  -- Each wrk thread starts at its own offset so threads do not share paths.
+  i = (tonumber(args[2]) or 0) * math.floor(#paths / 2)
+end
+function request()
+  i = i + 1
+  return wrk.format("GET", paths[i], {["Host"] = "cdn.example.com"})
+end
+LUA
+curl -s -o /dev/null -H 'Host: cdn.example.com' "http://127.0.0.1:$N$L1K"
+curl -s -o /dev/null -H 'Host: cdn.example.com' "http://127.0.0.1:$N$L100K"
+curl -s -o /dev/null -H 'Host: cdn.example.com' "http://127.0.0.1:$T$L1K"
+curl -s -o /dev/null -H 'Host: cdn.example.com' "http://127.0.0.1:$T$L100K"
+for u in "$L1K" "$L100K"; do
+  for p in $N $T; do
+    c=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: cdn.example.com' "http://127.0.0.1:$p$u")
+    [ "$c" = 200 ] || { echo "warm-up got $c from port $p" >&2; exit 1; }
+  done
+done
+
+run() { # port target [lua-args...]
+  local port=$1 target=$2; shift 2
+  if [ "$target" = miss ]; then
+    wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$dir/miss.lua" "http://127.0.0.1:$port" -- "$@"
+  else
+    wrk -t2 -c"$conns" -d"${secs}s" --latency -H 'Host: cdn.example.com' "http://127.0.0.1:$port$target"
+  fi
+}
+rps() { awk '/Requests\/sec/ {print $2}'; }
+p99() { awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'; }
+non2xx() { awk '/Non-2xx/ {print $NF}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+rss_kb() { local total=0; for p in "$@"; do total=$(( total + $(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0) )); done; echo $total; }
+
+printf '%-9s %12s %12s %8s %10s %10s\n' scenario nginx_rps tollgate_rps ratio nginx_p99 tg_p99
+workers=$(pgrep -P "$nginx_master" | tr '\n' ' ')
+for scenario in hit1k hit100k refused miss; do
+  if [ "$scenario" = miss ]; then
+    rss_hits="nginx $(( $(rss_kb $nginx_master $workers) / 1024 )) MiB, tollgate $(( $(rss_kb $tollgate_pid) / 1024 )) MiB"
+  fi
+  case $scenario in
+    hit1k) target=$L1K ;; hit100k) target=$L100K ;; refused) target=$BAD ;; miss) target=miss ;;
+  esac
+  rns=(); rts=(); pns=(); pts=()
+  for round in $(seq 1 "$rounds"); do
+    if [ "$scenario" = miss ]; then
+      out_n=$(run $N miss "$dir/miss-nginx-$round.txt"); out_t=$(run $T miss "$dir/miss-tollgate-$round.txt")
+    else
+      out_n=$(run $N "$target"); out_t=$(run $T "$target")
+    fi
+    rns+=("$(echo "$out_n" | rps)"); rts+=("$(echo "$out_t" | rps)")
+    pns+=("$(echo "$out_n" | p99)"); pts+=("$(echo "$out_t" | p99)")
+    if [ "$scenario" != refused ]; then
+      for o in "$out_n" "$out_t"; do
+        bad=$(echo "$o" | non2xx); [ -z "$bad" ] || echo "  warning: $bad non-2xx responses" >&2
+      done
+    fi
+  done
+  rn=$(median "${rns[@]}"); rt=$(median "${rts[@]}"); pn=$(median "${pns[@]}"); pt=$(median "${pts[@]}")
+  ratio=$(awk -v a="$rt" -v b="$rn" 'BEGIN { printf "%.2f", a / b }')
+  printf '%-9s %12s %12s %8s %8sms %8sms\n' "$scenario" "$rn" "$rt" "${ratio}x" "$pn" "$pt"
+done
+echo "resident memory after the hit runs: $rss_hits"
+echo "resident memory at the end: nginx edge (master + workers) $(( $(rss_kb $nginx_master $workers) / 1024 )) MiB, tollgate edge $(( $(rss_kb $tollgate_pid) / 1024 )) MiB"
+echo "(nginx keeps its cache on disk, outside its RSS; tollgate keeps it in memory, up to --cache-size)"
+echo "(medians of $rounds rounds of wrk -t2 -c$conns -d${secs}s; $(nproc) cores shared by wrk, origin and edges; $("$NGINX" -v 2>&1))"
