@@ -56,10 +56,9 @@ impl OriginError {
 type Pool = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 thread_local! {
-    /// One connection pool per thread and per client. The edge runs one single-threaded
-    /// runtime per core; a pool shared between them would let a request on one runtime use a
-    /// connection driven by another, which hops threads on every request and breaks when that
-    /// runtime stops first during a graceful shutdown.
+    /// One connection pool per thread and per client, so that a request and the origin
+    /// connection it rides on are usually polled by the same worker thread (fewer cross-thread
+    /// wake-ups), and a pool never outlives the runtime its connections run on.
     static POOLS: std::cell::RefCell<Vec<(usize, Pool)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
