@@ -55,12 +55,13 @@ fn link(path: &str) -> String {
     format!("{path}?md5={t}&expires={expires}")
 }
 
-/// Starts the edge and returns it with its port and a channel of its stderr lines.
-fn start(res: &std::path::Path) -> (Child, u16, std::sync::mpsc::Receiver<String>) {
+/// Starts the edge and returns it with its port, its admin port and a channel of its stderr
+/// lines.
+fn start(res: &std::path::Path) -> (Child, u16, u16, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["edge", "--resources"])
         .arg(res)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -92,7 +93,7 @@ fn sighup_reload_under_load_fails_no_request_and_sigterm_finishes_in_flight() {
     std::fs::create_dir_all(&dir).unwrap();
     let res = dir.join("resources.json");
     write_atomically(&res, &resources(origin.port, 0));
-    let (mut child, port, logs) = start(&res);
+    let (mut child, port, admin, logs) = start(&res);
 
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -149,6 +150,12 @@ fn sighup_reload_under_load_fails_no_request_and_sigterm_finishes_in_flight() {
     )
     .unwrap();
     assert_eq!(newest.status, 200, "the last reload did not take effect");
+    let health = request(std::net::Ipv4Addr::LOCALHOST, admin, "GET", b"/healthz", &[]).unwrap();
+    assert_eq!((health.status, &health.body[..]), (200, &b"ok\n"[..]));
+    let metrics = request(std::net::Ipv4Addr::LOCALHOST, admin, "GET", b"/metrics", &[]).unwrap();
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains(r#"tollgate_requests_total{resource="1",outcome="hit",reason=""}"#), "{text}");
+    assert!(text.contains("tollgate_origin_latency_seconds_bucket"), "{text}");
     let lines: Vec<String> = logs.try_iter().collect();
     assert_eq!(
         lines.iter().filter(|l| l.contains("reloaded")).count(),
