@@ -74,16 +74,18 @@ fn start(res: &std::path::Path) -> (Child, u16, u16, std::sync::mpsc::Receiver<S
             let _ = tx.send(line);
         }
     });
-    let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    let addr = first
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap();
-    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
-    (child, port, rx)
+    let port_after = |marker: &str| -> u16 {
+        let line = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let addr = line
+            .split(marker)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        let addr = addr.split(' ').next().unwrap();
+        addr.rsplit(':').next().unwrap().parse().unwrap()
+    };
+    let port = port_after("listening on ");
+    let admin = port_after("admin on ");
+    (child, port, admin, rx)
 }
 
 #[test]
@@ -150,12 +152,32 @@ fn sighup_reload_under_load_fails_no_request_and_sigterm_finishes_in_flight() {
     )
     .unwrap();
     assert_eq!(newest.status, 200, "the last reload did not take effect");
-    let health = request(std::net::Ipv4Addr::LOCALHOST, admin, "GET", b"/healthz", &[]).unwrap();
+    let health = request(
+        std::net::Ipv4Addr::LOCALHOST,
+        admin,
+        "GET",
+        b"/healthz",
+        &[],
+    )
+    .unwrap();
     assert_eq!((health.status, &health.body[..]), (200, &b"ok\n"[..]));
-    let metrics = request(std::net::Ipv4Addr::LOCALHOST, admin, "GET", b"/metrics", &[]).unwrap();
+    let metrics = request(
+        std::net::Ipv4Addr::LOCALHOST,
+        admin,
+        "GET",
+        b"/metrics",
+        &[],
+    )
+    .unwrap();
     let text = String::from_utf8_lossy(&metrics.body);
-    assert!(text.contains(r#"tollgate_requests_total{resource="1",outcome="hit",reason=""}"#), "{text}");
-    assert!(text.contains("tollgate_origin_latency_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(r#"tollgate_requests_total{resource="1",outcome="hit",reason=""}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("tollgate_origin_latency_seconds_bucket"),
+        "{text}"
+    );
     let lines: Vec<String> = logs.try_iter().collect();
     assert_eq!(
         lines.iter().filter(|l| l.contains("reloaded")).count(),
