@@ -335,11 +335,17 @@ async fn answer(
     }
 }
 
-/// Fetches the whole object for the cache.
-async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, to: OriginTarget<'_>) -> Shared {
+/// One request to the resource's origin, timed into its latency histogram.
+async fn origin_request(
+    edge: &Arc<Edge>,
+    site: &Arc<Site>,
+    to: OriginTarget<'_>,
+    range: Option<&HeaderValue>,
+    head: bool,
+) -> Result<Response<Incoming>, OriginError> {
     let r = &site.res;
     let t0 = Instant::now();
-    let resp = match edge
+    let resp = edge
         .origin
         .get(
             to.https,
@@ -347,15 +353,21 @@ async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, to: OriginTarget<'_>) -> Shar
             r.origin_port,
             &r.host_header,
             to.target,
-            None,
-            false,
+            range,
+            head,
         )
-        .await
-    {
+        .await?;
+    site.metrics.origin_latency(t0.elapsed());
+    Ok(resp)
+}
+
+/// Fetches the whole object for the cache.
+async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, to: OriginTarget<'_>) -> Shared {
+    let r = &site.res;
+    let resp = match origin_request(edge, site, to, None, false).await {
         Ok(resp) => resp,
         Err(e) => return Shared::Failed(e),
     };
-    site.metrics.origin_latency(t0.elapsed());
     let limit = edge.cache.max_object_bytes;
     let too_big = resp
         .headers()
@@ -439,25 +451,10 @@ async fn pass_through(
     to: OriginTarget<'_>,
     head: bool,
 ) -> Done {
-    let r = &site.res;
-    let t0 = Instant::now();
-    let resp = match edge
-        .origin
-        .get(
-            to.https,
-            &r.origin_host,
-            r.origin_port,
-            &r.host_header,
-            to.target,
-            req.get(header::RANGE),
-            head,
-        )
-        .await
-    {
+    let resp = match origin_request(edge, site, to, req.get(header::RANGE), head).await {
         Ok(resp) => resp,
         Err(e) => return origin_failed(e),
     };
-    site.metrics.origin_latency(t0.elapsed());
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts

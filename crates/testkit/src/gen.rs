@@ -276,3 +276,66 @@ pub fn gen_case(rng: &mut Rng, key: &Key, now: i64) -> Case {
         bound,
     }
 }
+
+/// The outcome of a differential run: statuses seen from nginx, disagreements, and requests
+/// left out because their verdict changed within the second they were sent in.
+#[derive(Default)]
+pub struct Tally {
+    by_status: std::collections::BTreeMap<u16, usize>,
+    disagreements: Vec<String>,
+    ambiguous: usize,
+}
+
+impl Tally {
+    /// Records one request: nginx's status and ours.
+    pub fn record(&mut self, case: &Case, nginx: u16, ours: u16) {
+        *self.by_status.entry(nginx).or_insert(0) += 1;
+        if nginx != ours {
+            self.disagreements.push(format!(
+                "nginx {nginx}, tollgate {ours}: {:?} bound={} xff={:?}",
+                String::from_utf8_lossy(&case.target),
+                case.bound,
+                case.ip
+            ));
+        }
+    }
+
+    /// Records a request whose verdict changed between the clock readings around it.
+    pub fn ambiguous(&mut self) {
+        self.ambiguous += 1;
+    }
+
+    /// Fails on any disagreement, on too many boundary cases, or when the generator did not
+    /// exercise every outcome (then agreement would mean little).
+    pub fn assert_agreement(&self, total: usize) {
+        eprintln!(
+            "statuses from nginx: {:?}; ambiguous at a second boundary: {}",
+            self.by_status, self.ambiguous
+        );
+        let d = &self.disagreements;
+        assert!(
+            d.is_empty(),
+            "{} disagreements (of {total}), first ones:\n{}",
+            d.len(),
+            d[..d.len().min(30)].join("\n")
+        );
+        assert!(
+            self.ambiguous < total / 100,
+            "too many boundary cases: {}",
+            self.ambiguous
+        );
+        for status in [200, 400, 403, 410] {
+            let n = self.by_status.get(&status).copied().unwrap_or(0);
+            assert!(n > 100, "too few {status}: {:?}", self.by_status);
+        }
+    }
+}
+
+/// Requests per differential run: at least 10,000; `TOLLGATE_DIFF_REQUESTS` raises it.
+pub fn requests() -> usize {
+    std::env::var("TOLLGATE_DIFF_REQUESTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12_000)
+        .max(10_000)
+}

@@ -25,3 +25,19 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("binding 127.0.0.1:0")
 }
+
+/// The current Unix time.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `{path}?md5=...&expires={expires}` signed with the tests' key `secret_key`, bound to `ip`
+/// when given. `path` is used as it is, so it must be in nginx's normal form.
+pub fn link(path: &str, expires: i64, ip: Option<&str>) -> String {
+    let key = tollgate_token::Key::new("secret_key").expect("valid test key");
+    let ip = ip.map(|s| s.parse().expect("test address"));
+    let t = tollgate_token::sign(&key, expires, path.as_bytes(), ip).expect("signable test link");
+    format!("{path}?md5={t}&expires={expires}")
+}

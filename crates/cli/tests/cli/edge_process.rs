@@ -5,11 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tollgate_testkit::http::request;
 use tollgate_testkit::origin::TestOrigin;
-use tollgate_token::{sign, Key};
 
 fn resources(origin: u16, extra_hosts: usize) -> String {
     let mut items = vec![serde_json::json!({
@@ -40,19 +39,7 @@ fn signal(child: &Child, sig: &str) {
 }
 
 fn link(path: &str) -> String {
-    let expires = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + 300;
-    let t = sign(
-        &Key::new("secret_key").unwrap(),
-        expires,
-        path.as_bytes(),
-        None,
-    )
-    .unwrap();
-    format!("{path}?md5={t}&expires={expires}")
+    tollgate_testkit::link(path, tollgate_testkit::now() + 300, None)
 }
 
 /// Starts the edge and returns it with its port, its admin port and a channel of its stderr

@@ -1,29 +1,15 @@
 //! What the edge does, request by request, against the std-only test origin.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use tollgate_edge::origin::Timeouts;
 use tollgate_edge::realip::TrustedProxies;
 use tollgate_edge::EdgeConfig;
 use tollgate_testkit::origin::{pattern, TestOrigin, BIG};
-use tollgate_token::{sign, Key};
+use tollgate_testkit::{link, now};
 
 use crate::{resources, RunningEdge};
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn link(path: &str, expires: i64, ip: Option<&str>) -> String {
-    let key = Key::new("secret_key").unwrap();
-    let ip: Option<IpAddr> = ip.map(|s| s.parse().unwrap());
-    let t = sign(&key, expires, path.as_bytes(), ip).unwrap();
-    format!("{path}?md5={t}&expires={expires}")
-}
 
 const OPEN: &str = "open.example.com";
 const T2: &str = "cdn.example.com";

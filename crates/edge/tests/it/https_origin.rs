@@ -1,11 +1,8 @@
 //! An HTTPS origin (Debian's nginx with TLS), verified against a CA given to the edge, and
 //! refused (502) when the edge does not trust it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use tollgate_edge::EdgeConfig;
 use tollgate_testkit::{free_port, nginx::Nginx};
-use tollgate_token::{sign, Key};
 
 use crate::RunningEdge;
 
@@ -33,13 +30,7 @@ fn https_origin_is_verified() {
         "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 2}}
     }])
     .to_string();
-    let expires = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + 60;
-    let t = sign(&Key::new("secret_key").unwrap(), expires, b"/s.txt", None).unwrap();
-    let target = format!("/s.txt?md5={t}&expires={expires}");
+    let target = tollgate_testkit::link("/s.txt", tollgate_testkit::now() + 60, None);
 
     let trusting = RunningEdge::start(
         &json,

@@ -1,7 +1,6 @@
 //! TLS with a certificate per hostname (SNI), HTTP/2 by ALPN, and HTTP/2 with prior knowledge.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -10,7 +9,6 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tollgate_edge::tls::{server_config, HostCert};
 use tollgate_edge::EdgeConfig;
 use tollgate_testkit::origin::TestOrigin;
-use tollgate_token::{sign, Key};
 
 use crate::{resources, RunningEdge};
 
@@ -28,19 +26,7 @@ fn cert(host: &str) -> (HostCert, CertificateDer<'static>) {
 }
 
 fn signed(path: &str) -> String {
-    let expires = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + 60;
-    let t = sign(
-        &Key::new("secret_key").unwrap(),
-        expires,
-        path.as_bytes(),
-        None,
-    )
-    .unwrap();
-    format!("{path}?md5={t}&expires={expires}")
+    tollgate_testkit::link(path, tollgate_testkit::now() + 60, None)
 }
 
 async fn h2_get(
