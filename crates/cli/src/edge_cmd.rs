@@ -44,7 +44,7 @@ pub struct EdgeArgs {
     /// Time a client has to send its request headers.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     header_timeout: Duration,
-    /// Worker threads of the runtime (default: one per core).
+    /// Worker threads serving clients (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
     /// Open client connections at most.
@@ -106,14 +106,9 @@ pub fn run(args: EdgeArgs) -> Result<()> {
         access_log: args.access_log.clone(),
         origin_ca: load_cas(&args.origin_ca)?,
     };
-    // One work-stealing runtime: measured against one single-threaded runtime per core on
-    // SO_REUSEPORT sockets, the same throughput and a third lower p99, because uneven
-    // connection spreading cannot leave one core idle while the other queues (docs/architecture.md).
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
+    // This runtime accepts connections, handles signals, reloads and the admin listener;
+    // clients are served by the workers `server::serve` starts.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
@@ -128,6 +123,9 @@ async fn serve(
     use tokio::signal::unix::{signal, SignalKind};
 
     let count = resources.len();
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).context("--access-log")?);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -190,12 +188,21 @@ async fn serve(
                 l,
                 config.limits,
                 Some(tokio_rustls::TlsAcceptor::from(cfg)),
+                workers,
                 stopped(stop_rx.clone()),
             )))
         }
         None => None,
     };
-    server::serve(edge, listener, config.limits, None, stopped(stop_rx)).await;
+    server::serve(
+        edge,
+        listener,
+        config.limits,
+        None,
+        workers,
+        stopped(stop_rx),
+    )
+    .await;
     if let Some(t) = tls {
         let _ = t.await;
     }

@@ -51,7 +51,7 @@ impl RunningEdge {
                 let port = listener.local_addr().unwrap().port();
                 let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).unwrap());
                 ready_tx.send((port, Arc::clone(&edge))).unwrap();
-                server::serve(edge, listener, config.limits, tls, async {
+                server::serve(edge, listener, config.limits, tls, 2, async {
                     let _ = stop_rx.await;
                 })
                 .await;
