@@ -241,7 +241,6 @@ async fn serve(
     to: OriginTarget<'_>,
     head: bool,
 ) -> Done {
-    let large = edge.large.get(&key).is_some();
     loop {
         let now = Instant::now();
         let cached = edge.cache.get(&key);
@@ -254,7 +253,8 @@ async fn serve(
                 bytes,
             };
         }
-        if large {
+        // Checked only on a miss, so a hit costs one cache lookup.
+        if edge.large.contains_key(&key) {
             return pass_through(edge, site, req, to, head).await;
         }
         match edge.flights.join(&key) {
