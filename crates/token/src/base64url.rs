@@ -102,12 +102,21 @@ pub fn decode_token(raw: &[u8]) -> Result<[u8; 16], TokenFormatError> {
     if raw.len() > 24 {
         return Err(TokenFormatError::TooLong { len: raw.len() });
     }
-    if let Some(offset) = memchr::memchr(b',', raw) {
-        return Err(TokenFormatError::Comma { offset });
-    }
-    let len = memchr::memchr(b'=', raw).unwrap_or(raw.len());
+    // One pass: note the first '=' (decoding stops there) and refuse a comma anywhere. A
+    // plain loop beats library searches on values this short (at most 24 bytes).
+    let mut len = raw.len();
     let mut vals = [0u8; 24];
-    for (i, &c) in raw[..len].iter().enumerate() {
+    for (i, &c) in raw.iter().enumerate() {
+        if c == b',' {
+            return Err(TokenFormatError::Comma { offset: i });
+        }
+        if i >= len {
+            continue;
+        }
+        if c == b'=' {
+            len = i;
+            continue;
+        }
         let v = VALUE[c as usize];
         if v == INVALID {
             return Err(TokenFormatError::InvalidChar { offset: i });

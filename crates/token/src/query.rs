@@ -13,11 +13,13 @@ pub fn arg<'a>(args: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
             && args[i..i + n].eq_ignore_ascii_case(name)
         {
             let value = &args[i + n + 1..];
-            let end = memchr::memchr(b'&', value).unwrap_or(value.len());
+            let end = memchr::arch::all::memchr::One::new(b'&')
+                .find(value)
+                .unwrap_or(value.len());
             return Some(&value[..end]);
         }
         // Jump to the next parameter: a match can only start right after '&'.
-        match memchr::memchr(b'&', &args[i..]) {
+        match memchr::arch::all::memchr::One::new(b'&').find(&args[i..]) {
             Some(amp) => i += amp + 1,
             None => return None,
         }
