@@ -22,7 +22,7 @@ pub enum Outcome {
     OriginError(&'static str),
 }
 
-const REASONS: [&str; 7] = [
+const REASONS: [&str; 8] = [
     "bad_request",
     "missing_token",
     "missing_expires",
@@ -30,10 +30,25 @@ const REASONS: [&str; 7] = [
     "bad_token",
     "token_mismatch",
     "expired",
+    // The token crate's reason codes are non-exhaustive; a new one is counted here, not lost.
+    "other",
 ];
-const ORIGIN_REASONS: [&str; 3] = ["origin_unreachable", "origin_timeout", "origin_too_large"];
+const ORIGIN_REASONS: [&str; 4] = [
+    "origin_unreachable",
+    "origin_timeout",
+    "origin_too_large",
+    "other",
+];
 /// Upper bounds (seconds) of the origin latency histogram.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// The counter index of `reason`; the last slot ("other") for a reason not listed.
+fn slot(reasons: &[&str], reason: &str) -> usize {
+    reasons
+        .iter()
+        .position(|x| *x == reason)
+        .unwrap_or(reasons.len() - 1)
+}
 
 /// One resource's counters.
 #[derive(Default)]
@@ -42,8 +57,8 @@ pub struct ResourceMetrics {
     miss: AtomicU64,
     stale: AtomicU64,
     pass: AtomicU64,
-    refused: [AtomicU64; 7],
-    origin_error: [AtomicU64; 3],
+    refused: [AtomicU64; REASONS.len()],
+    origin_error: [AtomicU64; ORIGIN_REASONS.len()],
     bytes_hit: AtomicU64,
     bytes_miss: AtomicU64,
     origin_latency: [AtomicU64; 11],
@@ -67,14 +82,8 @@ impl ResourceMetrics {
             Outcome::Miss => &self.miss,
             Outcome::Stale => &self.stale,
             Outcome::Pass => &self.pass,
-            Outcome::Refused(r) => match REASONS.iter().position(|x| *x == r) {
-                Some(i) => &self.refused[i],
-                None => return,
-            },
-            Outcome::OriginError(r) => match ORIGIN_REASONS.iter().position(|x| *x == r) {
-                Some(i) => &self.origin_error[i],
-                None => return,
-            },
+            Outcome::Refused(r) => &self.refused[slot(&REASONS, r)],
+            Outcome::OriginError(r) => &self.origin_error[slot(&ORIGIN_REASONS, r)],
         };
         c.fetch_add(1, Relaxed);
     }
@@ -89,16 +98,6 @@ impl ResourceMetrics {
         self.origin_latency[i].fetch_add(1, Relaxed);
         self.origin_latency_sum_us
             .fetch_add(d.as_micros() as u64, Relaxed);
-    }
-
-    /// Totals for the panel's chart: (served, refused 403, refused 410, hits).
-    pub fn totals(&self) -> (u64, u64, u64, u64) {
-        let hit = self.hit.load(Relaxed);
-        let served =
-            hit + self.miss.load(Relaxed) + self.stale.load(Relaxed) + self.pass.load(Relaxed);
-        let gone = self.refused[6].load(Relaxed);
-        let forbidden: u64 = self.refused[1..6].iter().map(|c| c.load(Relaxed)).sum();
-        (served, forbidden, gone, hit)
     }
 
     /// Appends this resource's lines.
@@ -179,6 +178,28 @@ impl EdgeMetrics {
             out,
             "tollgate_connections_total {}",
             self.connections.load(Relaxed)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_is_counted() {
+        let m = ResourceMetrics::default();
+        m.record(Outcome::Refused("expired"), 0);
+        m.record(Outcome::Refused("a_reason_added_later"), 0);
+        let mut out = String::new();
+        m.render(7, &mut out);
+        assert!(
+            out.contains(r#"outcome="refused",reason="expired"} 1"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"outcome="refused",reason="other"} 1"#),
+            "{out}"
         );
     }
 }

@@ -23,7 +23,9 @@ use crate::Edge;
 #[derive(Clone, Copy)]
 struct OriginTarget<'a> {
     https: bool,
-    target: &'a str,
+    /// Encoded path and forwarded query: ASCII from `encode_path`, plus query bytes as the
+    /// client sent them.
+    target: &'a [u8],
 }
 
 /// What the log and the metrics need to know about a finished request.
@@ -96,10 +98,10 @@ fn host_of<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> std::borrow::Cow<'
     }
 }
 
-/// The query without `md5` and `expires` (any case), which neither the origin nor the cache
-/// key sees.
-pub fn strip_token_params(args: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(args.len());
+/// Appends `?` and the query without `md5` and `expires` (any case), which neither the origin
+/// nor the cache key sees; appends nothing when no parameter is left.
+pub fn push_forwarded_query(out: &mut Vec<u8>, args: &[u8]) {
+    let mut first = true;
     for param in args.split(|&b| b == b'&') {
         let name = param.split(|&b| b == b'=').next().unwrap_or_default();
         if param.is_empty()
@@ -108,12 +110,10 @@ pub fn strip_token_params(args: &[u8]) -> Vec<u8> {
         {
             continue;
         }
-        if !out.is_empty() {
-            out.push(b'&');
-        }
+        out.push(if first { b'?' } else { b'&' });
         out.extend_from_slice(param);
+        first = false;
     }
-    out
 }
 
 /// Handles one request from `peer`.
@@ -207,14 +207,11 @@ async fn gate_and_serve(
         }
     }
 
+    // One buffer serves as the cache key and, on a miss, as the origin's request target.
     let mut origin_target = Vec::with_capacity(raw.len());
     encode_path(&mut origin_target, target.uri());
     let path_len = origin_target.len();
-    let query = strip_token_params(target.args());
-    if !query.is_empty() {
-        origin_target.push(b'?');
-        origin_target.extend_from_slice(&query);
-    }
+    push_forwarded_query(&mut origin_target, target.args());
     let key_len = if site.res.ignore_query_string {
         path_len
     } else {
@@ -224,8 +221,6 @@ async fn gate_and_serve(
         resource: site.res.id,
         path: origin_target[..key_len].into(),
     };
-    // encode_path writes ASCII only, and the query was valid in the request line.
-    let origin_target = String::from_utf8_lossy(&origin_target).into_owned();
     let to = OriginTarget {
         https,
         target: &origin_target,
@@ -352,7 +347,9 @@ async fn origin_request(
             &r.origin_host,
             r.origin_port,
             &r.host_header,
-            to.target,
+            // Converted here, on the miss path only; a query that is not UTF-8 cannot be
+            // written into a URI string, so its odd bytes become U+FFFD.
+            &String::from_utf8_lossy(to.target),
             range,
             head,
         )
@@ -506,7 +503,11 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_token_params as s;
+    fn s(args: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        super::push_forwarded_query(&mut out, args);
+        out
+    }
 
     #[test]
     fn host_names() {
@@ -530,7 +531,7 @@ mod tests {
     #[test]
     fn token_params_stripped() {
         assert_eq!(s(b"md5=a&expires=1"), b"");
-        assert_eq!(s(b"x=1&MD5=a&y=2&Expires=3"), b"x=1&y=2");
-        assert_eq!(s(b"md5x=1&&expiresy=2"), b"md5x=1&expiresy=2");
+        assert_eq!(s(b"x=1&MD5=a&y=2&Expires=3"), b"?x=1&y=2");
+        assert_eq!(s(b"md5x=1&&expiresy=2"), b"?md5x=1&expiresy=2");
     }
 }

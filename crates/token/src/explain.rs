@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 
 use crate::addr::RemoteAddr;
-use crate::base64url::encode_digest;
 use crate::key::Key;
 use crate::sign::{digest, Token};
 use crate::target::{Normalisation, Target};
@@ -76,12 +75,5 @@ pub fn explain(target: &[u8], keys: &[Key], ip: Option<IpAddr>, now: i64) -> Exp
         given_token: params.md5.map(lossy),
         given_expires: params.expires.map(lossy),
         expected,
-    }
-}
-
-impl Token {
-    /// The token for a digest.
-    pub fn from_digest(d: &[u8; 16]) -> Token {
-        Token::from_bytes(encode_digest(d))
     }
 }

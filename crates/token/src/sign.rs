@@ -20,8 +20,9 @@ impl Token {
         std::str::from_utf8(&self.0).unwrap_or("")
     }
 
-    pub(crate) fn from_bytes(b: [u8; TOKEN_LEN]) -> Token {
-        Token(b)
+    /// The token for a digest.
+    pub fn from_digest(d: &[u8; 16]) -> Token {
+        Token(encode_digest(d))
     }
 
     /// The token bytes.
@@ -145,7 +146,7 @@ pub fn sign(key: &Key, expires: i64, uri: &[u8], ip: Option<IpAddr>) -> Result<T
     let expires = ExpiresText::new(expires)?;
     let ip = ip.map(RemoteAddr::new);
     let d = digest(expires.as_bytes(), uri, ip.as_ref(), key);
-    Ok(Token(encode_digest(&d)))
+    Ok(Token::from_digest(&d))
 }
 
 /// Checks that nginx's normalisation leaves `path` unchanged once it is percent-encoded by
