@@ -8,12 +8,15 @@
 
 mod duration;
 mod resource;
+mod snapshot;
 mod validate;
 
 pub use duration::parse_gcore_duration;
 pub use resource::{
-    EdgeCacheSettings, OptionToggle, Options, OriginProtocol, Resource, SecureKey, SecureKeyType,
+    EdgeCacheSettings, OptionToggle, Options, OriginProtocol, QueryStringForwarding, Resource,
+    SecureKey, SecureKeyType,
 };
+pub use snapshot::{glob_match, Purge, PurgeRequest, Snapshot, MAX_PURGE_ENTRIES};
 pub use validate::{FieldError, ValidResource, ValidSecureKey};
 
 /// Parses a JSON array of resources (the edge's `--resources` file) and validates each one.

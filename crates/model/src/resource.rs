@@ -75,6 +75,29 @@ pub struct Options {
     /// How long responses are cached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_cache_settings: Option<EdgeCacheSettings>,
+    /// Copying `md5`/`expires` from playlists into the links inside them (HLS/DASH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_string_forwarding: Option<QueryStringForwarding>,
+}
+
+/// `options.query_string_forwarding`, Gcore's shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryStringForwarding {
+    /// Whether the option applies.
+    pub enabled: bool,
+    /// Types of the files whose links get the parameters (e.g. `m3u8`, `mpd`).
+    #[serde(default)]
+    pub forward_from_file_types: Vec<String>,
+    /// Types of the linked files that receive them (e.g. `ts`, `m4s`).
+    #[serde(default)]
+    pub forward_to_file_types: Vec<String>,
+    /// Only these parameters are forwarded.
+    #[serde(default)]
+    pub forward_only_keys: Vec<String>,
+    /// Every parameter but these is forwarded.
+    #[serde(default)]
+    pub forward_except_keys: Vec<String>,
 }
 
 /// Gcore's usual option shape: `{"enabled": bool, "value": ...}`.
@@ -99,6 +122,10 @@ pub struct SecureKey {
     /// 0: the token includes the client IP (default); 2: it does not.
     #[serde(rename = "type", default)]
     pub kind: SecureKeyType,
+    /// Tollgate's extension for key rotation: a former key that still verifies links (it never
+    /// signs), kept while links signed with it age out. Absent in Gcore's API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_key: Option<String>,
 }
 
 /// `secure_key.type`, a number in Gcore's API.

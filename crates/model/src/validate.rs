@@ -25,7 +25,7 @@ impl fmt::Display for FieldError {
 /// The enforced secure-token settings of a resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidSecureKey {
-    /// Keys to try in order; the first signs.
+    /// Keys to try in order: the first signs, a second (the previous key) only verifies.
     pub keys: Vec<Key>,
     /// Whether tokens include the client address (type 0).
     pub bind_client_ip: bool,
@@ -157,19 +157,40 @@ impl Resource {
                     );
                     None
                 }
-                Some(k) => match Key::new(k) {
-                    Ok(key) => Some(ValidSecureKey {
-                        keys: vec![key],
-                        bind_client_ip: sk.kind == SecureKeyType::WithClientIp,
-                    }),
-                    Err(e) => {
-                        err("options.secure_key.key", e.to_string());
-                        None
+                Some(k) => {
+                    let mut keys = Vec::with_capacity(2);
+                    match Key::new(k) {
+                        Ok(key) => keys.push(key),
+                        Err(e) => err("options.secure_key.key", e.to_string()),
                     }
-                },
+                    match sk.previous_key.as_deref().map(Key::new) {
+                        None => {}
+                        Some(Ok(_)) if sk.previous_key.as_deref() == Some(k) => err(
+                            "options.secure_key.previous_key",
+                            "must differ from key".to_owned(),
+                        ),
+                        Some(Ok(old)) => keys.push(old),
+                        Some(Err(e)) => err("options.secure_key.previous_key", e.to_string()),
+                    }
+                    Some(ValidSecureKey {
+                        keys,
+                        bind_client_ip: sk.kind == SecureKeyType::WithClientIp,
+                    })
+                }
             },
             _ => None,
         };
+        if self
+            .options
+            .query_string_forwarding
+            .as_ref()
+            .is_some_and(|q| q.enabled)
+        {
+            err(
+                "options.query_string_forwarding.enabled",
+                "query string forwarding is not supported yet; set enabled to false".to_owned(),
+            );
+        }
 
         let host_header = match &self.options.host_header {
             Some(t) if t.enabled => {

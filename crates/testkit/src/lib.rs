@@ -6,6 +6,7 @@ pub mod gen;
 pub mod http;
 pub mod nginx;
 pub mod origin;
+pub mod pg;
 pub mod rng;
 pub mod tools;
 pub mod vectors;

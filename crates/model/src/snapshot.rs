@@ -1,0 +1,140 @@
+//! What the control plane publishes to edges: every resource at one version, and the purges
+//! made since the version the edge already has.
+
+use serde::{Deserialize, Serialize};
+
+use crate::resource::Resource;
+use crate::validate::FieldError;
+
+/// Most entries in one purge request, as Gcore allows.
+pub const MAX_PURGE_ENTRIES: usize = 100;
+
+/// A versioned configuration for edges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// Grows with every change; an edge asks for anything newer than the version it holds.
+    pub version: u64,
+    /// Every resource, active or not.
+    pub resources: Vec<Resource>,
+    /// Purges newer than the version the edge asked from, oldest first.
+    #[serde(default)]
+    pub purges: Vec<Purge>,
+}
+
+/// A purge as edges apply it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purge {
+    /// The snapshot version it was made at.
+    pub version: u64,
+    /// The resource whose objects go.
+    pub resource: u64,
+    /// What goes.
+    pub what: PurgeRequest,
+}
+
+/// The body of `POST /cdn/resources/{id}/purge`, as Gcore takes it: exactly one of `urls`
+/// (exact paths, each with any query) or `paths` (patterns where `*` matches anything; an empty
+/// list purges everything).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    /// Exact paths such as `/video/a.mp4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    /// Patterns such as `/images/*`; `[]` for everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+}
+
+impl PurgeRequest {
+    /// Checks the request; errors name the field.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let err = |field: &str, message: &str| {
+            Err(FieldError {
+                field: field.to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        let (field, list) = match (&self.urls, &self.paths) {
+            (Some(u), None) => ("urls", u),
+            (None, Some(p)) => ("paths", p),
+            _ => return err("urls", "give exactly one of urls or paths"),
+        };
+        if field == "urls" && list.is_empty() {
+            return err(
+                "urls",
+                "list at least one URL (use {\"paths\": []} to purge all)",
+            );
+        }
+        if list.len() > MAX_PURGE_ENTRIES {
+            return err(field, "at most 100 entries per request");
+        }
+        for (i, p) in list.iter().enumerate() {
+            if !p.starts_with('/') || p.bytes().any(|b| b <= 0x20 || b == 0x7f) {
+                return Err(FieldError {
+                    field: format!("{field}[{i}]"),
+                    message: format!("{p:?} must be a path starting with / without spaces"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this purges every object of the resource.
+    pub fn is_everything(&self) -> bool {
+        self.paths.as_ref().is_some_and(|p| p.is_empty())
+    }
+}
+
+/// Matches `text` against `pattern`, where `*` stands for any run of bytes (slashes too).
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    // Iterative matcher with one backtrack point: linear in practice, never exponential.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"/images/*", b"/images/a/b.png"));
+        assert!(glob_match(b"*.jpg", b"/x/y.jpg"));
+        assert!(glob_match(b"/a/*/c*", b"/a/b/c"));
+        assert!(!glob_match(b"/images/*", b"/video/a"));
+        assert!(!glob_match(b"/a", b"/ab"));
+        assert!(glob_match(b"/a**", b"/a"));
+        assert!(glob_match(&[b'*'; 40], b""));
+    }
+
+    #[test]
+    fn purge_request_rules() {
+        let p = |j: &str| serde_json::from_str::<PurgeRequest>(j).unwrap().validate();
+        assert!(p(r#"{"urls": ["/a.mp4"]}"#).is_ok());
+        assert!(p(r#"{"paths": []}"#).is_ok());
+        assert!(p(r#"{"paths": ["/img/*"]}"#).is_ok());
+        assert_eq!(p(r#"{"urls": []}"#).unwrap_err().field, "urls");
+        assert_eq!(p(r#"{}"#).unwrap_err().field, "urls");
+        assert_eq!(p(r#"{"urls": ["a"]}"#).unwrap_err().field, "urls[0]");
+        assert!(serde_json::from_str::<PurgeRequest>(r#"{"url": []}"#).is_err());
+    }
+}

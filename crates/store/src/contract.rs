@@ -1,0 +1,238 @@
+//! One set of behaviours, run against both backends: SQLite in a temporary file and PostgreSQL
+//! on the real server in a database made for the test.
+
+use tollgate_model::{PurgeRequest, Resource, ValidResource};
+
+use crate::{PgStore, Role, SqliteStore, Store, StoreError};
+
+fn resource(cname: &str, key: &str) -> ValidResource {
+    let json = format!(
+        r#"{{"id": 0, "cname": "{cname}", "origin": "127.0.0.1:8081",
+            "options": {{"secure_key": {{"enabled": true, "key": "{key}", "type": 0}}}}}}"#
+    );
+    serde_json::from_str::<Resource>(&json)
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
+fn with_id(mut r: ValidResource, id: u64) -> ValidResource {
+    r.id = id;
+    r.resource.id = id;
+    r
+}
+
+fn crud_and_versions(s: &dyn Store) {
+    assert_eq!(s.version().unwrap(), 0);
+    let a = s
+        .create(&resource("a.example.com", "secret_one"), "alice")
+        .unwrap();
+    let b = s
+        .create(&resource("b.example.com", "secret_two"), "alice")
+        .unwrap();
+    assert_ne!(a.id, b.id);
+    assert_eq!(s.get(a.id).unwrap(), a);
+    assert_eq!(s.list().unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(s.version().unwrap(), 2);
+
+    let mut changed = resource("a.example.com", "secret_new");
+    changed.resource.origin = "127.0.0.1:9".into();
+    let updated = s.update(&with_id(changed, a.id), "bob").unwrap();
+    assert_eq!(updated.origin, "127.0.0.1:9");
+    assert_eq!(s.version().unwrap(), 3);
+
+    let v = s
+        .purge(
+            a.id,
+            &PurgeRequest {
+                urls: Some(vec!["/x".into()]),
+                paths: None,
+            },
+            "bob",
+        )
+        .unwrap();
+    assert_eq!(v, 4);
+    let snap = s.snapshot(3).unwrap();
+    assert_eq!(
+        (snap.version, snap.resources.len(), snap.purges.len()),
+        (4, 2, 1)
+    );
+    assert_eq!(snap.purges[0].resource, a.id);
+    assert!(s.snapshot(4).unwrap().purges.is_empty());
+    assert!(
+        s.snapshot(0).unwrap().purges.is_empty(),
+        "a new edge has nothing to purge"
+    );
+
+    s.delete(b.id, "bob").unwrap();
+    assert!(matches!(s.get(b.id), Err(StoreError::NotFound)));
+    assert!(matches!(s.delete(b.id, "bob"), Err(StoreError::NotFound)));
+    // The deleted resource's hostname is free again.
+    s.create(&resource("b.example.com", "secret_two"), "bob")
+        .unwrap();
+
+    let audit = s.audit(10).unwrap();
+    let text = format!("{audit:?}");
+    assert!(
+        !text.contains("secret_"),
+        "audit must not hold keys: {text}"
+    );
+    assert_eq!(audit[0].action, "resource.create");
+    let update = audit
+        .iter()
+        .find(|e| e.action == "resource.update")
+        .unwrap();
+    assert_eq!(update.actor, "bob");
+    assert_eq!(update.detail, "options.secure_key.key,origin");
+}
+
+fn refused_changes_leave_nothing(s: &dyn Store) {
+    let a = s
+        .create(&resource("a.example.com", "secret_one"), "t")
+        .unwrap();
+    let version = s.version().unwrap();
+    let err = s
+        .create(&resource("A.example.com", "secret_two"), "t")
+        .unwrap_err();
+    match err {
+        StoreError::Conflict { field, message } => {
+            assert_eq!(field, "cname");
+            assert!(message.contains(&format!("resource {}", a.id)), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let b = s
+        .create(&resource("b.example.com", "secret_two"), "t")
+        .unwrap();
+    let version = version + 1;
+    // Moving b onto a's hostname is refused and b keeps its own.
+    let moved = with_id(resource("a.example.com", "secret_two"), b.id);
+    assert!(matches!(
+        s.update(&moved, "t"),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(s.get(b.id).unwrap().cname, "b.example.com");
+    assert_eq!(s.list().unwrap().len(), 2);
+    assert_eq!(s.version().unwrap(), version);
+    assert!(matches!(
+        s.update(&with_id(resource("c.example.com", "secret_two"), 999), "t"),
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.purge(
+            999,
+            &PurgeRequest {
+                urls: None,
+                paths: Some(vec![])
+            },
+            "t"
+        ),
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(s.version().unwrap(), version);
+}
+
+fn tokens(s: &dyn Store) {
+    assert_eq!(s.token_count().unwrap(), 0);
+    let id = s.add_token("first", Role::Api, "hash-1", "setup").unwrap();
+    s.add_token("edge-1", Role::Edge, "hash-2", "first")
+        .unwrap();
+    assert_eq!(s.token_count().unwrap(), 2);
+    let t = s.find_token("hash-1").unwrap().unwrap();
+    assert_eq!((t.id, t.name.as_str(), t.role), (id, "first", Role::Api));
+    assert_eq!(s.find_token("hash-2").unwrap().unwrap().role, Role::Edge);
+    assert!(s.find_token("nope").unwrap().is_none());
+    assert!(s.add_token("dup", Role::Api, "hash-1", "first").is_err());
+}
+
+fn sqlite() -> (tempdir::Dir, SqliteStore) {
+    let dir = tempdir::Dir::new();
+    let s = SqliteStore::open(&dir.0.join("t.db")).unwrap();
+    (dir, s)
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Dir {
+            let p = std::env::temp_dir().join(format!(
+                "tollgate-store-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[test]
+fn sqlite_contract() {
+    for case in [crud_and_versions, refused_changes_leave_nothing, tokens] {
+        let (_dir, s) = sqlite();
+        case(&s);
+    }
+}
+
+#[test]
+fn sqlite_survives_reopen() {
+    let (dir, s) = sqlite();
+    let a = s
+        .create(&resource("a.example.com", "secret_one"), "t")
+        .unwrap();
+    drop(s);
+    let again = SqliteStore::open(&dir.0.join("t.db")).unwrap();
+    assert_eq!(again.get(a.id).unwrap(), a);
+    assert_eq!(again.version().unwrap(), 1);
+}
+
+#[test]
+fn postgres_contract() {
+    for case in [crud_and_versions, refused_changes_leave_nothing, tokens] {
+        let db = tollgate_testkit::pg::TempDb::create("store");
+        let s = PgStore::open(&db.url).unwrap();
+        case(&s);
+    }
+}
+
+#[test]
+fn postgres_two_nodes_race_for_a_hostname() {
+    let db = tollgate_testkit::pg::TempDb::create("race");
+    let nodes: Vec<PgStore> = (0..2).map(|_| PgStore::open(&db.url).unwrap()).collect();
+    let results: Vec<_> = std::thread::scope(|sc| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                sc.spawn(move || {
+                    (0..20)
+                        .map(|j| {
+                            n.create(
+                                &resource(&format!("h{j}.example.com"), "secret_one"),
+                                &format!("node{i}"),
+                            )
+                            .is_ok()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for j in 0..20 {
+        assert_eq!(
+            results[0][j] as u8 + results[1][j] as u8,
+            1,
+            "exactly one node gets h{j}.example.com"
+        );
+    }
+    assert_eq!(nodes[0].list().unwrap().len(), 20);
+    assert_eq!(nodes[1].version().unwrap(), 20);
+}

@@ -1,0 +1,8 @@
+//! Schema migrations, embedded from `migrations/`: each runs once, in order, in a transaction
+//! with its bookkeeping row.
+
+/// `(version, sql)` for SQLite.
+pub const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+
+/// `(version, sql)` for PostgreSQL.
+pub const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];

@@ -1,0 +1,386 @@
+//! The shared backend: PostgreSQL, for several control nodes over one database. The same
+//! schema and transactions as SQLite; the version row's lock orders concurrent writers, and the
+//! hostname primary key settles races between nodes.
+
+use std::sync::{Mutex, MutexGuard};
+
+use postgres::error::SqlState;
+use postgres::{Client, NoTls, Transaction};
+use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
+
+use crate::{
+    body_of, hostname_conflict, parse_body, to_i64, AuditEntry, Role, Store, StoreError, TokenInfo,
+    PURGE_RETENTION_SECS,
+};
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    url: String,
+    client: Mutex<Option<Client>>,
+}
+
+fn backend(e: postgres::Error) -> StoreError {
+    // The error's Display is just "db error"; the server's message is in the DbError.
+    StoreError::Backend(match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    })
+}
+
+const NOW: &str = "extract(epoch from now())::bigint";
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host/db`) and brings the schema up to date.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let store = PgStore {
+            url: url.to_owned(),
+            client: Mutex::new(None),
+        };
+        store.with(|c| {
+            let mut tx = c.transaction().map_err(backend)?;
+            // Several nodes may start at once: one migrates, the others wait for it.
+            tx.execute("SELECT pg_advisory_xact_lock(7407160)", &[])
+                .map_err(backend)?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)",
+            )
+            .map_err(backend)?;
+            for (version, sql) in crate::migrate::POSTGRES {
+                let done = tx
+                    .query_opt(
+                        "SELECT version FROM schema_migrations WHERE version = $1",
+                        &[version],
+                    )
+                    .map_err(backend)?;
+                if done.is_none() {
+                    tx.batch_execute(sql).map_err(backend)?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)",
+                        &[version],
+                    )
+                    .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })?;
+        Ok(store)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Client>> {
+        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the connection, connecting first if there is none or the last one broke.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.lock();
+        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+            *guard = Some(Client::connect(&self.url, NoTls).map_err(backend)?);
+        }
+        match guard.as_mut() {
+            Some(c) => f(c),
+            None => Err(StoreError::Backend("no connection".to_owned())),
+        }
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(backend)?;
+            let out = f(&mut tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+    }
+}
+
+fn bump(tx: &mut Transaction<'_>) -> Result<i64, StoreError> {
+    tx.query_one(
+        "UPDATE config_version SET version = version + 1 RETURNING version",
+        &[],
+    )
+    .map(|r| r.get(0))
+    .map_err(backend)
+}
+
+fn audit(
+    tx: &mut Transaction<'_>,
+    actor: &str,
+    action: &str,
+    resource: Option<i64>,
+    detail: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        &format!("INSERT INTO audit (at, actor, action, resource_id, detail) VALUES ({NOW}, $1, $2, $3, $4)"),
+        &[&actor, &action, &resource, &detail],
+    )
+    .map(drop)
+    .map_err(backend)
+}
+
+fn load(tx: &mut Transaction<'_>, id: i64) -> Result<Resource, StoreError> {
+    let row = tx
+        .query_opt("SELECT body FROM resources WHERE id = $1", &[&id])
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)?;
+    parse_body(row.get(0), id)
+}
+
+fn claim_hostnames(
+    tx: &mut Transaction<'_>,
+    res: &ValidResource,
+    id: i64,
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM hostnames WHERE resource_id = $1", &[&id])
+        .map_err(backend)?;
+    for h in res.hostnames() {
+        if let Some(row) = tx
+            .query_opt(
+                "SELECT resource_id FROM hostnames WHERE hostname = $1",
+                &[h],
+            )
+            .map_err(backend)?
+        {
+            return Err(hostname_conflict(res, h, row.get(0)));
+        }
+        tx.execute(
+            "INSERT INTO hostnames (hostname, resource_id) VALUES ($1, $2)",
+            &[h, &id],
+        )
+        .map_err(|e| {
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                hostname_conflict(res, h, -1)
+            } else {
+                backend(e)
+            }
+        })?;
+    }
+    Ok(())
+}
+
+impl Store for PgStore {
+    fn list(&self) -> Result<Vec<Resource>, StoreError> {
+        self.with(|c| {
+            c.query("SELECT id, body FROM resources ORDER BY id", &[])
+                .map_err(backend)?
+                .iter()
+                .map(|r| parse_body(r.get(1), r.get(0)))
+                .collect()
+        })
+    }
+
+    fn get(&self, id: u64) -> Result<Resource, StoreError> {
+        let id = to_i64(id)?;
+        self.with(|c| {
+            let row = c
+                .query_opt("SELECT body FROM resources WHERE id = $1", &[&id])
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            parse_body(row.get(0), id)
+        })
+    }
+
+    fn create(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError> {
+        self.write(|tx| {
+            let version = bump(tx)?;
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO resources (body, updated_version) VALUES ('{}', $1) RETURNING id",
+                    &[&version],
+                )
+                .map_err(backend)?
+                .get(0);
+            let body = body_of(res, id as u64);
+            tx.execute(
+                "UPDATE resources SET body = $1 WHERE id = $2",
+                &[&body, &id],
+            )
+            .map_err(backend)?;
+            claim_hostnames(tx, res, id)?;
+            audit(tx, actor, "resource.create", Some(id), "")?;
+            parse_body(&body, id)
+        })
+    }
+
+    fn update(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError> {
+        let id = to_i64(res.id)?;
+        self.write(|tx| {
+            let old = load(tx, id)?;
+            let version = bump(tx)?;
+            let body = body_of(res, res.id);
+            tx.execute(
+                "UPDATE resources SET body = $1, updated_version = $2 WHERE id = $3",
+                &[&body, &version, &id],
+            )
+            .map_err(backend)?;
+            claim_hostnames(tx, res, id)?;
+            let changed = crate::changed_fields(
+                &serde_json::to_value(&old).unwrap_or_default(),
+                &serde_json::to_value(&res.resource).unwrap_or_default(),
+            );
+            audit(tx, actor, "resource.update", Some(id), &changed.join(","))?;
+            parse_body(&body, id)
+        })
+    }
+
+    fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError> {
+        let id = to_i64(id)?;
+        self.write(|tx| {
+            bump(tx)?;
+            let n = tx
+                .execute("DELETE FROM resources WHERE id = $1", &[&id])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            audit(tx, actor, "resource.delete", Some(id), "")
+        })
+    }
+
+    fn purge(&self, id: u64, req: &PurgeRequest, actor: &str) -> Result<u64, StoreError> {
+        let id = to_i64(id)?;
+        self.write(|tx| {
+            load(tx, id)?;
+            let version = bump(tx)?;
+            let body = serde_json::to_string(req).unwrap_or_default();
+            tx.execute(
+                &format!("INSERT INTO purges (version, resource_id, body, created_at) VALUES ($1, $2, $3, {NOW})"),
+                &[&version, &id, &body],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                &format!("DELETE FROM purges WHERE created_at < {NOW} - $1"),
+                &[&PURGE_RETENTION_SECS],
+            )
+            .map_err(backend)?;
+            audit(tx, actor, "resource.purge", Some(id), &body)?;
+            Ok(version as u64)
+        })
+    }
+
+    fn version(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            c.query_one("SELECT version FROM config_version", &[])
+                .map(|r| r.get::<_, i64>(0) as u64)
+                .map_err(backend)
+        })
+    }
+
+    fn snapshot(&self, since: u64) -> Result<Snapshot, StoreError> {
+        let since = to_i64(since)?;
+        self.with(|c| {
+            // REPEATABLE READ: resources, version and purges come from one moment.
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(backend)?;
+            let version: i64 = tx
+                .query_one("SELECT version FROM config_version", &[])
+                .map_err(backend)?
+                .get(0);
+            let resources = tx
+                .query("SELECT id, body FROM resources ORDER BY id", &[])
+                .map_err(backend)?
+                .iter()
+                .map(|r| parse_body(r.get(1), r.get(0)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut purges = Vec::new();
+            if since > 0 {
+                for r in tx
+                    .query(
+                        "SELECT version, resource_id, body FROM purges WHERE version > $1 ORDER BY version",
+                        &[&since],
+                    )
+                    .map_err(backend)?
+                {
+                    purges.push(Purge {
+                        version: r.get::<_, i64>(0) as u64,
+                        resource: r.get::<_, i64>(1) as u64,
+                        what: serde_json::from_str(r.get(2))
+                            .map_err(|e| StoreError::Backend(format!("purge body: {e}")))?,
+                    });
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(Snapshot {
+                version: version as u64,
+                resources,
+                purges,
+            })
+        })
+    }
+
+    fn token_count(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            c.query_one("SELECT count(*) FROM api_tokens", &[])
+                .map(|r| r.get::<_, i64>(0) as u64)
+                .map_err(backend)
+        })
+    }
+
+    fn add_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: &str,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let id: i64 = tx
+                .query_one(
+                    &format!("INSERT INTO api_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, {NOW}) RETURNING id"),
+                    &[&name, &role.as_str(), &hash],
+                )
+                .map_err(backend)?
+                .get(0);
+            audit(tx, actor, "token.create", None, &format!("{name} ({})", role.as_str()))?;
+            Ok(id as u64)
+        })
+    }
+
+    fn find_token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError> {
+        self.with(|c| {
+            c.query_opt(
+                "SELECT id, name, role FROM api_tokens WHERE hash = $1",
+                &[&hash],
+            )
+            .map_err(backend)?
+            .map(|r| {
+                Ok(TokenInfo {
+                    id: r.get::<_, i64>(0) as u64,
+                    name: r.get(1),
+                    role: Role::parse(r.get(2))?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::from(limit);
+        self.with(|c| {
+            Ok(c
+                .query(
+                    "SELECT id, at, actor, action, resource_id, detail FROM audit ORDER BY id DESC LIMIT $1",
+                    &[&limit],
+                )
+                .map_err(backend)?
+                .iter()
+                .map(|r| AuditEntry {
+                    id: r.get::<_, i64>(0) as u64,
+                    at: r.get(1),
+                    actor: r.get(2),
+                    action: r.get(3),
+                    resource: r.get::<_, Option<i64>>(4).map(|v| v as u64),
+                    detail: r.get(5),
+                })
+                .collect())
+        })
+    }
+}

@@ -1,0 +1,385 @@
+//! The embedded backend: one SQLite file in WAL mode with `synchronous = FULL`, so a change is
+//! on disk before the API answers 200 and survives a crash of the process or the machine.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
+
+use crate::{
+    body_of, hostname_conflict, parse_body, to_i64, AuditEntry, Role, Store, StoreError, TokenInfo,
+    PURGE_RETENTION_SECS,
+};
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path).map_err(backend)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(backend)?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open (rusqlite rolls back
+        // on drop), so the connection is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
+        )
+        .map_err(backend)?;
+        for (version, sql) in crate::migrate::SQLITE {
+            let done: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM schema_migrations WHERE version = ?1",
+                    [version],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if done.is_none() {
+                tx.execute_batch(sql).map_err(backend)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version) VALUES (?1)",
+                    [version],
+                )
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+}
+
+fn bump(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    tx.query_row(
+        "UPDATE config_version SET version = version + 1 RETURNING version",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(backend)
+}
+
+fn audit(
+    tx: &Transaction<'_>,
+    actor: &str,
+    action: &str,
+    resource: Option<i64>,
+    detail: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit (at, actor, action, resource_id, detail) VALUES (unixepoch(), ?1, ?2, ?3, ?4)",
+        params![actor, action, resource, detail],
+    )
+    .map(drop)
+    .map_err(backend)
+}
+
+fn load(tx: &Connection, id: i64) -> Result<Resource, StoreError> {
+    let body: String = tx
+        .query_row("SELECT body FROM resources WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)?;
+    parse_body(&body, id)
+}
+
+fn claim_hostnames(tx: &Transaction<'_>, res: &ValidResource, id: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM hostnames WHERE resource_id = ?1", [id])
+        .map_err(backend)?;
+    for h in res.hostnames() {
+        let taken: Option<i64> = tx
+            .query_row(
+                "SELECT resource_id FROM hostnames WHERE hostname = ?1",
+                [h],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        if let Some(other) = taken {
+            return Err(hostname_conflict(res, h, other));
+        }
+        tx.execute(
+            "INSERT INTO hostnames (hostname, resource_id) VALUES (?1, ?2)",
+            params![h, id],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                hostname_conflict(res, h, -1)
+            } else {
+                backend(e)
+            }
+        })?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn list(&self) -> Result<Vec<Resource>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, body FROM resources ORDER BY id")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (id, body) = row.map_err(backend)?;
+            parse_body(&body, id)
+        })
+        .collect()
+    }
+
+    fn get(&self, id: u64) -> Result<Resource, StoreError> {
+        load(&self.conn(), to_i64(id)?)
+    }
+
+    fn create(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError> {
+        self.write(|tx| {
+            let version = bump(tx)?;
+            tx.execute(
+                "INSERT INTO resources (body, updated_version) VALUES ('{}', ?1)",
+                [version],
+            )
+            .map_err(backend)?;
+            let id = tx.last_insert_rowid();
+            let body = body_of(res, id as u64);
+            tx.execute(
+                "UPDATE resources SET body = ?1 WHERE id = ?2",
+                params![body, id],
+            )
+            .map_err(backend)?;
+            claim_hostnames(tx, res, id)?;
+            audit(tx, actor, "resource.create", Some(id), "")?;
+            parse_body(&body, id)
+        })
+    }
+
+    fn update(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError> {
+        let id = to_i64(res.id)?;
+        self.write(|tx| {
+            let old = load(tx, id)?;
+            let version = bump(tx)?;
+            let body = body_of(res, res.id);
+            tx.execute(
+                "UPDATE resources SET body = ?1, updated_version = ?2 WHERE id = ?3",
+                params![body, version, id],
+            )
+            .map_err(backend)?;
+            claim_hostnames(tx, res, id)?;
+            let changed = crate::changed_fields(
+                &serde_json::to_value(&old).unwrap_or_default(),
+                &serde_json::to_value(&res.resource).unwrap_or_default(),
+            );
+            audit(tx, actor, "resource.update", Some(id), &changed.join(","))?;
+            parse_body(&body, id)
+        })
+    }
+
+    fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError> {
+        let id = to_i64(id)?;
+        self.write(|tx| {
+            bump(tx)?;
+            let n = tx
+                .execute("DELETE FROM resources WHERE id = ?1", [id])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            audit(tx, actor, "resource.delete", Some(id), "")
+        })
+    }
+
+    fn purge(&self, id: u64, req: &PurgeRequest, actor: &str) -> Result<u64, StoreError> {
+        let id = to_i64(id)?;
+        self.write(|tx| {
+            load(tx, id)?;
+            let version = bump(tx)?;
+            let body = serde_json::to_string(req).unwrap_or_default();
+            tx.execute(
+                "INSERT INTO purges (version, resource_id, body, created_at) VALUES (?1, ?2, ?3, unixepoch())",
+                params![version, id, body],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM purges WHERE created_at < unixepoch() - ?1",
+                [PURGE_RETENTION_SECS],
+            )
+            .map_err(backend)?;
+            audit(tx, actor, "resource.purge", Some(id), &body)?;
+            Ok(version as u64)
+        })
+    }
+
+    fn version(&self) -> Result<u64, StoreError> {
+        self.conn()
+            .query_row("SELECT version FROM config_version", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .map_err(backend)
+    }
+
+    fn snapshot(&self, since: u64) -> Result<Snapshot, StoreError> {
+        let mut conn = self.conn();
+        // One read transaction: resources, version and purges agree with each other.
+        let tx = conn.transaction().map_err(backend)?;
+        let version: i64 = tx
+            .query_row("SELECT version FROM config_version", [], |r| r.get(0))
+            .map_err(backend)?;
+        let mut resources = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare("SELECT id, body FROM resources ORDER BY id")
+                .map_err(backend)?;
+            let mut rows = stmt.query([]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                resources.push(parse_body(
+                    &row.get::<_, String>(1).map_err(backend)?,
+                    row.get(0).map_err(backend)?,
+                )?);
+            }
+        }
+        let mut purges = Vec::new();
+        if since > 0 {
+            let mut stmt = tx
+                .prepare("SELECT version, resource_id, body FROM purges WHERE version > ?1 ORDER BY version")
+                .map_err(backend)?;
+            let mut rows = stmt.query([to_i64(since)?]).map_err(backend)?;
+            while let Some(row) = rows.next().map_err(backend)? {
+                let body: String = row.get(2).map_err(backend)?;
+                purges.push(Purge {
+                    version: row.get::<_, i64>(0).map_err(backend)? as u64,
+                    resource: row.get::<_, i64>(1).map_err(backend)? as u64,
+                    what: serde_json::from_str(&body)
+                        .map_err(|e| StoreError::Backend(format!("purge body: {e}")))?,
+                });
+            }
+        }
+        Ok(Snapshot {
+            version: version as u64,
+            resources,
+            purges,
+        })
+    }
+
+    fn token_count(&self) -> Result<u64, StoreError> {
+        self.conn()
+            .query_row("SELECT count(*) FROM api_tokens", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .map_err(backend)
+    }
+
+    fn add_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: &str,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?1, ?2, ?3, unixepoch())",
+                params![name, role.as_str(), hash],
+            )
+            .map_err(backend)?;
+            let id = tx.last_insert_rowid();
+            audit(tx, actor, "token.create", None, &format!("{name} ({})", role.as_str()))?;
+            Ok(id as u64)
+        })
+    }
+
+    fn find_token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError> {
+        let found = self
+            .conn()
+            .query_row(
+                "SELECT id, name, role FROM api_tokens WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(backend)?;
+        found
+            .map(|(id, name, role)| {
+                Ok(TokenInfo {
+                    id: id as u64,
+                    name,
+                    role: Role::parse(&role)?,
+                })
+            })
+            .transpose()
+    }
+
+    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, at, actor, action, resource_id, detail FROM audit ORDER BY id DESC LIMIT ?1")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok(AuditEntry {
+                    id: r.get::<_, i64>(0)? as u64,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    resource: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                    detail: r.get(5)?,
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+}
