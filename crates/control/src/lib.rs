@@ -1,1 +1,271 @@
-//! placeholder
+//! The control plane: Gcore's resource API over a [`Store`], API tokens, versioned config
+//! snapshots that edges long-poll, the panel's data, and the panel itself.
+//!
+//! Every change goes through the store in one transaction that raises the snapshot version;
+//! [`Control::changed`] then wakes the long-polls, so a running edge holds the change within
+//! one round trip. With several control nodes on one PostgreSQL database, each node also
+//! re-reads the version every [`STORE_POLL`], so edges of any node follow changes made on any
+//! other.
+
+pub mod auth;
+pub mod edges;
+pub mod error;
+pub mod links;
+pub mod openapi;
+pub mod panel;
+pub mod resources;
+pub mod snippets;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tollgate_store::{Role, Store, StoreError, TokenInfo};
+
+use crate::error::ApiError;
+use crate::stats::Stats;
+
+/// How often a node re-reads the snapshot version from the store.
+pub const STORE_POLL: Duration = Duration::from_millis(200);
+
+/// The running control plane.
+pub struct Control {
+    store: Arc<dyn Store>,
+    /// The snapshot version edges follow.
+    version: watch::Sender<u64>,
+    /// Recent answers of the edges.
+    pub stats: Stats,
+    /// Hashes of edge tokens that live only in this process (the embedded edge of `serve`).
+    static_edge_hashes: Vec<String>,
+    stopping: watch::Sender<bool>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Control {
+    /// A control plane over `store`; `edge_tokens` are accepted from edges besides stored ones.
+    pub fn new(store: Arc<dyn Store>, edge_tokens: &[String]) -> Result<Arc<Control>, StoreError> {
+        let version = store.version()?;
+        Ok(Arc::new(Control {
+            store,
+            version: watch::channel(version).0,
+            stats: Stats::default(),
+            static_edge_hashes: edge_tokens.iter().map(|t| auth::hash(t)).collect(),
+            stopping: watch::channel(false).0,
+        }))
+    }
+
+    /// Creates the first API token when there is none: `given`, or a random one. Returns the
+    /// token to show once, or `None` when tokens already exist.
+    pub fn bootstrap(&self, given: Option<&str>) -> Result<Option<String>, ApiError> {
+        if self.store.token_count()? > 0 {
+            if let Some(t) = given {
+                // A token given for automation works on later starts too.
+                let h = auth::hash(t);
+                if self.store.find_token(&h)?.is_none() {
+                    self.store
+                        .add_token("from-command-line", Role::Api, &h, "bootstrap")?;
+                }
+            }
+            return Ok(None);
+        }
+        let token = match given {
+            Some(t) => t.to_owned(),
+            None => auth::new_token().map_err(ApiError::internal)?,
+        };
+        if token.len() < 16 || token.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(ApiError::invalid(
+                "api-token",
+                "must be at least 16 printable characters without spaces",
+            ));
+        }
+        self.store
+            .add_token("first", Role::Api, &auth::hash(&token), "bootstrap")?;
+        Ok(Some(token))
+    }
+
+    /// Runs a store call on a blocking thread.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+
+    /// Re-reads the version and wakes the long-polls if it moved.
+    pub async fn changed(&self) {
+        match self.blocking(|s| s.version()).await {
+            Ok(v) => {
+                self.version
+                    .send_if_modified(|cur| std::mem::replace(cur, v) != v);
+            }
+            Err(e) => eprintln!("tollgate control: reading the version: {}", e.message),
+        }
+    }
+
+    /// Follows changes other nodes make to a shared store; returns when stopping.
+    pub async fn watch_store(self: Arc<Self>) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(STORE_POLL) => self.changed().await,
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Ends long-polls so that a graceful shutdown does not wait for them.
+    pub fn stop(&self) {
+        let _ = self.stopping.send(true);
+    }
+
+    /// Resolves once [`Control::stop`] was called.
+    pub async fn stopped(&self) {
+        let _ = self.stopping.subscribe().wait_for(|s| *s).await;
+    }
+
+    /// Every route.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let api = Router::new()
+            .route(
+                "/cdn/resources",
+                get(resources::list).post(resources::create),
+            )
+            .route(
+                "/cdn/resources/{id}",
+                get(resources::get)
+                    .put(resources::replace)
+                    .patch(resources::patch)
+                    .delete(resources::delete),
+            )
+            .route("/cdn/resources/{id}/purge", post(resources::purge))
+            .route("/cdn/resources/{id}/sign", post(links::sign))
+            .route("/tollgate/tokens", post(create_token))
+            .route("/tollgate/audit", get(audit))
+            .route("/tollgate/stats", get(stats))
+            .route_layer(axum::middleware::from_fn_with_state(
+                Arc::clone(self),
+                auth::require_api,
+            ));
+        let edge = Router::new()
+            .route("/edge/v1/config", get(edges::config))
+            .route("/edge/v1/stats", post(edges::stats))
+            .route_layer(axum::middleware::from_fn_with_state(
+                Arc::clone(self),
+                auth::require_edge,
+            ));
+        Router::new()
+            .merge(api)
+            .merge(edge)
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/openapi.json", get(openapi::document))
+            .merge(panel::routes())
+            .fallback(|| async { ApiError::not_found("route") })
+            .with_state(Arc::clone(self))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    #[serde(default = "api_role")]
+    role: String,
+}
+
+fn api_role() -> String {
+    "api".into()
+}
+
+/// `POST /tollgate/tokens`: a new API or edge token, shown once.
+async fn create_token(
+    State(c): State<Arc<Control>>,
+    Extension(who): Extension<TokenInfo>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: NewToken = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("", format!("token request: {e}")))?;
+    let role = match req.role.as_str() {
+        "api" => Role::Api,
+        "edge" => Role::Edge,
+        other => {
+            return Err(ApiError::invalid(
+                "role",
+                format!("{other:?} is not api or edge"),
+            ))
+        }
+    };
+    let name = req.name.trim().to_owned();
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name",
+            "1 to 64 characters, no control characters",
+        ));
+    }
+    let token = auth::new_token().map_err(ApiError::internal)?;
+    let h = auth::hash(&token);
+    let (n, actor) = (name.clone(), who.name);
+    let id = c
+        .blocking(move |s| s.add_token(&n, role, &h, &actor))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"id": id, "name": name, "role": role.as_str(), "token": token})),
+    )
+        .into_response())
+}
+
+/// `GET /tollgate/audit?limit=N`: who changed what, newest first.
+async fn audit(
+    State(c): State<Arc<Control>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", "1 to 1000"))?,
+    };
+    let entries = c.blocking(move |s| s.audit(limit)).await?;
+    let list: Vec<_> = entries
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({"id": e.id, "at": e.at, "actor": e.actor, "action": e.action,
+                "resource": e.resource, "detail": e.detail})
+        })
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+/// `GET /tollgate/stats[?resource=ID]`: the chart's data.
+async fn stats(
+    State(c): State<Arc<Control>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<stats::Series>, ApiError> {
+    let resource = q
+        .get("resource")
+        .map(|r| resources::parse_id(r))
+        .transpose()?;
+    Ok(Json(c.stats.series(resource, unix_now())))
+}

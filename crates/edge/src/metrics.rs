@@ -88,6 +88,23 @@ impl ResourceMetrics {
         c.fetch_add(1, Relaxed);
     }
 
+    /// Totals for the control plane's chart.
+    pub fn counters(&self) -> tollgate_model::Counters {
+        let refused = |r: &str| self.refused[slot(&REASONS, r)].load(Relaxed);
+        let all_refused: u64 = self.refused.iter().map(|c| c.load(Relaxed)).sum();
+        let (gone, bad_request) = (refused("expired"), refused("bad_request"));
+        let stale = self.stale.load(Relaxed);
+        let hit = self.hit.load(Relaxed);
+        tollgate_model::Counters {
+            served: hit + stale + self.miss.load(Relaxed) + self.pass.load(Relaxed),
+            hits: hit + stale,
+            forbidden: all_refused - gone - bad_request,
+            gone,
+            bad_request,
+            origin_errors: self.origin_error.iter().map(|c| c.load(Relaxed)).sum(),
+        }
+    }
+
     /// Records one origin round trip.
     pub fn origin_latency(&self, d: Duration) {
         let s = d.as_secs_f64();

@@ -16,7 +16,9 @@ pub use resource::{
     EdgeCacheSettings, OptionToggle, Options, OriginProtocol, QueryStringForwarding, Resource,
     SecureKey, SecureKeyType,
 };
-pub use snapshot::{glob_match, Purge, PurgeRequest, Snapshot, MAX_PURGE_ENTRIES};
+pub use snapshot::{
+    glob_match, Counters, EdgeReport, Purge, PurgeRequest, Snapshot, MAX_PURGE_ENTRIES,
+};
 pub use validate::{FieldError, ValidResource, ValidSecureKey};
 
 /// Parses a JSON array of resources (the edge's `--resources` file) and validates each one.

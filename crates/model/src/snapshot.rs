@@ -88,6 +88,35 @@ impl PurgeRequest {
     }
 }
 
+/// One edge's cumulative answers for one resource, as edges report them to the control plane
+/// for the panel's chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counters {
+    /// Requests answered with content (hits, misses, stale, pass-through).
+    pub served: u64,
+    /// Of those, answered from the cache.
+    pub hits: u64,
+    /// Refused with 403 (missing or wrong token).
+    pub forbidden: u64,
+    /// Refused with 410 (expired link).
+    pub gone: u64,
+    /// Refused with 400 (malformed request).
+    pub bad_request: u64,
+    /// Answered 502/504 because the origin failed.
+    pub origin_errors: u64,
+}
+
+/// What an edge sends the control plane every few seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeReport {
+    /// The edge's name (unique per edge process).
+    pub edge: String,
+    /// Counters since the edge started, by resource id.
+    pub resources: std::collections::BTreeMap<u64, Counters>,
+}
+
 /// Matches `text` against `pattern`, where `*` stands for any run of bytes (slashes too).
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     // Iterative matcher with one backtrack point: linear in practice, never exponential.

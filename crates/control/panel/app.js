@@ -1,0 +1,225 @@
+// Tollgate panel: plain JavaScript, no build step. Talks to the same API as any client,
+// with the API token the user logs in with (kept in sessionStorage, gone with the tab).
+"use strict";
+
+const main = document.getElementById("main");
+let chartTimer = null;
+
+function token() { return sessionStorage.getItem("tollgate-token"); }
+
+async function api(method, path, body) {
+  const opts = { method, headers: { Authorization: "Bearer " + token() } };
+  if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+  const res = await fetch(path, opts);
+  if (res.status === 401) { sessionStorage.removeItem("tollgate-token"); route(); throw new Error("Log in again"); }
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!res.ok) { const e = new Error(data && data.message || res.statusText); e.field = data && data.field; throw e; }
+  return data;
+}
+
+// Builds an element: el("div", {id: "x", class: "card"}, child, "text", ...).
+function el(tag, attrs, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") n.className = v;
+    else if (k.startsWith("on")) n.addEventListener(k.slice(2), v);
+    else if (v === true) n.setAttribute(k, "");
+    else if (v !== false && v !== null && v !== undefined) n.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) n.append(c);
+  return n;
+}
+
+function show(...nodes) {
+  if (chartTimer) { clearInterval(chartTimer); chartTimer = null; }
+  main.replaceChildren(...nodes);
+}
+
+// Gcore's rule for secure keys, checked as the user types (the API checks it again).
+function keyProblem(k) {
+  if (k.length < 6) return "The key must be at least 6 characters.";
+  if (k.length > 32) return "The key must be at most 32 characters.";
+  if (/\s/.test(k)) return "The key must not contain spaces.";
+  if (!/^[\x21-\x7e]*$/.test(k)) return "Use printable ASCII characters only.";
+  return "";
+}
+
+function generateKey() {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(bytes, b => alphabet[b % alphabet.length]).join("");
+}
+
+function loginPage(message) {
+  document.getElementById("nav").hidden = true;
+  const input = el("input", { type: "password", id: "login-token", placeholder: "tg_…", autocomplete: "off" });
+  const err = el("p", { class: "error", id: "login-error" }, message || "");
+  const form = el("form", { onsubmit: async ev => {
+    ev.preventDefault();
+    sessionStorage.setItem("tollgate-token", input.value.trim());
+    try { await api("GET", "/cdn/resources"); location.hash = "#/"; route(); }
+    catch (e) { loginPage("That token was not accepted."); }
+  } },
+    el("label", { for: "login-token" }, "API token"), input,
+    el("p", { class: "hint" }, "Shown once when Tollgate first started, or made with POST /tollgate/tokens."),
+    err, el("button", { type: "submit", id: "login-submit" }, "Log in"));
+  show(el("div", { class: "card" }, el("h1", {}, "Log in"), form));
+}
+
+async function listPage() {
+  const rows = el("tbody", { id: "resource-rows" });
+  const err = el("p", { class: "error", id: "new-error" });
+  const cname = el("input", { type: "text", id: "new-cname", placeholder: "cdn.example.com" });
+  const origin = el("input", { type: "text", id: "new-origin", placeholder: "origin.example.com:8080" });
+  const form = el("form", { onsubmit: async ev => {
+    ev.preventDefault();
+    try {
+      const r = await api("POST", "/cdn/resources", { cname: cname.value.trim(), origin: origin.value.trim() });
+      location.hash = "#/resources/" + r.id + "/secure";
+    } catch (e) { err.textContent = (e.field ? e.field + ": " : "") + e.message; }
+  } }, el("h2", {}, "New resource"),
+    el("label", { for: "new-cname" }, "Hostname (CNAME)"), cname,
+    el("label", { for: "new-origin" }, "Origin (host[:port])"), origin, err,
+    el("button", { type: "submit", id: "new-submit" }, "Create"));
+  const chart = chartCard(null);
+  show(el("div", { class: "card" }, el("h1", {}, "CDN resources"),
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "ID"), el("th", {}, "Hostname"), el("th", {}, "Origin"), el("th", {}, "Secure token"))), rows)),
+    chart, el("div", { class: "card" }, form));
+  for (const r of await api("GET", "/cdn/resources")) {
+    const sk = r.options && r.options.secure_key;
+    rows.append(el("tr", {}, el("td", {}, String(r.id)),
+      el("td", {}, el("a", { href: "#/resources/" + r.id }, r.cname)), el("td", {}, r.origin),
+      el("td", {}, sk && sk.enabled ? (sk.type === 2 ? "on" : "on, with client IP") : "off")));
+  }
+}
+
+async function resourcePage(id, tab) {
+  const r = await api("GET", "/cdn/resources/" + id);
+  const tabs = [["general", "General"], ["secure", "Secure token"], ["links", "Link generator"]];
+  const body = el("div", {});
+  const bar = el("div", { class: "tabs" }, ...tabs.map(([t, label]) =>
+    el("button", { id: "tab-" + t, class: t === tab ? "active" : "", onclick: () => { location.hash = "#/resources/" + id + "/" + t; } }, label)));
+  show(el("div", { class: "card" }, el("h1", {}, r.cname + " (resource " + r.id + ")"), bar, body), chartCard(r.id));
+  if (tab === "secure") secureTab(body, r);
+  else if (tab === "links") linksTab(body, r);
+  else generalTab(body, r);
+}
+
+function generalTab(body, r) {
+  const origin = el("input", { type: "text", id: "gen-origin", value: r.origin });
+  const active = el("input", { type: "checkbox", id: "gen-active", checked: r.active !== false });
+  const status = el("p", { class: "error", id: "gen-status" });
+  body.append(el("label", { for: "gen-origin" }, "Origin"), origin,
+    el("label", { class: "inline" }, active, "Active"), status,
+    el("button", { id: "gen-save", onclick: async () => {
+      try { await api("PATCH", "/cdn/resources/" + r.id, { origin: origin.value.trim(), active: active.checked });
+        status.className = "ok"; status.textContent = "Saved. Edges apply it within a second."; }
+      catch (e) { status.className = "error"; status.textContent = (e.field ? e.field + ": " : "") + e.message; }
+    } }, "Save"));
+}
+
+function secureTab(body, r) {
+  const sk = (r.options && r.options.secure_key) || { enabled: false, type: 0 };
+  const enabled = el("input", { type: "checkbox", id: "sk-enabled", checked: !!sk.enabled });
+  const key = el("input", { type: "text", id: "sk-key", value: sk.key || "", autocomplete: "off", spellcheck: "false" });
+  const keyErr = el("p", { class: "error", id: "sk-key-error" });
+  const withIp = el("input", { type: "checkbox", id: "sk-ip", checked: (sk.type || 0) === 0 });
+  const status = el("p", { class: "error", id: "sk-status" });
+  const check = () => { const p = enabled.checked ? keyProblem(key.value) : ""; keyErr.textContent = p; key.classList.toggle("invalid", !!p); return !p; };
+  key.addEventListener("input", check);
+  enabled.addEventListener("change", check);
+  body.append(
+    el("p", { class: "hint" }, "Only links signed with this key are served: ?md5=TOKEN&expires=UNIX_TIME."),
+    el("label", { class: "inline switch" }, enabled, "Enable secure token"),
+    el("label", { for: "sk-key" }, "Key"),
+    el("div", { class: "row" }, key, el("button", { class: "secondary", id: "sk-generate", onclick: () => { key.value = generateKey(); check(); } }, "Generate")),
+    el("p", { class: "hint" }, "6 to 32 characters; letters, digits and symbols, no spaces."), keyErr,
+    el("label", { class: "inline" }, withIp, "Add a client's IP to the token"),
+    sk.previous_key ? el("p", { class: "hint" }, "A previous key still verifies links while they age out.") : null,
+    status,
+    el("button", { id: "sk-save", onclick: async () => {
+      if (!check()) return;
+      const next = { enabled: enabled.checked, type: withIp.checked ? 0 : 2 };
+      if (key.value) next.key = key.value;
+      if (sk.previous_key) next.previous_key = sk.previous_key;
+      try { await api("PATCH", "/cdn/resources/" + r.id, { options: { secure_key: next } });
+        status.className = "ok"; status.textContent = "Saved. Edges enforce it within a second."; }
+      catch (e) { status.className = "error"; status.textContent = (e.field ? e.field + ": " : "") + e.message; }
+    } }, "Save"));
+  check();
+}
+
+function linksTab(body, r) {
+  const sk = r.options && r.options.secure_key;
+  const path = el("input", { type: "text", id: "link-path", value: "/", spellcheck: "false" });
+  const lifetime = el("input", { type: "number", id: "link-lifetime", value: "3600", min: "1" });
+  const ip = el("input", { type: "text", id: "link-ip", placeholder: "viewer's address, e.g. 203.0.113.7" });
+  const err = el("p", { class: "error", id: "link-error" });
+  const out = el("div", { id: "link-out" });
+  body.append(
+    sk && sk.enabled ? null : el("p", { class: "error" }, "The secure token is off for this resource."),
+    el("label", { for: "link-path" }, "Path"), path,
+    el("label", { for: "link-lifetime" }, "Lifetime (seconds)"), lifetime,
+    sk && (sk.type || 0) === 0 ? el("label", { for: "link-ip" }, "Client IP") : null,
+    sk && (sk.type || 0) === 0 ? ip : null, err,
+    el("button", { id: "link-submit", onclick: async () => {
+      err.textContent = ""; out.replaceChildren();
+      const req = { path: path.value, lifetime: Number(lifetime.value) };
+      if (ip.value.trim()) req.ip = ip.value.trim();
+      try {
+        const s = await api("POST", "/cdn/resources/" + r.id + "/sign", req);
+        const copied = el("span", { class: "ok", id: "link-copied" });
+        out.append(el("label", {}, "Signed URL"), el("code", { class: "url", id: "link-url" }, s.url),
+          el("div", { class: "row" }, el("button", { class: "secondary", id: "link-copy", onclick: async () => {
+            try { await navigator.clipboard.writeText(s.url); copied.textContent = "Copied"; }
+            catch (e) { copied.textContent = "Select the URL and copy it"; }
+          } }, "Copy"), copied),
+          el("label", {}, "PHP"), el("pre", { id: "snip-php" }, s.snippets.php),
+          el("label", {}, "Python"), el("pre", { id: "snip-python" }, s.snippets.python),
+          el("label", {}, "Shell (OpenSSL)"), el("pre", { id: "snip-openssl" }, s.snippets.openssl));
+      } catch (e) { err.textContent = (e.field ? e.field + ": " : "") + e.message; }
+    } }, "Generate link"), out);
+}
+
+// A line chart of the edges' answers (served, cache hits, 403, 410) over the last ten minutes.
+function chartCard(resourceId) {
+  const canvas = el("canvas", { id: "chart", width: "900", height: "220" });
+  const series = [["served", "#1f6feb"], ["hits", "#1f9d55"], ["forbidden", "#c62828"], ["gone", "#f59e0b"]];
+  const names = { served: "served", hits: "cache hits", forbidden: "403", gone: "410" };
+  const legend = el("div", { class: "legend" }, ...series.map(([s, c]) => { const i = el("i"); i.style.background = c; return el("span", {}, i, names[s]); }));
+  const total = el("p", { class: "hint", id: "chart-total" });
+  async function draw() {
+    let data;
+    try { data = await api("GET", "/tollgate/stats" + (resourceId ? "?resource=" + resourceId : "")); } catch (e) { return; }
+    const ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height, pad = 24;
+    ctx.clearRect(0, 0, w, h);
+    const max = Math.max(1, ...series.flatMap(([s]) => data[s]));
+    ctx.strokeStyle = "#dde1ea"; ctx.fillStyle = "#687083"; ctx.font = "11px system-ui";
+    for (let g = 0; g <= 4; g++) { const y = pad + (h - 2 * pad) * g / 4; ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(w - 4, y); ctx.stroke(); ctx.fillText(String(Math.round(max * (4 - g) / 4)), 0, y + 4); }
+    for (const [s, color] of series) {
+      const v = data[s], n = v.length; ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.beginPath();
+      v.forEach((y, i) => { const px = pad + (w - pad - 4) * i / (n - 1), py = h - pad - (h - 2 * pad) * y / max; i ? ctx.lineTo(px, py) : ctx.moveTo(px, py); });
+      ctx.stroke();
+    }
+    const sum = s => data[s].reduce((a, b) => a + b, 0);
+    total.textContent = `Last 10 minutes, per ${data.bucket_secs} s: ${sum("served")} served, ${sum("hits")} cache hits, ${sum("forbidden")} refused (403), ${sum("gone")} expired (410).`;
+  }
+  draw();
+  chartTimer = setInterval(draw, 5000);
+  return el("div", { class: "card" }, el("h2", {}, "Edge answers"), legend, canvas, total);
+}
+
+async function route() {
+  if (!token()) return loginPage();
+  document.getElementById("nav").hidden = false;
+  const m = location.hash.match(/^#\/resources\/(\d+)(?:\/(\w+))?$/);
+  try {
+    if (m) await resourcePage(m[1], m[2] || "general");
+    else await listPage();
+  } catch (e) { if (token()) show(el("div", { class: "card" }, el("p", { class: "error" }, e.message))); }
+}
+
+document.getElementById("logout").addEventListener("click", () => { sessionStorage.removeItem("tollgate-token"); location.hash = "#/"; route(); });
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,59 @@
+//! The routes edges use: `GET /edge/v1/config` (long-poll for the next snapshot) and
+//! `POST /edge/v1/stats` (their counters, for the panel's chart).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tollgate_model::EdgeReport;
+
+use crate::error::ApiError;
+use crate::Control;
+
+/// Longest a long-poll is held open.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+fn number(q: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| ApiError::invalid(name, format!("{v:?} is not a number"))),
+    }
+}
+
+/// `GET /edge/v1/config?since=V&wait=S`: the snapshot as soon as its version differs from
+/// `since` (at once if it already does), or 304 after `wait` seconds (default 25, at most 60).
+/// A version below `since` means the database was replaced: the edge gets it all again.
+pub async fn config(
+    State(c): State<Arc<Control>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let since = number(&q, "since", 0)?;
+    let wait = Duration::from_secs(number(&q, "wait", 25)?).min(MAX_WAIT);
+    let mut rx = c.version.subscribe();
+    let changed = tokio::select! {
+        r = tokio::time::timeout(wait, rx.wait_for(|v| *v != since)) => matches!(r, Ok(Ok(_))),
+        () = c.stopped() => false,
+    };
+    if !changed {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let current = *rx.borrow();
+    let from = if since <= current { since } else { 0 };
+    let snap = c.blocking(move |s| s.snapshot(from)).await?;
+    Ok(Json(snap).into_response())
+}
+
+/// `POST /edge/v1/stats`.
+pub async fn stats(State(c): State<Arc<Control>>, body: Bytes) -> Result<StatusCode, ApiError> {
+    let report: EdgeReport = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("", format!("edge report: {e}")))?;
+    c.stats.record(&report, crate::unix_now());
+    Ok(StatusCode::NO_CONTENT)
+}

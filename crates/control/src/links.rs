@@ -1,0 +1,130 @@
+//! `POST /cdn/resources/{id}/sign`: the panel's link generator. Signing happens here, with the
+//! same token core the edge verifies with, so the link shown is one the edge accepts.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::resources::parse_id;
+use crate::snippets::{self, Snippets};
+use crate::Control;
+
+/// What to sign.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// Path of the file, decoded (`/videos/my film.mp4`).
+    pub path: String,
+    /// Seconds the link stays valid (default 3600); ignored when `expires` is given.
+    #[serde(default)]
+    pub lifetime: Option<i64>,
+    /// Unix time the link expires.
+    #[serde(default)]
+    pub expires: Option<i64>,
+    /// Client address, required when the resource binds tokens to it (type 0).
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Scheme and host of the link (default `http://{cname}`).
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
+/// A signed link.
+#[derive(Debug, Serialize)]
+pub struct Signed {
+    /// The link.
+    pub url: String,
+    /// Its `md5` value.
+    pub token: String,
+    /// Its `expires` value.
+    pub expires: i64,
+    /// The same link made by the customer's own code.
+    pub snippets: Snippets,
+}
+
+/// The handler.
+pub async fn sign(
+    State(c): State<Arc<Control>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Signed>, ApiError> {
+    let id = parse_id(&id)?;
+    let req: SignRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("", format!("sign request: {e}")))?;
+    let res = c.blocking(move |s| s.get(id)).await?;
+    let cname = res.cname.clone();
+    let valid = res.validate().map_err(ApiError::fields)?;
+    let sk = valid.secure_key.as_ref().ok_or_else(|| {
+        ApiError::invalid(
+            "options.secure_key.enabled",
+            "the secure token is off for this resource: its links need no token",
+        )
+    })?;
+    let ip =
+        match (sk.bind_client_ip, req.ip.as_deref().map(str::trim)) {
+            (false, _) => None,
+            (true, None | Some("")) => return Err(ApiError::invalid(
+                "ip",
+                "this resource binds tokens to the client's IP (type 0): give the viewer's address",
+            )),
+            (true, Some(text)) => Some(text.parse::<IpAddr>().map_err(|_| {
+                ApiError::invalid("ip", format!("{text:?} is not an IPv4 or IPv6 address"))
+            })?),
+        };
+    let lifetime = req.lifetime.unwrap_or(3600);
+    if !(1..=10 * 365 * 86400).contains(&lifetime) {
+        return Err(ApiError::invalid(
+            "lifetime",
+            "must be 1 second to 10 years",
+        ));
+    }
+    let expires = req
+        .expires
+        .unwrap_or_else(|| crate::unix_now() as i64 + lifetime);
+    let base = req.base.unwrap_or_else(|| format!("http://{cname}"));
+    if !(base.starts_with("http://") || base.starts_with("https://"))
+        || base
+            .bytes()
+            .any(|b| b <= 0x20 || b == 0x7f || b == b'"' || b == b'\'')
+    {
+        return Err(ApiError::invalid(
+            "base",
+            "must be http:// or https:// and a host",
+        ));
+    }
+    let mut url = Vec::new();
+    let token = tollgate_token::sign_link(
+        &mut url,
+        &base,
+        &sk.keys[0],
+        expires,
+        req.path.as_bytes(),
+        ip,
+    )
+    .map_err(|e| {
+        let field = match e {
+            tollgate_token::SignError::ExpiresNotPositive => "expires",
+            _ => "path",
+        };
+        ApiError::invalid(field, e.to_string())
+    })?;
+    let ip_text = ip.map(|a| tollgate_token::RemoteAddr::new(a).to_string());
+    let snippets = snippets::render(&snippets::Values {
+        key: sk.keys[0].expose_secret(),
+        path: &req.path,
+        lifetime,
+        ip: ip_text.as_deref(),
+        base: base.trim_end_matches('/'),
+    });
+    Ok(Json(Signed {
+        url: String::from_utf8_lossy(&url).into_owned(),
+        token: token.as_str().to_owned(),
+        expires,
+        snippets,
+    }))
+}
