@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use tollgate::units::{parse_duration, parse_size};
+use tollgate_edge::follow::{self, Follow};
 use tollgate_edge::origin::Timeouts;
 use tollgate_edge::realip::{Cidr, TrustedProxies};
 use tollgate_edge::routes::Routes;
@@ -18,11 +19,35 @@ use tollgate_edge::{Edge, EdgeConfig};
 #[derive(Args)]
 pub struct EdgeArgs {
     /// JSON array of resources in Gcore's shape; re-read on SIGHUP.
-    #[arg(long, value_name = "FILE")]
-    resources: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "control",
+        conflicts_with = "control"
+    )]
+    resources: Option<PathBuf>,
+    /// Follow this control plane (e.g. http://10.0.0.5:9090) instead of a resources file.
+    #[arg(long, value_name = "URL", requires = "edge_token")]
+    control: Option<String>,
+    /// Edge token for the control plane (make one with POST /tollgate/tokens, role "edge").
+    #[arg(long, env = "TOLLGATE_EDGE_TOKEN", hide_env_values = true)]
+    edge_token: Option<String>,
+    /// Where the last good snapshot from the control plane is kept, to start without it.
+    #[arg(long, value_name = "DIR", default_value = "./tollgate-edge-state")]
+    state_dir: PathBuf,
+    /// This edge's name in the control plane's reports (default: the listen address).
+    #[arg(long)]
+    name: Option<String>,
     /// Address to serve clients on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    #[command(flatten)]
+    opts: EdgeOptions,
+}
+
+/// Edge settings shared by `tollgate edge` and `tollgate serve`.
+#[derive(Args)]
+pub struct EdgeOptions {
     /// Trust X-Forwarded-For from these addresses or CIDR blocks (nginx realip, recursive).
     #[arg(long, value_name = "CIDR", value_parser = |s: &str| s.parse::<Cidr>())]
     trust_proxy: Vec<Cidr>,
@@ -88,9 +113,16 @@ fn load_cas(paths: &[PathBuf]) -> Result<Vec<rustls::pki_types::CertificateDer<'
     Ok(out)
 }
 
-pub fn run(args: EdgeArgs) -> Result<()> {
-    let resources = load(&args.resources)?;
-    let config = EdgeConfig {
+/// Where an edge's resources come from.
+pub enum Source {
+    /// A file, re-read on SIGHUP.
+    File(PathBuf),
+    /// A control plane.
+    Control(Follow),
+}
+
+fn config(args: &EdgeOptions) -> Result<EdgeConfig> {
+    Ok(EdgeConfig {
         trusted: TrustedProxies(args.trust_proxy.clone()),
         cache_bytes: args.cache_size,
         max_object_bytes: args.max_object_size,
@@ -105,39 +137,108 @@ pub fn run(args: EdgeArgs) -> Result<()> {
         },
         access_log: args.access_log.clone(),
         origin_ca: load_cas(&args.origin_ca)?,
-    };
-    // This runtime accepts connections, handles signals, reloads and the admin listener;
-    // clients are served by the workers `server::serve` starts.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    rt.block_on(serve(args, config, resources))
+    })
 }
 
-async fn serve(
-    args: EdgeArgs,
-    config: EdgeConfig,
-    resources: Vec<tollgate_model::ValidResource>,
+/// A runtime for the acceptor, signals, reloads and the admin listener; clients are served
+/// by the workers `server::serve` starts.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+pub fn run(args: EdgeArgs) -> Result<()> {
+    let source = match (&args.resources, &args.control) {
+        (Some(path), _) => Source::File(path.clone()),
+        (None, Some(url)) => Source::Control(Follow {
+            control: check_url(url)?,
+            token: args.edge_token.clone().unwrap_or_default(),
+            state_dir: args.state_dir.clone(),
+            name: args.name.clone().unwrap_or_else(|| args.listen.to_string()),
+        }),
+        (None, None) => bail!("--resources or --control is required"),
+    };
+    runtime()?.block_on(async {
+        let stop = stop_on_signals()?;
+        serve(&args.opts, args.listen, source, stop).await
+    })
+}
+
+/// Checks a control-plane URL.
+pub fn check_url(url: &str) -> Result<String> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
+    if !ok {
+        bail!("--control: {url:?} is not an http:// or https:// URL");
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// A flag raised on SIGTERM or Ctrl-C.
+pub fn stop_on_signals() -> Result<tokio::sync::watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("tollgate: shutting down, finishing requests in flight");
+        let _ = stop_tx.send(true);
+    });
+    Ok(stop_rx)
+}
+
+/// Resolves once `rx` says stop.
+pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Runs an edge until `stop_rx` says stop.
+pub async fn serve(
+    args: &EdgeOptions,
+    listen: SocketAddr,
+    source: Source,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
 
+    let config = config(args)?;
+    let (resources, since) = match &source {
+        Source::File(path) => (load(path)?, 0),
+        Source::Control(f) => match follow::load_saved(&f.state_dir) {
+            Some(snap) => match tollgate_model::validate_all(snap.resources) {
+                Ok(r) => {
+                    eprintln!(
+                        "tollgate edge: serving the saved config version {} from {} until the control plane answers",
+                        snap.version,
+                        f.state_dir.display()
+                    );
+                    (r, snap.version)
+                }
+                Err(_) => (Vec::new(), 0),
+            },
+            None => (Vec::new(), 0),
+        },
+    };
     let count = resources.len();
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).context("--access-log")?);
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    edge.config_version
+        .store(since, std::sync::atomic::Ordering::Relaxed);
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("--listen: cannot bind {}", args.listen))?;
+        .with_context(|| format!("--listen: cannot bind {listen}"))?;
     eprintln!(
         "tollgate edge: listening on {} ({count} resources)",
         listener.local_addr()?
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let stopped = |rx: tokio::sync::watch::Receiver<bool>| stopped(rx);
     if let Some(addr) = args.admin {
         let admin = tokio::net::TcpListener::bind(addr)
             .await
@@ -150,32 +251,35 @@ async fn serve(
         ));
     }
 
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let reload_edge = Arc::clone(&edge);
-    let path = args.resources.clone();
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            match load(&path) {
-                Ok(r) => {
-                    let n = r.len();
-                    reload_edge.replace_routes(r);
-                    eprintln!("tollgate edge: reloaded {} ({n} resources)", path.display());
+    match source {
+        Source::File(path) => {
+            let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+            let reload_edge = Arc::clone(&edge);
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match load(&path) {
+                        Ok(r) => {
+                            let n = r.len();
+                            reload_edge.replace_routes(r);
+                            eprintln!("tollgate edge: reloaded {} ({n} resources)", path.display());
+                        }
+                        Err(e) => eprintln!(
+                            "tollgate edge: reload refused, keeping the old resources: {e:#}"
+                        ),
+                    }
                 }
-                Err(e) => {
-                    eprintln!("tollgate edge: reload refused, keeping the old resources: {e:#}")
-                }
-            }
+            });
         }
-    });
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+        Source::Control(f) => {
+            eprintln!("tollgate edge: following {}", f.control);
+            tokio::spawn(follow::run(
+                Arc::clone(&edge),
+                f,
+                since,
+                stopped(stop_rx.clone()),
+            ));
         }
-        eprintln!("tollgate edge: shutting down, finishing requests in flight");
-        let _ = stop_tx.send(true);
-    });
+    }
     let tls = match args.tls_listen {
         Some(addr) => {
             let cfg = server_config(&args.tls_cert).map_err(|e| anyhow!("--tls-cert: {e}"))?;

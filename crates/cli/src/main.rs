@@ -3,6 +3,7 @@
 //! Exit codes: 0 success (for `verify`: the link is valid), 1 the link is refused (400, 403 or
 //! 410), 2 bad arguments or input.
 
+mod control_cmd;
 mod edge_cmd;
 
 use std::io::{self, IsTerminal, Write};
@@ -37,6 +38,10 @@ enum Command {
     Keygen,
     /// Run the edge: a caching reverse proxy that enforces secure tokens.
     Edge(edge_cmd::EdgeArgs),
+    /// Run the control plane: resource API, panel, config for edges.
+    Control(control_cmd::ControlArgs),
+    /// Run control plane, panel and an edge together (embedded SQLite under ./tollgate-data).
+    Serve(control_cmd::ServeArgs),
 }
 
 #[derive(Args)]
@@ -278,6 +283,8 @@ fn run() -> Result<ExitCode> {
         Command::Sign(a) => sign(a),
         Command::Verify(a) => verify(a),
         Command::Edge(a) => edge_cmd::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Control(a) => control_cmd::run_control(a).map(|()| ExitCode::SUCCESS),
+        Command::Serve(a) => control_cmd::run_serve(a).map(|()| ExitCode::SUCCESS),
         Command::Keygen => {
             let key =
                 keygen::generate().context("the operating system's random generator failed")?;

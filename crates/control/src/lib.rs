@@ -124,11 +124,10 @@ impl Control {
 
     /// Follows changes other nodes make to a shared store; returns when stopping.
     pub async fn watch_store(self: Arc<Self>) {
-        let mut stopping = self.stopping.subscribe();
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(STORE_POLL) => self.changed().await,
-                _ = stopping.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(STORE_POLL) => self.changed().await,
+                () = self.stopped() => return,
             }
         }
     }

@@ -126,6 +126,46 @@ impl Cache {
             .invalidate_entries_if(move |k, _| k.resource == resource);
     }
 
+    /// Drops the objects of `resource` that a purge names: exact URLs (normalised as requests
+    /// are, so `/a%20b` and `/a b` are one object; a URL without a query also drops its query
+    /// variants) or `*` patterns matched against the path.
+    pub fn purge(&self, resource: u64, req: &tollgate_model::PurgeRequest) {
+        if req.is_everything() {
+            return self.purge_resource(resource);
+        }
+        if let Some(urls) = &req.urls {
+            let keys: Vec<(Vec<u8>, bool)> = urls
+                .iter()
+                .filter_map(|u| {
+                    let t = tollgate_token::Target::parse(u.as_bytes()).ok()?;
+                    let mut key = Vec::new();
+                    tollgate_token::sign::encode_path(&mut key, t.uri());
+                    crate::proxy::push_forwarded_query(&mut key, t.args());
+                    let exact_only = key.contains(&b'?');
+                    Some((key, exact_only))
+                })
+                .collect();
+            let _ = self.inner.invalidate_entries_if(move |k, _| {
+                k.resource == resource
+                    && keys.iter().any(|(u, exact_only)| {
+                        *k.path == **u
+                            || (!exact_only
+                                && k.path.len() > u.len()
+                                && k.path.starts_with(u)
+                                && k.path[u.len()] == b'?')
+                    })
+            });
+        } else if let Some(patterns) = req.paths.clone() {
+            let _ = self.inner.invalidate_entries_if(move |k, _| {
+                let path = k.path.split(|&b| b == b'?').next().unwrap_or_default();
+                k.resource == resource
+                    && patterns
+                        .iter()
+                        .any(|p| tollgate_model::glob_match(p.as_bytes(), path))
+            });
+        }
+    }
+
     /// Bytes held (approximate: moka applies writes in batches).
     pub fn weighted_size(&self) -> u64 {
         self.inner.run_pending_tasks();

@@ -8,6 +8,7 @@
 pub mod access_log;
 pub mod body;
 pub mod cache;
+pub mod follow;
 pub mod freshness;
 pub mod metrics;
 pub mod origin;
@@ -85,6 +86,8 @@ pub struct Edge {
     pub metrics: EdgeMetrics,
     /// Access log.
     pub log: AccessLog,
+    /// Version of the control plane's snapshot being served (0 with a resources file).
+    pub config_version: std::sync::atomic::AtomicU64,
 }
 
 impl Edge {
@@ -112,6 +115,7 @@ impl Edge {
             trusted: config.trusted.clone(),
             metrics: EdgeMetrics::default(),
             log,
+            config_version: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -130,9 +134,11 @@ impl Edge {
         }
         self.metrics.render(&mut out);
         out.push_str(&format!(
-            "tollgate_cache_objects {}\ntollgate_cache_bytes {}\n",
+            "tollgate_cache_objects {}\ntollgate_cache_bytes {}\ntollgate_config_version {}\n",
             self.cache.entry_count(),
-            self.cache.weighted_size()
+            self.cache.weighted_size(),
+            self.config_version
+                .load(std::sync::atomic::Ordering::Relaxed)
         ));
         out
     }

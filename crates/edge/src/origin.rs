@@ -94,6 +94,12 @@ impl OriginClient {
         }
     }
 
+    /// The TLS settings HTTPS origins are reached with (the same trust anchors serve the
+    /// control plane's URL).
+    pub fn tls_config(&self) -> rustls::ClientConfig {
+        self.tls.clone()
+    }
+
     /// This thread's pool, made on first use.
     fn pool(&self) -> Pool {
         POOLS.with(|pools| {

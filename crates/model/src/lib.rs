@@ -30,6 +30,11 @@ pub fn parse_resources(json: &str) -> Result<Vec<ValidResource>, Vec<FieldError>
             message: e.to_string(),
         }]
     })?;
+    validate_all(raw)
+}
+
+/// Validates every resource, and that no hostname belongs to two of them.
+pub fn validate_all(raw: Vec<Resource>) -> Result<Vec<ValidResource>, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut valid = Vec::with_capacity(raw.len());
     let mut hosts = std::collections::HashMap::new();

@@ -1,0 +1,172 @@
+//! `tollgate control` (the control plane and panel) and `tollgate serve` (control plane,
+//! panel and an edge in one process, with embedded defaults).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use tollgate_control::Control;
+use tollgate_edge::follow::Follow;
+use tollgate_store::{PgStore, SqliteStore, Store};
+
+use crate::edge_cmd::{self, EdgeOptions, Source};
+
+/// Where the control plane keeps its state.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// Data directory (the SQLite database; the embedded edge's saved snapshot).
+    #[arg(long, value_name = "DIR", default_value = "./tollgate-data")]
+    data: PathBuf,
+    /// Use this PostgreSQL database instead of SQLite (postgres://user@host/db), for several
+    /// control nodes sharing one database.
+    #[arg(
+        long,
+        env = "TOLLGATE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+    /// The first API token, instead of a generated one (16+ printable characters).
+    #[arg(
+        long,
+        env = "TOLLGATE_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ControlArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address for the API and the panel.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    listen: SocketAddr,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address for the API and the panel.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    control_listen: SocketAddr,
+    /// Address the edge serves the resources' hostnames on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    edge_listen: SocketAddr,
+    #[command(flatten)]
+    edge: EdgeOptions,
+}
+
+fn open_store(args: &StoreArgs) -> Result<Arc<dyn Store>> {
+    Ok(match &args.database {
+        Some(url) => Arc::new(PgStore::open(url).map_err(|e| anyhow!("--database: {e}"))?),
+        None => {
+            std::fs::create_dir_all(&args.data)
+                .with_context(|| format!("--data: cannot create {}", args.data.display()))?;
+            let path = args.data.join("tollgate.db");
+            Arc::new(
+                SqliteStore::open(&path).map_err(|e| anyhow!("--data {}: {e}", path.display()))?,
+            )
+        }
+    })
+}
+
+/// Opens the store, makes the first token if needed, binds and starts the API and panel.
+async fn start_control(
+    args: &StoreArgs,
+    listen: SocketAddr,
+    edge_tokens: &[String],
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(Arc<Control>, SocketAddr, tokio::task::JoinHandle<()>)> {
+    let store = open_store(args)?;
+    let control = Control::new(store, edge_tokens).map_err(|e| anyhow!("store: {e}"))?;
+    let first = control
+        .bootstrap(args.api_token.as_deref())
+        .map_err(|e| anyhow!("--api-token: {}", e.message))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot bind the control listener {listen}"))?;
+    let addr = listener.local_addr()?;
+    match (first, args.api_token.is_some()) {
+        (Some(t), false) => println!(
+            "First API token (shown once; keep it): {t}\n\
+             Use it as \"Authorization: APIKey {t}\", or to log in to the panel."
+        ),
+        (Some(_), true) => println!("First API token: the one given with --api-token."),
+        (None, _) => {}
+    }
+    println!("Panel and API: http://{addr}/");
+    tokio::spawn(Arc::clone(&control).watch_store());
+    let app = control.router();
+    let c = Arc::clone(&control);
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            edge_cmd::stopped(stop).await;
+            c.stop();
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            eprintln!("tollgate control: {e}");
+        }
+    });
+    Ok((control, addr, server))
+}
+
+pub fn run_control(args: ControlArgs) -> Result<()> {
+    edge_cmd::runtime()?.block_on(async {
+        let stop = edge_cmd::stop_on_signals()?;
+        let (_, _, server) = start_control(&args.store, args.listen, &[], stop).await?;
+        let _ = server.await;
+        Ok(())
+    })
+}
+
+pub fn run_serve(args: ServeArgs) -> Result<()> {
+    edge_cmd::runtime()?.block_on(async {
+        let stop = edge_cmd::stop_on_signals()?;
+        // The embedded edge's token lives in this process only.
+        let edge_token = tollgate_control::auth::new_token()
+            .map_err(|e| anyhow!("the operating system's random generator failed: {e}"))?;
+        let (_, addr, server) = start_control(
+            &args.store,
+            args.control_listen,
+            std::slice::from_ref(&edge_token),
+            stop.clone(),
+        )
+        .await?;
+        println!("Edge: http://{} (routes by Host header)", args.edge_listen);
+        let follow = Follow {
+            control: format!("http://{}", loopback(addr)),
+            token: edge_token,
+            state_dir: edge_state_dir(&args.store.data),
+            name: "embedded".into(),
+        };
+        edge_cmd::serve(&args.edge, args.edge_listen, Source::Control(follow), stop).await?;
+        let _ = server.await;
+        Ok(())
+    })
+}
+
+/// The control listener as the embedded edge reaches it (an unspecified address is not one
+/// to connect to).
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        a => a,
+    }
+}
+
+fn edge_state_dir(data: &Path) -> PathBuf {
+    data.join("edge")
+}

@@ -1,0 +1,228 @@
+//! Following a control plane: long-poll `GET /edge/v1/config` for the next snapshot, apply it
+//! whole (routes swapped atomically, purges applied), and save it, so that an edge restarted
+//! while the control plane is down serves the last good configuration. Counters go back with
+//! `POST /edge/v1/stats` for the panel's chart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tollgate_model::{EdgeReport, Snapshot};
+
+use crate::Edge;
+
+/// How an edge follows its control plane.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    /// Base URL of the control plane, e.g. `http://127.0.0.1:9090`.
+    pub control: String,
+    /// Edge token.
+    pub token: String,
+    /// Where the last good snapshot is kept.
+    pub state_dir: PathBuf,
+    /// This edge's name in reports.
+    pub name: String,
+}
+
+/// Seconds the control plane may hold a poll.
+const WAIT_SECS: u64 = 25;
+/// Largest snapshot accepted.
+const MAX_SNAPSHOT: usize = 64 << 20;
+/// How often counters are reported.
+const REPORT_EVERY: Duration = Duration::from_secs(2);
+const SNAPSHOT_FILE: &str = "snapshot.json";
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+fn client(edge: &Edge) -> HttpClient {
+    let mut conn = HttpConnector::new();
+    conn.set_connect_timeout(Some(Duration::from_secs(5)));
+    conn.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(edge.origin.tls_config())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(conn);
+    Client::builder(TokioExecutor::new()).build(https)
+}
+
+/// Why applying a snapshot failed.
+#[derive(Debug)]
+pub struct ApplyError(pub String);
+
+/// Validates a snapshot and makes it the edge's configuration: every resource or none.
+pub fn apply(edge: &Edge, snap: &Snapshot) -> Result<(), ApplyError> {
+    let valid = tollgate_model::validate_all(snap.resources.clone()).map_err(|errs| {
+        let list: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        ApplyError(list.join("; "))
+    })?;
+    edge.replace_routes(valid);
+    for p in &snap.purges {
+        edge.cache.purge(p.resource, &p.what);
+    }
+    edge.config_version
+        .store(snap.version, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// The snapshot saved in `dir`, if there is a readable one.
+pub fn load_saved(dir: &Path) -> Option<Snapshot> {
+    let text = std::fs::read(dir.join(SNAPSHOT_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Saves `snap` (without its purges) so that it replaces the old file whole or not at all.
+pub fn save(dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+    let body = serde_json::to_vec(&Snapshot {
+        purges: Vec::new(),
+        ..snap.clone()
+    })?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&body)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
+    // The rename itself is durable once the directory is synced.
+    std::fs::File::open(dir)?.sync_all()
+}
+
+enum Polled {
+    New(Snapshot),
+    Same,
+}
+
+async fn poll(client: &HttpClient, f: &Follow, since: u64) -> Result<Polled, String> {
+    let url = format!(
+        "{}/edge/v1/config?since={since}&wait={WAIT_SECS}",
+        f.control.trim_end_matches('/')
+    );
+    let req = Request::get(&url)
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let resp = tokio::time::timeout(Duration::from_secs(WAIT_SECS + 10), client.request(req))
+        .await
+        .map_err(|_| format!("{url}: no answer in {} s", WAIT_SECS + 10))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), MAX_SNAPSHOT)
+        .collect()
+        .await
+        .map_err(|e| format!("{url}: reading the body: {e}"))?
+        .to_bytes();
+    match status {
+        StatusCode::NOT_MODIFIED => Ok(Polled::Same),
+        StatusCode::OK => serde_json::from_slice(&body)
+            .map(Polled::New)
+            .map_err(|e| format!("{url}: unreadable snapshot: {e}")),
+        s => Err(format!(
+            "{url}: {s}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        )),
+    }
+}
+
+/// Follows the control plane until `stop` resolves. `since` is the version already applied
+/// (from a saved snapshot), 0 for none.
+pub async fn run(
+    edge: Arc<Edge>,
+    f: Follow,
+    mut since: u64,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let client = client(&edge);
+    let reporter = tokio::spawn(report(Arc::clone(&edge), f.clone(), client.clone()));
+    tokio::pin!(stop);
+    let mut backoff = Duration::from_millis(200);
+    let mut failing = false;
+    loop {
+        let polled = tokio::select! {
+            r = poll(&client, &f, since) => r,
+            () = &mut stop => break,
+        };
+        match polled {
+            Ok(Polled::Same) => {}
+            Ok(Polled::New(snap)) => {
+                if failing {
+                    eprintln!("tollgate edge: control plane {} reachable again", f.control);
+                    failing = false;
+                }
+                backoff = Duration::from_millis(200);
+                match apply(&edge, &snap) {
+                    Ok(()) => {
+                        eprintln!(
+                            "tollgate edge: config version {} applied ({} resources, {} purges)",
+                            snap.version,
+                            snap.resources.len(),
+                            snap.purges.len()
+                        );
+                        if let Err(e) = save(&f.state_dir, &snap) {
+                            eprintln!(
+                                "tollgate edge: cannot save the snapshot in {}: {e}",
+                                f.state_dir.display()
+                            );
+                        }
+                    }
+                    Err(e) => eprintln!(
+                        "tollgate edge: config version {} refused, keeping version {since}: {}",
+                        snap.version, e.0
+                    ),
+                }
+                // Move on either way: asking again for a refused version would spin.
+                since = snap.version;
+            }
+            Err(e) => {
+                if !failing {
+                    eprintln!("tollgate edge: control plane: {e}; serving config version {since}, retrying");
+                    failing = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = &mut stop => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    reporter.abort();
+}
+
+async fn report(edge: Arc<Edge>, f: Follow, client: HttpClient) {
+    let url = format!("{}/edge/v1/stats", f.control.trim_end_matches('/'));
+    let mut tick = tokio::time::interval(REPORT_EVERY);
+    loop {
+        tick.tick().await;
+        let report = EdgeReport {
+            edge: f.name.clone(),
+            resources: edge
+                .routes
+                .load()
+                .sites
+                .iter()
+                .map(|s| (s.res.id, s.metrics.counters()))
+                .collect(),
+        };
+        let Ok(body) = serde_json::to_vec(&report) else {
+            continue;
+        };
+        let Ok(req) = Request::post(&url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+        else {
+            continue;
+        };
+        // Reports are best effort: the chart shows a gap, nothing else depends on them.
+        if let Ok(Ok(resp)) = tokio::time::timeout(REPORT_EVERY, client.request(req)).await {
+            let _ = resp.into_body().collect().await;
+        }
+    }
+}
