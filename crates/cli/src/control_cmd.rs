@@ -61,13 +61,13 @@ pub struct ServeArgs {
     edge: EdgeOptions,
 }
 
-fn open_store(args: &StoreArgs) -> Result<Arc<dyn Store>> {
-    Ok(match &args.database {
+fn open_store(data: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
+    Ok(match database {
         Some(url) => Arc::new(PgStore::open(url).map_err(|e| anyhow!("--database: {e}"))?),
         None => {
-            std::fs::create_dir_all(&args.data)
-                .with_context(|| format!("--data: cannot create {}", args.data.display()))?;
-            let path = args.data.join("tollgate.db");
+            std::fs::create_dir_all(data)
+                .with_context(|| format!("--data: cannot create {}", data.display()))?;
+            let path = data.join("tollgate.db");
             Arc::new(
                 SqliteStore::open(&path).map_err(|e| anyhow!("--data {}: {e}", path.display()))?,
             )
@@ -82,11 +82,24 @@ async fn start_control(
     edge_tokens: &[String],
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(Arc<Control>, SocketAddr, tokio::task::JoinHandle<()>)> {
-    let store = open_store(args)?;
-    let control = Control::new(store, edge_tokens).map_err(|e| anyhow!("store: {e}"))?;
-    let first = control
-        .bootstrap(args.api_token.as_deref())
-        .map_err(|e| anyhow!("--api-token: {}", e.message))?;
+    // Opening a store blocks (and the PostgreSQL client runs its own runtime), so it happens
+    // on a blocking thread.
+    let (data, database, given) = (
+        args.data.clone(),
+        args.database.clone(),
+        args.api_token.clone(),
+    );
+    let edge_tokens = edge_tokens.to_vec();
+    let (control, first) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let store = open_store(&data, database.as_deref())?;
+        let control = Control::new(store, &edge_tokens).map_err(|e| anyhow!("store: {e}"))?;
+        let first = control
+            .bootstrap(given.as_deref())
+            .map_err(|e| anyhow!("--api-token: {}", e.message))?;
+        Ok((control, first))
+    })
+    .await
+    .context("opening the store")??;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot bind the control listener {listen}"))?;
@@ -140,7 +153,9 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
             stop.clone(),
         )
         .await?;
-        println!("Edge: http://{} (routes by Host header)", args.edge_listen);
+        if args.edge_listen.port() != 0 {
+            println!("Edge: http://{} (routes by Host header)", args.edge_listen);
+        }
         let follow = Follow {
             control: format!("http://{}", loopback(addr)),
             token: edge_token,

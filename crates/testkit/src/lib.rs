@@ -2,6 +2,7 @@
 //! php, python3, openssl), a raw HTTP client that sends targets byte for byte, and a seeded
 //! random generator so that any failure can be replayed.
 
+pub mod api;
 pub mod gen;
 pub mod http;
 pub mod nginx;

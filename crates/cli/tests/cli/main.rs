@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 mod commands;
+mod control_process;
 mod edge_process;
+mod procs;
 mod seed_scripts;
 
 use std::process::{Command, Output, Stdio};

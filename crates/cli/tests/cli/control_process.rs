@@ -1,0 +1,311 @@
+//! The control plane as processes: `tollgate serve` end to end, changes enforced by running
+//! edges within a second (measured), purges, key rotation, a crash right after a 200, two
+//! edges on one control plane, an edge restarting while the control plane is down, and two
+//! control nodes on one PostgreSQL database.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tollgate_testkit::api::Api;
+use tollgate_testkit::http::request;
+use tollgate_testkit::origin::TestOrigin;
+
+use crate::procs::{control, edge, until, Proc, TempDir, TOKEN};
+
+const HOST: &str = "cdn.example.com";
+
+fn get(port: u16, from: Ipv4Addr, host: &str, target: &str) -> u16 {
+    request(from, port, "GET", target.as_bytes(), &[("Host", host)])
+        .map(|r| r.status)
+        .unwrap_or(0)
+}
+
+fn resource(origin: u16, kind: u8) -> Value {
+    json!({"cname": HOST, "origin": format!("127.0.0.1:{origin}"), "originProtocol": "HTTP",
+           "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": kind}}})
+}
+
+fn create(api: &Api, body: &Value) -> u64 {
+    let (status, r) = api.call("POST", "/cdn/resources", Some(body));
+    assert_eq!(status, 201, "{r}");
+    r["id"].as_u64().unwrap()
+}
+
+fn sign(api: &Api, id: u64, path: &str, ip: Option<&str>) -> String {
+    let mut req = json!({"path": path, "lifetime": 300});
+    if let Some(ip) = ip {
+        req["ip"] = json!(ip);
+    }
+    let (status, r) = api.call("POST", &format!("/cdn/resources/{id}/sign"), Some(&req));
+    assert_eq!(status, 200, "{r}");
+    let url = r["url"].as_str().unwrap();
+    url.strip_prefix(&format!("http://{HOST}"))
+        .unwrap()
+        .to_owned()
+}
+
+fn edge_token(api: &Api, name: &str) -> String {
+    let (status, r) = api.call(
+        "POST",
+        "/tollgate/tokens",
+        Some(&json!({"name": name, "role": "edge"})),
+    );
+    assert_eq!(status, 201, "{r}");
+    r["token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn serve_runs_control_panel_and_edge_together() {
+    let origin = TestOrigin::start();
+    let data = TempDir::new("serve");
+    let mut p = Proc::spawn(&[
+        "serve",
+        "--data",
+        &data.path("d"),
+        "--control-listen",
+        "127.0.0.1:0",
+        "--edge-listen",
+        "127.0.0.1:0",
+        "--api-token",
+        TOKEN,
+    ]);
+    let api = Api {
+        port: p.port_after("Panel and API: "),
+        token: TOKEN.into(),
+    };
+    let edge = p.port_after("listening on ");
+
+    // Health and the panel need no token; the API does, in either form.
+    assert_eq!(api.call_with("GET", "/healthz", None, &[]).0, 200);
+    let (s, page) = api.raw("GET", "/", None, &[]).unwrap();
+    assert!(s == 200 && page.contains("/panel/app.js"), "{s} {page}");
+    assert_eq!(api.call_with("GET", "/cdn/resources", None, &[]).0, 401);
+    assert_eq!(
+        api.call_with(
+            "GET",
+            "/cdn/resources",
+            None,
+            &[("Authorization", "APIKey wrong_token_000000")]
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        api.call_with(
+            "GET",
+            "/cdn/resources",
+            None,
+            &[("Authorization", &format!("Bearer {TOKEN}"))]
+        )
+        .0,
+        200
+    );
+
+    // A new resource is enforced by the running edge within a second.
+    let id = create(&api, &resource(origin.port, 0));
+    let link = sign(&api, id, "/size/100", Some("127.0.0.1"));
+    let took = until(Duration::from_secs(1), "new resource served", || {
+        get(edge, Ipv4Addr::LOCALHOST, HOST, &link) == 200
+    });
+    eprintln!("serve: resource created -> served by the edge in {took:?}");
+    assert_eq!(
+        get(edge, Ipv4Addr::new(127, 0, 0, 2), HOST, &link),
+        403,
+        "IP-bound token from another client"
+    );
+    assert_eq!(get(edge, Ipv4Addr::LOCALHOST, HOST, "/size/100"), 403);
+    assert!(
+        data.0.join("d/edge/snapshot.json").exists(),
+        "the edge saves its snapshot"
+    );
+
+    // Purge by URL: the next request goes to the origin again.
+    assert_eq!(origin.hits("/size/100"), 1);
+    let (s, r) = api.call(
+        "POST",
+        &format!("/cdn/resources/{id}/purge"),
+        Some(&json!({"urls": ["/size/100"]})),
+    );
+    assert_eq!(s, 201, "{r}");
+    until(Duration::from_secs(1), "purge by URL applied", || {
+        get(edge, Ipv4Addr::LOCALHOST, HOST, &link) == 200 && origin.hits("/size/100") == 2
+    });
+    // Purge by pattern, and everything.
+    for body in [json!({"paths": ["/size/*"]}), json!({"paths": []})] {
+        let before = origin.hits("/size/100");
+        assert_eq!(
+            api.call("POST", &format!("/cdn/resources/{id}/purge"), Some(&body))
+                .0,
+            201
+        );
+        until(Duration::from_secs(1), "purge applied", || {
+            get(edge, Ipv4Addr::LOCALHOST, HOST, &link) == 200
+                && origin.hits("/size/100") == before + 1
+        });
+    }
+
+    // Key rotation: the old key keeps verifying while it is the previous key, then stops.
+    let patch = json!({"options": {"secure_key": {"enabled": true, "key": "fresh_key_2", "type": 0, "previous_key": "secret_key"}}});
+    let (s, r) = api.call("PATCH", &format!("/cdn/resources/{id}"), Some(&patch));
+    assert_eq!(s, 200, "{r}");
+    let new_link = sign(&api, id, "/size/100", Some("127.0.0.1"));
+    assert_ne!(new_link, link);
+    until(Duration::from_secs(1), "new key enforced", || {
+        get(edge, Ipv4Addr::LOCALHOST, HOST, &new_link) == 200
+    });
+    assert_eq!(
+        get(edge, Ipv4Addr::LOCALHOST, HOST, &link),
+        200,
+        "the previous key still verifies"
+    );
+    let drop_old =
+        json!({"options": {"secure_key": {"enabled": true, "key": "fresh_key_2", "type": 0}}});
+    assert_eq!(
+        api.call("PATCH", &format!("/cdn/resources/{id}"), Some(&drop_old))
+            .0,
+        200
+    );
+    until(Duration::from_secs(1), "old key dropped", || {
+        get(edge, Ipv4Addr::LOCALHOST, HOST, &link) == 403
+    });
+
+    // Deleting the resource takes its hostname off the edge.
+    assert_eq!(
+        api.call("DELETE", &format!("/cdn/resources/{id}"), None).0,
+        204
+    );
+    until(Duration::from_secs(1), "deleted resource gone", || {
+        get(edge, Ipv4Addr::LOCALHOST, HOST, &new_link) == 404
+    });
+
+    let (_, audit) = api.call("GET", "/tollgate/audit", None);
+    let text = audit.to_string();
+    assert!(
+        text.contains("resource.delete") && text.contains("options.secure_key.key"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("secret_key") && !text.contains("fresh_key_2"),
+        "keys in the audit log: {text}"
+    );
+    let logs = p.seen.join("\n");
+    assert!(
+        !logs.contains("secret_key") && !logs.contains("fresh_key_2"),
+        "keys in the log: {logs}"
+    );
+}
+
+#[test]
+fn a_change_survives_kill_9_right_after_the_200() {
+    let data = TempDir::new("crash");
+    let dir = data.path("d");
+    let mut ids = Vec::new();
+    for round in 0..5 {
+        let (mut c, api) = control(&["--data", &dir]);
+        let body = json!({"cname": format!("r{round}.example.com"), "origin": "127.0.0.1:9"});
+        let (status, r) = api.call("POST", "/cdn/resources", Some(&body));
+        assert_eq!(status, 201, "{r}");
+        c.kill9();
+        ids.push(r["id"].as_u64().unwrap());
+    }
+    let (_c, api) = control(&["--data", &dir]);
+    let (_, list) = api.call("GET", "/cdn/resources", None);
+    let got: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, ids);
+}
+
+#[test]
+fn two_edges_follow_one_control_plane_and_restart_without_it() {
+    let origin = TestOrigin::start();
+    let data = TempDir::new("two-edges");
+    let (mut ctl, api) = control(&["--data", &data.path("d")]);
+    let token = edge_token(&api, "edges");
+    let (_e1, p1) = edge(api.port, &token, &data.path("e1"));
+    let (_e2, p2) = edge(api.port, &token, &data.path("e2"));
+
+    let id = create(&api, &resource(origin.port, 2));
+    let link = sign(&api, id, "/size/10", None);
+    for port in [p1, p2] {
+        let took = until(Duration::from_secs(1), "both edges serve", || {
+            get(port, Ipv4Addr::LOCALHOST, HOST, &link) == 200
+        });
+        eprintln!("edge on {port}: resource created -> served in {took:?}");
+    }
+    // Turning the token off is enforced by both.
+    let off = json!({"options": {"secure_key": {"enabled": false}}});
+    assert_eq!(
+        api.call("PATCH", &format!("/cdn/resources/{id}"), Some(&off))
+            .0,
+        200
+    );
+    for port in [p1, p2] {
+        until(Duration::from_secs(1), "token off", || {
+            get(port, Ipv4Addr::LOCALHOST, HOST, "/size/10") == 200
+        });
+    }
+    let on = json!({"options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 2}}});
+    assert_eq!(
+        api.call("PATCH", &format!("/cdn/resources/{id}"), Some(&on))
+            .0,
+        200
+    );
+    for port in [p1, p2] {
+        until(Duration::from_secs(1), "token on", || {
+            get(port, Ipv4Addr::LOCALHOST, HOST, "/size/10") == 403
+        });
+    }
+
+    // The control plane goes away; a restarted edge serves its saved snapshot.
+    ctl.kill9();
+    drop(_e1);
+    let (e1, p1) = edge(api.port, &token, &data.path("e1"));
+    assert!(
+        e1.seen
+            .iter()
+            .any(|l| l.contains("serving the saved config version")),
+        "{:?}",
+        e1.seen
+    );
+    assert_eq!(get(p1, Ipv4Addr::LOCALHOST, HOST, &link), 200);
+    assert_eq!(get(p1, Ipv4Addr::LOCALHOST, HOST, "/size/10"), 403);
+
+    // An API token is not an edge token, and an edge token is not an API token.
+    let (_ctl, api) = control(&["--data", &data.path("d")]);
+    let (s, _) = api.call("GET", "/edge/v1/config", None);
+    assert_eq!(s, 403);
+    let edge_api = Api {
+        port: api.port,
+        token: token.clone(),
+    };
+    assert_eq!(edge_api.call("GET", "/cdn/resources", None).0, 403);
+}
+
+#[test]
+fn control_nodes_on_one_postgres_database_share_changes() {
+    let db = tollgate_testkit::pg::TempDb::create("nodes");
+    let origin = TestOrigin::start();
+    let data = TempDir::new("pg-nodes");
+    let (_a, api_a) = control(&["--database", &db.url]);
+    let (_b, api_b) = control(&["--database", &db.url]);
+    let token = edge_token(&api_a, "edge-on-b");
+    let (_e, port) = edge(api_b.port, &token, &data.path("e"));
+
+    // Made on node A, enforced by an edge that follows node B.
+    let id = create(&api_a, &resource(origin.port, 2));
+    let link = sign(&api_b, id, "/size/10", None);
+    let took = until(
+        Duration::from_secs(1),
+        "edge of node B serves a change made on node A",
+        || get(port, Ipv4Addr::LOCALHOST, HOST, &link) == 200,
+    );
+    eprintln!("postgres, two nodes: change on A -> served by B's edge in {took:?}");
+    // Node B refuses the same hostname: the database holds one truth.
+    let (s, r) = api_b.call("POST", "/cdn/resources", Some(&resource(origin.port, 2)));
+    assert_eq!((s, r["field"].as_str()), (400, Some("cname")), "{r}");
+}

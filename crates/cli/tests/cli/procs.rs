@@ -1,0 +1,178 @@
+//! Running `tollgate control`, `serve` and `edge` as processes: their output lines arrive on a
+//! channel so a test can wait for "listening on" and read the ports; the process is killed
+//! when the handle is dropped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use tollgate_testkit::api::Api;
+
+/// A running `tollgate` process.
+pub struct Proc {
+    pub child: Child,
+    lines: Receiver<String>,
+    /// Every line seen so far.
+    pub seen: Vec<String>,
+}
+
+fn pump(r: impl Read + Send + 'static, tx: std::sync::mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+impl Proc {
+    /// Starts `tollgate args...` with stdout and stderr merged into one line channel.
+    pub fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(args)
+            .env_remove("TOLLGATE_API_TOKEN")
+            .env_remove("TOLLGATE_EDGE_TOKEN")
+            .env_remove("TOLLGATE_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running tollgate");
+        let (tx, rx) = channel();
+        pump(child.stdout.take().expect("stdout"), tx.clone());
+        pump(child.stderr.take().expect("stderr"), tx);
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (10 s at most) for a line containing `marker`; returns the text after it.
+    pub fn wait_for(&mut self, marker: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if let Some((_, rest)) = line.split_once(marker) {
+                        return rest.to_owned();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no line with {marker:?}; output so far:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    /// The port in the line with `marker` (`...marker 127.0.0.1:PORT...`).
+    pub fn port_after(&mut self, marker: &str) -> u16 {
+        let rest = self.wait_for(marker);
+        let addr = rest
+            .trim_start_matches("http://")
+            .split(['/', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {rest:?}"))
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "tollgate-{tag}-{}-{}",
+            std::process::id(),
+            tollgate_testkit::now()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("creating a temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The API token the tests start control planes with.
+pub const TOKEN: &str = "tg_test_token_0123456789abcdef";
+
+/// `tollgate control` on a free port with its data in `data` (or on PostgreSQL with
+/// `--database`); returns it and its API.
+pub fn control(extra: &[&str]) -> (Proc, Api) {
+    let mut args = vec!["control", "--listen", "127.0.0.1:0", "--api-token", TOKEN];
+    args.extend_from_slice(extra);
+    let mut p = Proc::spawn(&args);
+    let port = p.port_after("Panel and API: ");
+    (
+        p,
+        Api {
+            port,
+            token: TOKEN.into(),
+        },
+    )
+}
+
+/// `tollgate edge` following the control plane at `control_port`.
+pub fn edge(control_port: u16, edge_token: &str, state_dir: &str) -> (Proc, u16) {
+    let url = format!("http://127.0.0.1:{control_port}");
+    let mut p = Proc::spawn(&[
+        "edge",
+        "--control",
+        &url,
+        "--edge-token",
+        edge_token,
+        "--state-dir",
+        state_dir,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let port = p.port_after("listening on ");
+    (p, port)
+}
+
+/// Calls `f` every 2 ms until it returns true; returns the time it took, or panics after
+/// `limit`.
+pub fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return start.elapsed();
+        }
+        if start.elapsed() > limit {
+            panic!("{what}: not within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
