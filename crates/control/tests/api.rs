@@ -1,0 +1,544 @@
+//! The API over a real listener, with SQLite: validation errors name their field and change
+//! nothing, PUT and PATCH, the OpenAPI document against the routes, long-polls, the link
+//! generator's snippets run by php, python3 and openssl and checked with the token core.
+#![allow(clippy::unwrap_used)] // test code: a panic is how it fails
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tollgate_control::Control;
+use tollgate_store::SqliteStore;
+use tollgate_testkit::api::Api;
+
+const TOKEN: &str = "tg_api_test_token_0123456789";
+const EDGE_TOKEN: &str = "tg_edge_test_token_0123456789";
+
+struct Running {
+    api: Api,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start(tag: &str) -> Running {
+    let dir = std::env::temp_dir().join(format!("tollgate-api-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("db")).unwrap());
+    let control = Control::new(store, &[EDGE_TOKEN.to_owned()]).unwrap();
+    assert_eq!(
+        control.bootstrap(Some(TOKEN)).unwrap().as_deref(),
+        Some(TOKEN)
+    );
+    assert_eq!(
+        control.bootstrap(None).unwrap(),
+        None,
+        "the first token is made once"
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            tokio::spawn(Arc::clone(&control).watch_store());
+            axum::serve(listener, control.router()).await.unwrap();
+        });
+    });
+    Running {
+        api: Api {
+            port,
+            token: TOKEN.into(),
+        },
+        _dir: TempDir(dir),
+    }
+}
+
+fn good() -> Value {
+    json!({"cname": "cdn.example.com", "origin": "origin.example.com:8080",
+           "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 0}}})
+}
+
+fn edge_api(api: &Api) -> Api {
+    Api {
+        port: api.port,
+        token: EDGE_TOKEN.into(),
+    }
+}
+
+fn version(api: &Api) -> u64 {
+    let (s, snap) = edge_api(api).call("GET", "/edge/v1/config?since=999999&wait=0", None);
+    assert_eq!(s, 200);
+    snap["version"].as_u64().unwrap()
+}
+
+#[test]
+fn refused_requests_name_the_field_and_change_nothing() {
+    let r = start("refused");
+    let api = &r.api;
+    let (s, created) = api.call("POST", "/cdn/resources", Some(&good()));
+    assert_eq!(s, 201, "{created}");
+    let before = (api.call("GET", "/cdn/resources", None).1, version(api));
+
+    let with = |pointer: &str, v: Value| {
+        let mut b = good();
+        let (parent, name) = pointer.rsplit_once('/').unwrap();
+        let target = if parent.is_empty() {
+            &mut b
+        } else {
+            b.pointer_mut(parent).unwrap()
+        };
+        target[name] = v;
+        b
+    };
+    let mut unknown_opt = good();
+    unknown_opt["options"]["rewrite"] = json!({"enabled": true});
+    let mut unknown_sk = good();
+    unknown_sk["options"]["secure_key"]["salt"] = json!("x");
+    let other = |b: Value| {
+        let mut b = b;
+        b["cname"] = json!("other.example.com");
+        b
+    };
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            other(with("/options/secure_key/key", json!("short"))),
+            "options.secure_key.key",
+            "5",
+        ),
+        (
+            other(with("/options/secure_key/key", json!("a".repeat(33)))),
+            "options.secure_key.key",
+            "33",
+        ),
+        (
+            other(with("/options/secure_key/key", json!("has space1"))),
+            "options.secure_key.key",
+            "whitespace",
+        ),
+        (
+            other(with("/options/secure_key/key", json!("tab\tkey12"))),
+            "options.secure_key.key",
+            "",
+        ),
+        (
+            other(with("/options/secure_key/key", json!("ключ-ключ"))),
+            "options.secure_key.key",
+            "",
+        ),
+        (
+            other(with("/options/secure_key/type", json!(1))),
+            "options.secure_key.type",
+            "0",
+        ),
+        (
+            other(with(
+                "/options/secure_key/previous_key",
+                json!("secret_key"),
+            )),
+            "options.secure_key.previous_key",
+            "differ",
+        ),
+        (good(), "cname", "already used by resource"),
+        (
+            with("/cname", json!("cdn.example.com")),
+            "cname",
+            "already used",
+        ),
+        (
+            other(with("/origin", json!("http://origin.example.com"))),
+            "origin",
+            "host[:port]",
+        ),
+        (
+            other(with("/origin", json!("origin.example.com:99999"))),
+            "origin",
+            "",
+        ),
+        (
+            other(with("/originProtocol", json!("FTP"))),
+            "originProtocol",
+            "",
+        ),
+        (
+            other(json!({"cname": "x.example.com", "origin": "o.example.com", "bogus": 1})),
+            "bogus",
+            "unknown field",
+        ),
+        (other(unknown_opt), "options.rewrite", "unknown field"),
+        (
+            other(unknown_sk),
+            "options.secure_key.salt",
+            "unknown field",
+        ),
+        (
+            other(with(
+                "/options",
+                json!({"query_string_forwarding": {"enabled": true}}),
+            )),
+            "options.query_string_forwarding.enabled",
+            "not supported",
+        ),
+    ];
+    for (body, field, words) in cases {
+        let (s, e) = api.call("POST", "/cdn/resources", Some(&body));
+        assert_eq!(s, 400, "{body} -> {e}");
+        assert_eq!(e["field"].as_str(), Some(field), "{body} -> {e}");
+        assert!(
+            e["code"].is_string() && e["message"].as_str().unwrap().contains(words),
+            "{e}"
+        );
+    }
+    for (body, field) in [("not json", ""), ("[1]", ""), ("{\"cname\": 5}", "cname")] {
+        let (s, text) = api
+            .raw(
+                "POST",
+                "/cdn/resources",
+                Some(body),
+                &[("Authorization", &format!("APIKey {TOKEN}"))],
+            )
+            .unwrap();
+        let e: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (s, e["field"].as_str()),
+            (400, Some(field)),
+            "{body} -> {text}"
+        );
+    }
+    // Updates refused the same way.
+    let id = created["id"].as_u64().unwrap();
+    let (s, e) = api.call(
+        "PATCH",
+        &format!("/cdn/resources/{id}"),
+        Some(&json!({"options": {"secure_key": {"enabled": true, "key": "x"}}})),
+    );
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (400, Some("options.secure_key.key"))
+    );
+    let (s, e) = api.call(
+        "PUT",
+        &format!("/cdn/resources/{id}"),
+        Some(&json!({"id": id + 1, "cname": "a.b", "origin": "o"})),
+    );
+    assert_eq!((s, e["field"].as_str()), (400, Some("id")));
+    assert_eq!(
+        api.call("PATCH", "/cdn/resources/999", Some(&json!({"name": "x"})))
+            .0,
+        404
+    );
+    assert_eq!(api.call("GET", "/cdn/resources/abc", None).1["field"], "id");
+    let (s, e) = api.call(
+        "POST",
+        &format!("/cdn/resources/{id}/purge"),
+        Some(&json!({"urls": ["no-slash"]})),
+    );
+    assert_eq!((s, e["field"].as_str()), (400, Some("urls[0]")));
+    let (s, e) = api.call(
+        "POST",
+        &format!("/cdn/resources/{id}/purge"),
+        Some(&json!({"urls": ["/a"], "paths": []})),
+    );
+    assert_eq!((s, e["field"].as_str()), (400, Some("urls")));
+
+    assert_eq!(
+        (api.call("GET", "/cdn/resources", None).1, version(api)),
+        before,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn put_replaces_patch_merges_and_gcore_exports_post_as_they_are() {
+    let r = start("put-patch");
+    let api = &r.api;
+    // A resource as Gcore exports it, id included: the id is assigned here.
+    let mut export = good();
+    export["id"] = json!(123456);
+    export["name"] = json!("videos");
+    export["options"]["hostHeader"] = json!({"enabled": true, "value": "origin.example.com"});
+    let (s, created) = api.call("POST", "/cdn/resources", Some(&export));
+    assert_eq!(s, 201);
+    let id = created["id"].as_u64().unwrap();
+    assert_ne!(id, 123456);
+    assert_eq!(
+        created["options"]["hostHeader"]["value"],
+        "origin.example.com"
+    );
+    assert_eq!(created["active"], true);
+
+    let (s, patched) = api.call("PATCH", &format!("/cdn/resources/{id}"), Some(&json!({"description": "d", "options": {"hostHeader": null, "ignoreQueryString": {"enabled": true, "value": true}}})));
+    assert_eq!(s, 200, "{patched}");
+    assert_eq!(patched["name"], "videos");
+    assert_eq!(
+        patched["options"]["secure_key"]["key"], "secret_key",
+        "options not named stay"
+    );
+    assert!(
+        patched["options"].get("hostHeader").is_none(),
+        "null removes an option"
+    );
+
+    let (s, put) = api.call(
+        "PUT",
+        &format!("/cdn/resources/{id}"),
+        Some(&json!({"cname": "cdn.example.com", "origin": "o.example.com"})),
+    );
+    assert_eq!(s, 200, "{put}");
+    assert!(
+        put["options"].get("secure_key").is_none(),
+        "PUT replaces whole"
+    );
+    assert!(put.get("name").is_none());
+    assert_eq!(
+        api.call("GET", &format!("/cdn/resources/{id}"), None).1,
+        put
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/cdn/resources/{id}"), None).0,
+        204
+    );
+    assert_eq!(
+        api.call("GET", &format!("/cdn/resources/{id}"), None).0,
+        404
+    );
+}
+
+/// Every route the router serves, as the OpenAPI document should list them.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/cdn/resources"),
+    ("post", "/cdn/resources"),
+    ("get", "/cdn/resources/{id}"),
+    ("put", "/cdn/resources/{id}"),
+    ("patch", "/cdn/resources/{id}"),
+    ("delete", "/cdn/resources/{id}"),
+    ("post", "/cdn/resources/{id}/purge"),
+    ("post", "/cdn/resources/{id}/sign"),
+    ("post", "/tollgate/tokens"),
+    ("get", "/tollgate/audit"),
+    ("get", "/tollgate/stats"),
+    ("get", "/edge/v1/config"),
+    ("post", "/edge/v1/stats"),
+    ("get", "/healthz"),
+    ("get", "/openapi.json"),
+];
+
+#[test]
+fn openapi_document_matches_the_routes() {
+    let r = start("openapi");
+    let api = &r.api;
+    let (s, doc) = api.call_with("GET", "/openapi.json", None, &[]);
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    let listed: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, listed);
+    // Each documented route exists: the router answers neither "no such route" nor 405. An
+    // unknown route, for contrast, does get that answer.
+    let (_, created) = api.call("POST", "/cdn/resources", Some(&good()));
+    let id = created["id"].to_string();
+    for (method, path) in ROUTES.iter().chain([&("get", "/cdn/nothing-here")]) {
+        let token = if path.starts_with("/edge/") {
+            EDGE_TOKEN
+        } else {
+            TOKEN
+        };
+        let target = path.replace("{id}", &id)
+            + if path.contains("config") {
+                "?since=999999&wait=0"
+            } else {
+                ""
+            };
+        let (s, body) = api
+            .raw(
+                &method.to_uppercase(),
+                &target,
+                Some("{}"),
+                &[("Authorization", &format!("Bearer {token}"))],
+            )
+            .unwrap();
+        let missing = s == 405 || (s == 404 && body.contains("route not found"));
+        assert_eq!(
+            missing,
+            *path == "/cdn/nothing-here",
+            "{method} {path}: {s} {body}"
+        );
+    }
+}
+
+#[test]
+fn long_poll_waits_then_wakes_on_a_change() {
+    let r = start("poll");
+    let api = r.api.clone();
+    let edge = edge_api(&api);
+    let v = version(&api);
+    let t = Instant::now();
+    assert_eq!(
+        edge.call("GET", &format!("/edge/v1/config?since={v}&wait=1"), None)
+            .0,
+        304
+    );
+    assert!(t.elapsed() >= Duration::from_millis(900));
+    assert_eq!(
+        edge.call("GET", "/edge/v1/config?wait=soon", None).1["field"],
+        "wait"
+    );
+
+    let waiter = std::thread::spawn(move || {
+        let t = Instant::now();
+        let (s, snap) = edge.call("GET", &format!("/edge/v1/config?since={v}&wait=30"), None);
+        (s, snap, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    api.call("POST", "/cdn/resources", Some(&good()));
+    let (s, snap, took) = waiter.join().unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(snap["resources"][0]["cname"], "cdn.example.com");
+    assert!(
+        took < Duration::from_secs(5),
+        "woken by the change, not the timeout: {took:?}"
+    );
+}
+
+#[test]
+fn edge_reports_feed_the_chart() {
+    let r = start("stats");
+    let edge = edge_api(&r.api);
+    for served in [10, 25] {
+        let report = json!({"edge": "e1", "resources": {"7": {"served": served, "hits": 5, "forbidden": 2, "gone": 1, "bad_request": 0, "origin_errors": 0}}});
+        assert_eq!(edge.call("POST", "/edge/v1/stats", Some(&report)).0, 204);
+    }
+    assert_eq!(
+        edge.call("POST", "/edge/v1/stats", Some(&json!({"edge": 1})))
+            .0,
+        400
+    );
+    let (s, series) = r.api.call("GET", "/tollgate/stats?resource=7", None);
+    assert_eq!(s, 200);
+    let served: u64 = series["served"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        served, 15,
+        "the first report is a baseline; then increases count: {series}"
+    );
+}
+
+fn run(program: &str, package: &str, args: &[&str], script: &str) -> String {
+    use std::io::Write;
+    let path = tollgate_testkit::tools::require(program, package);
+    let mut child = std::process::Command::new(path)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{program} failed on:\n{script}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn link_generator_snippets_make_links_the_token_core_accepts() {
+    let r = start("snippets");
+    let api = &r.api;
+    let mut body = good();
+    body["options"]["secure_key"]["key"] = json!("k'ey$\\with\"quotes");
+    let (_, created) = api.call("POST", "/cdn/resources", Some(&body));
+    let id = created["id"].as_u64().unwrap();
+    let sign = |req: Value| api.call("POST", &format!("/cdn/resources/{id}/sign"), Some(&req));
+
+    assert_eq!(
+        sign(json!({"path": "/a.mp4"})).1["field"],
+        "ip",
+        "type 0 needs the viewer's IP"
+    );
+    assert_eq!(
+        sign(json!({"path": "/a.mp4", "ip": "not-an-ip"})).1["field"],
+        "ip"
+    );
+    assert_eq!(
+        sign(json!({"path": "a.mp4", "ip": "1.2.3.4"})).1["field"],
+        "path"
+    );
+    assert_eq!(
+        sign(json!({"path": "/a//b", "ip": "1.2.3.4"})).1["field"],
+        "path"
+    );
+    assert_eq!(
+        sign(json!({"path": "/a", "ip": "1.2.3.4", "lifetime": 0})).1["field"],
+        "lifetime"
+    );
+
+    let key = tollgate_token::Key::new("k'ey$\\with\"quotes").unwrap();
+    for (path, ip) in [
+        ("/videos/my film ü.mp4", "2001:db8::1"),
+        ("/live/133529_2/chunklist.m3u8", "1.2.3.4"),
+    ] {
+        let (s, signed) = sign(json!({"path": path, "ip": ip, "lifetime": 600}));
+        assert_eq!(s, 200, "{signed}");
+        let snippets = &signed["snippets"];
+        let urls = [
+            run("php", "php-cli", &[], snippets["php"].as_str().unwrap()),
+            run(
+                "python3",
+                "python3",
+                &["-"],
+                snippets["python"].as_str().unwrap(),
+            ),
+            {
+                tollgate_testkit::tools::require("openssl", "openssl");
+                run("sh", "dash", &["-s"], snippets["openssl"].as_str().unwrap())
+            },
+            signed["url"].as_str().unwrap().to_owned(),
+        ];
+        for url in urls {
+            let target = url
+                .strip_prefix("http://cdn.example.com")
+                .unwrap_or_else(|| panic!("{url}"));
+            let t = tollgate_token::Target::parse(target.as_bytes()).unwrap();
+            assert_eq!(t.uri(), path.as_bytes(), "{url}");
+            let verdict = tollgate_token::verify(
+                &t,
+                std::slice::from_ref(&key),
+                Some(ip.parse().unwrap()),
+                tollgate_testkit::now(),
+            );
+            assert!(verdict.is_ok(), "{url}: {verdict:?}");
+        }
+    }
+}
