@@ -31,6 +31,11 @@ function el(tag, attrs, ...children) {
   return n;
 }
 
+// Appends the children that are present (DOM append would print "null").
+function add(parent, ...children) {
+  parent.append(...children.filter(c => c !== null && c !== undefined));
+}
+
 function show(...nodes) {
   if (chartTimer) { clearInterval(chartTimer); chartTimer = null; }
   main.replaceChildren(...nodes);
@@ -110,7 +115,7 @@ function generalTab(body, r) {
   const origin = el("input", { type: "text", id: "gen-origin", value: r.origin });
   const active = el("input", { type: "checkbox", id: "gen-active", checked: r.active !== false });
   const status = el("p", { class: "error", id: "gen-status" });
-  body.append(el("label", { for: "gen-origin" }, "Origin"), origin,
+  add(body, el("label", { for: "gen-origin" }, "Origin"), origin,
     el("label", { class: "inline" }, active, "Active"), status,
     el("button", { id: "gen-save", onclick: async () => {
       try { await api("PATCH", "/cdn/resources/" + r.id, { origin: origin.value.trim(), active: active.checked });
@@ -129,7 +134,7 @@ function secureTab(body, r) {
   const check = () => { const p = enabled.checked ? keyProblem(key.value) : ""; keyErr.textContent = p; key.classList.toggle("invalid", !!p); return !p; };
   key.addEventListener("input", check);
   enabled.addEventListener("change", check);
-  body.append(
+  add(body, 
     el("p", { class: "hint" }, "Only links signed with this key are served: ?md5=TOKEN&expires=UNIX_TIME."),
     el("label", { class: "inline switch" }, enabled, "Enable secure token"),
     el("label", { for: "sk-key" }, "Key"),
@@ -157,7 +162,7 @@ function linksTab(body, r) {
   const ip = el("input", { type: "text", id: "link-ip", placeholder: "viewer's address, e.g. 203.0.113.7" });
   const err = el("p", { class: "error", id: "link-error" });
   const out = el("div", { id: "link-out" });
-  body.append(
+  add(body, 
     sk && sk.enabled ? null : el("p", { class: "error" }, "The secure token is off for this resource."),
     el("label", { for: "link-path" }, "Path"), path,
     el("label", { for: "link-lifetime" }, "Lifetime (seconds)"), lifetime,
@@ -194,7 +199,8 @@ function chartCard(resourceId) {
     try { data = await api("GET", "/tollgate/stats" + (resourceId ? "?resource=" + resourceId : "")); } catch (e) { return; }
     const ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height, pad = 24;
     ctx.clearRect(0, 0, w, h);
-    const max = Math.max(1, ...series.flatMap(([s]) => data[s]));
+    // A multiple of 4 keeps the grid labels whole numbers.
+    const max = Math.ceil(Math.max(4, ...series.flatMap(([s]) => data[s])) / 4) * 4;
     ctx.strokeStyle = "#dde1ea"; ctx.fillStyle = "#687083"; ctx.font = "11px system-ui";
     for (let g = 0; g <= 4; g++) { const y = pad + (h - 2 * pad) * g / 4; ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(w - 4, y); ctx.stroke(); ctx.fillText(String(Math.round(max * (4 - g) / 4)), 0, y + 4); }
     for (const [s, color] of series) {

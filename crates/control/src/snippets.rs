@@ -68,10 +68,10 @@ pub fn render(v: &Values<'_>) -> Snippets {
     );
     let python = format!(
         "import base64, hashlib, time, urllib.parse\n\nsecret = {key}\npath = {path}\n{ip_py}\
-         expires = int(time.time()) + {life}\n\
+         base = {base}\nexpires = int(time.time()) + {life}\n\
          digest = hashlib.md5(f\"{{expires}}{{path}}{py_ip} {{secret}}\".encode()).digest()\n\
          token = base64.urlsafe_b64encode(digest).decode().rstrip(\"=\")\n\
-         print(f\"{{{base}}}{{urllib.parse.quote(path)}}?md5={{token}}&expires={{expires}}\")\n",
+         print(f\"{{base}}{{urllib.parse.quote(path)}}?md5={{token}}&expires={{expires}}\")\n",
         key = quoted(v.key),
         path = quoted(v.path),
         life = v.lifetime,

@@ -1,5 +1,5 @@
-//! The panel's chart data: edges report cumulative counters; this keeps the per-interval
-//! increase, summed over edges, for the last ten minutes. In memory only: a chart of the last
+//! The panel's chart data: edges report their increases every few seconds; this sums them over
+//! edges into 5-second points for the last ten minutes. In memory only: a chart of the last
 //! minutes does not need to survive a restart.
 
 use std::collections::{HashMap, VecDeque};
@@ -12,32 +12,11 @@ use tollgate_model::{Counters, EdgeReport};
 pub const BUCKET_SECS: u64 = 5;
 /// Points kept.
 pub const BUCKETS: usize = 120;
-/// Edge/resource pairs remembered at most (reports are authenticated, but bounded anyway).
-const MAX_SERIES: usize = 100_000;
-
-fn sub(a: Counters, b: Counters) -> Option<Counters> {
-    Some(Counters {
-        served: a.served.checked_sub(b.served)?,
-        hits: a.hits.checked_sub(b.hits)?,
-        forbidden: a.forbidden.checked_sub(b.forbidden)?,
-        gone: a.gone.checked_sub(b.gone)?,
-        bad_request: a.bad_request.checked_sub(b.bad_request)?,
-        origin_errors: a.origin_errors.checked_sub(b.origin_errors)?,
-    })
-}
-
-fn add(a: &mut Counters, b: Counters) {
-    a.served += b.served;
-    a.hits += b.hits;
-    a.forbidden += b.forbidden;
-    a.gone += b.gone;
-    a.bad_request += b.bad_request;
-    a.origin_errors += b.origin_errors;
-}
+/// Resources tracked per point at most (reports are authenticated, but bounded anyway).
+const MAX_RESOURCES: usize = 100_000;
 
 #[derive(Default)]
 struct Inner {
-    last: HashMap<(String, u64), Counters>,
     /// (bucket start, increase by resource), oldest first.
     buckets: VecDeque<(u64, HashMap<u64, Counters>)>,
 }
@@ -77,19 +56,11 @@ impl Stats {
         while inner.buckets.front().is_some_and(|(s, _)| *s <= oldest) {
             inner.buckets.pop_front();
         }
-        for (&res, &cur) in &report.resources {
-            let key = (report.edge.clone(), res);
-            if !inner.last.contains_key(&key) && inner.last.len() >= MAX_SERIES {
-                continue;
-            }
-            // First report of an edge: its baseline, not an increase. A decrease: the edge
-            // restarted, and everything it reports is new.
-            let delta = match inner.last.insert(key, cur) {
-                None => Counters::default(),
-                Some(prev) => sub(cur, prev).unwrap_or(cur),
-            };
-            if let Some((_, b)) = inner.buckets.back_mut() {
-                add(b.entry(res).or_default(), delta);
+        if let Some((_, b)) = inner.buckets.back_mut() {
+            for (res, delta) in &report.resources {
+                if b.len() < MAX_RESOURCES || b.contains_key(res) {
+                    b.entry(*res).or_default().add(delta);
+                }
             }
         }
     }
@@ -107,7 +78,7 @@ impl Stats {
             let i = ((s - start) / BUCKET_SECS) as usize;
             for (res, c) in by_res {
                 if resource.is_none_or(|r| r == *res) {
-                    add(&mut points[i], *c);
+                    points[i].add(c);
                 }
             }
         }
@@ -145,15 +116,14 @@ mod tests {
     fn increases_summed_over_edges() {
         let s = Stats::default();
         let t = 1_000_000;
-        s.record(&report("a", 100, 5), t);
+        s.record(&report("a", 10, 5), t);
         s.record(&report("b", 7, 0), t);
-        s.record(&report("a", 110, 6), t + 5);
-        s.record(&report("b", 9, 0), t + 6);
-        s.record(&report("b", 3, 0), t + 10); // b restarted
+        s.record(&report("a", 10, 1), t + 5);
+        s.record(&report("b", 2, 0), t + 6);
         let series = s.series(Some(1), t + 10);
         let n = series.served.len();
-        assert_eq!(&series.served[n - 3..], &[0, 12, 3]);
-        assert_eq!(&series.forbidden[n - 3..], &[0, 1, 0]);
+        assert_eq!(&series.served[n - 3..], &[17, 12, 0]);
+        assert_eq!(&series.forbidden[n - 3..], &[5, 1, 0]);
         assert_eq!(s.series(Some(2), t + 10).served.iter().sum::<u64>(), 0);
         // Ten minutes later it has all scrolled away.
         assert_eq!(s.series(None, t + 700).served.iter().sum::<u64>(), 0);

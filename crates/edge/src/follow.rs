@@ -195,20 +195,41 @@ pub async fn run(
     reporter.abort();
 }
 
+/// Sends, every [`REPORT_EVERY`], each resource's increase since the last report the control
+/// plane accepted (a failed report is folded into the next one).
 async fn report(edge: Arc<Edge>, f: Follow, client: HttpClient) {
+    use std::collections::BTreeMap;
+    use tollgate_model::Counters;
+
     let url = format!("{}/edge/v1/stats", f.control.trim_end_matches('/'));
+    let mut sent: BTreeMap<u64, Counters> = BTreeMap::new();
     let mut tick = tokio::time::interval(REPORT_EVERY);
     loop {
         tick.tick().await;
+        let now: BTreeMap<u64, Counters> = edge
+            .routes
+            .load()
+            .sites
+            .iter()
+            .map(|s| (s.res.id, s.metrics.counters()))
+            .collect();
+        let resources: BTreeMap<u64, Counters> = now
+            .iter()
+            .map(|(id, c)| {
+                (
+                    *id,
+                    c.increase_since(&sent.get(id).copied().unwrap_or_default()),
+                )
+            })
+            .filter(|(_, d)| *d != Counters::default())
+            .collect();
+        if resources.is_empty() {
+            sent = now;
+            continue;
+        }
         let report = EdgeReport {
             edge: f.name.clone(),
-            resources: edge
-                .routes
-                .load()
-                .sites
-                .iter()
-                .map(|s| (s.res.id, s.metrics.counters()))
-                .collect(),
+            resources,
         };
         let Ok(body) = serde_json::to_vec(&report) else {
             continue;
@@ -222,6 +243,9 @@ async fn report(edge: Arc<Edge>, f: Follow, client: HttpClient) {
         };
         // Reports are best effort: the chart shows a gap, nothing else depends on them.
         if let Ok(Ok(resp)) = tokio::time::timeout(REPORT_EVERY, client.request(req)).await {
+            if resp.status().is_success() {
+                sent = now;
+            }
             let _ = resp.into_body().collect().await;
         }
     }

@@ -88,8 +88,7 @@ impl PurgeRequest {
     }
 }
 
-/// One edge's cumulative answers for one resource, as edges report them to the control plane
-/// for the panel's chart.
+/// Answers of one edge for one resource, for the panel's chart.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Counters {
@@ -107,13 +106,39 @@ pub struct Counters {
     pub origin_errors: u64,
 }
 
+impl Counters {
+    /// The increase from `earlier` to `self`; a counter that went down (its resource was
+    /// replaced) counts from zero.
+    pub fn increase_since(&self, earlier: &Counters) -> Counters {
+        let d = |a: u64, b: u64| if a >= b { a - b } else { a };
+        Counters {
+            served: d(self.served, earlier.served),
+            hits: d(self.hits, earlier.hits),
+            forbidden: d(self.forbidden, earlier.forbidden),
+            gone: d(self.gone, earlier.gone),
+            bad_request: d(self.bad_request, earlier.bad_request),
+            origin_errors: d(self.origin_errors, earlier.origin_errors),
+        }
+    }
+
+    /// Adds `other` to these counters.
+    pub fn add(&mut self, other: &Counters) {
+        self.served += other.served;
+        self.hits += other.hits;
+        self.forbidden += other.forbidden;
+        self.gone += other.gone;
+        self.bad_request += other.bad_request;
+        self.origin_errors += other.origin_errors;
+    }
+}
+
 /// What an edge sends the control plane every few seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeReport {
     /// The edge's name (unique per edge process).
     pub edge: String,
-    /// Counters since the edge started, by resource id.
+    /// Increases since the edge's previous accepted report, by resource id.
     pub resources: std::collections::BTreeMap<u64, Counters>,
 }
 

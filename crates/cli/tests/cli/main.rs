@@ -4,6 +4,7 @@
 mod commands;
 mod control_process;
 mod edge_process;
+mod panel_browser;
 mod procs;
 mod seed_scripts;
 
