@@ -179,6 +179,13 @@ impl Control {
             .route("/openapi.json", get(openapi::document))
             .merge(panel::routes())
             .fallback(|| async { ApiError::not_found("route") })
+            .method_not_allowed_fallback(|| async {
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this route does not take that method; see /openapi.json",
+                )
+            })
             .with_state(Arc::clone(self))
     }
 }

@@ -382,13 +382,21 @@ fn openapi_document_matches_the_routes() {
                 &[("Authorization", &format!("Bearer {token}"))],
             )
             .unwrap();
-        let missing = s == 405 || (s == 404 && body.contains("route not found"));
+        let missing = (s == 405 && body.contains("method_not_allowed"))
+            || (s == 404 && body.contains("route not found"));
         assert_eq!(
             missing,
             *path == "/cdn/nothing-here",
             "{method} {path}: {s} {body}"
         );
     }
+}
+
+#[test]
+fn wrong_method_gets_a_json_405() {
+    let r = start("method");
+    let (s, e) = r.api.call("PUT", "/cdn/resources", None);
+    assert_eq!((s, e["code"].as_str()), (405, Some("method_not_allowed")), "{e}");
 }
 
 #[test]

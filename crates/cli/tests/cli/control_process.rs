@@ -237,6 +237,20 @@ fn two_edges_follow_one_control_plane_and_restart_without_it() {
         });
         eprintln!("edge on {port}: resource created -> served in {took:?}");
     }
+    // A purge reaches both edges: their next request goes to the origin.
+    assert_eq!(origin.hits("/size/10"), 2, "one fetch per edge");
+    let (s, r) = api.call(
+        "POST",
+        &format!("/cdn/resources/{id}/purge"),
+        Some(&json!({"urls": ["/size/10"]})),
+    );
+    assert_eq!(s, 201, "{r}");
+    for (n, port) in [(3, p1), (4, p2)] {
+        until(Duration::from_secs(1), "purge on every edge", || {
+            get(port, Ipv4Addr::LOCALHOST, HOST, &link) == 200 && origin.hits("/size/10") == n
+        });
+    }
+
     // Turning the token off is enforced by both.
     let off = json!({"options": {"secure_key": {"enabled": false}}});
     assert_eq!(
