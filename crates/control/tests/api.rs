@@ -396,7 +396,11 @@ fn openapi_document_matches_the_routes() {
 fn wrong_method_gets_a_json_405() {
     let r = start("method");
     let (s, e) = r.api.call("PUT", "/cdn/resources", None);
-    assert_eq!((s, e["code"].as_str()), (405, Some("method_not_allowed")), "{e}");
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{e}"
+    );
 }
 
 #[test]
