@@ -28,6 +28,10 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     database: Option<String>,
+    /// An address edges fetch from, listed by /cdn/public-ip-list even if no edge polls from
+    /// it (repeatable; edges that poll are listed anyway).
+    #[arg(long, value_name = "IP")]
+    edge_address: Vec<std::net::IpAddr>,
     /// The first API token, instead of a generated one (16+ printable characters).
     #[arg(
         long,
@@ -100,6 +104,7 @@ async fn start_control(
     })
     .await
     .context("opening the store")??;
+    control.add_edge_addresses(&args.edge_address);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot bind the control listener {listen}"))?;
@@ -121,6 +126,7 @@ async fn start_control(
             edge_cmd::stopped(stop).await;
             c.stop();
         };
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -182,6 +182,7 @@ function linksTab(body, r) {
           } }, "Copy"), copied),
           el("label", {}, "PHP"), el("pre", { id: "snip-php" }, s.snippets.php),
           el("label", {}, "Python"), el("pre", { id: "snip-python" }, s.snippets.python),
+          el("label", {}, "Node.js"), el("pre", { id: "snip-node" }, s.snippets.node),
           el("label", {}, "Shell (OpenSSL)"), el("pre", { id: "snip-openssl" }, s.snippets.openssl));
       } catch (e) { err.textContent = (e.field ? e.field + ": " : "") + e.message; }
     } }, "Generate link"), out);

@@ -95,7 +95,14 @@ pub async fn require_edge(
     next: Next,
 ) -> Result<Response, ApiError> {
     let h = token_hash(&req)?;
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let who = identify(&control, h, Role::Edge).await?;
+    if let Some(ip) = peer {
+        control.saw_edge(ip);
+    }
     req.extensions_mut().insert(who);
     Ok(next.run(req).await)
 }

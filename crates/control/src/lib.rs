@@ -46,6 +46,9 @@ pub struct Control {
     pub stats: Stats,
     /// Hashes of edge tokens that live only in this process (the embedded edge of `serve`).
     static_edge_hashes: Vec<String>,
+    /// Addresses edges fetch from: configured ones (never expire) and those seen polling, with
+    /// when they were last seen.
+    edge_addresses: std::sync::Mutex<std::collections::BTreeMap<std::net::IpAddr, u64>>,
     stopping: watch::Sender<bool>,
 }
 
@@ -65,6 +68,7 @@ impl Control {
             version: watch::channel(version).0,
             stats: Stats::default(),
             static_edge_hashes: edge_tokens.iter().map(|t| auth::hash(t)).collect(),
+            edge_addresses: Default::default(),
             stopping: watch::channel(false).0,
         }))
     }
@@ -96,6 +100,30 @@ impl Control {
         self.store
             .add_token("first", Role::Api, &auth::hash(&token), "bootstrap")?;
         Ok(Some(token))
+    }
+
+    /// Adds addresses to the public IP list whether or not an edge polls from them (edges
+    /// behind NAT fetch from an address the control plane never sees).
+    pub fn add_edge_addresses(&self, addrs: &[std::net::IpAddr]) {
+        let mut m = self
+            .edge_addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for a in addrs {
+            m.insert(*a, u64::MAX);
+        }
+    }
+
+    /// Records that an edge polled from `addr`.
+    pub fn saw_edge(&self, addr: std::net::IpAddr) {
+        let mut m = self
+            .edge_addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if m.len() < 10_000 || m.contains_key(&addr) {
+            let seen = m.entry(addr).or_insert(0);
+            *seen = (*seen).max(unix_now());
+        }
     }
 
     /// Runs a store call on a blocking thread.
@@ -161,6 +189,7 @@ impl Control {
             .route("/tollgate/tokens", post(create_token))
             .route("/tollgate/audit", get(audit))
             .route("/tollgate/stats", get(stats))
+            .route("/cdn/public-ip-list", get(public_ip_list))
             .route_layer(axum::middleware::from_fn_with_state(
                 Arc::clone(self),
                 auth::require_api,
@@ -274,4 +303,21 @@ async fn stats(
         .map(|r| resources::parse_id(r))
         .transpose()?;
     Ok(Json(c.stats.series(resource, unix_now())))
+}
+
+/// Edge addresses not seen for this long leave the public IP list.
+pub const EDGE_ADDRESS_TTL: u64 = 24 * 3600;
+
+/// `GET /cdn/public-ip-list`, Gcore's shape: the addresses edges fetch from, for origins that
+/// allow-list by address.
+async fn public_ip_list(State(c): State<Arc<Control>>) -> Json<serde_json::Value> {
+    let now = unix_now();
+    let m = c.edge_addresses.lock().unwrap_or_else(|p| p.into_inner());
+    let fresh = m
+        .iter()
+        .filter(|(_, seen)| now.saturating_sub(**seen) < EDGE_ADDRESS_TTL)
+        .map(|(a, _)| *a);
+    let (v4, v6): (Vec<_>, Vec<_>) = fresh.partition(|a| a.is_ipv4());
+    let text = |v: Vec<std::net::IpAddr>| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    Json(serde_json::json!({"addresses": text(v4), "addresses_v6": text(v6)}))
 }

@@ -32,6 +32,10 @@ pub struct SignRequest {
     /// Scheme and host of the link (default `http://{cname}`).
     #[serde(default)]
     pub base: Option<String>,
+    /// For the snippets: round the expiry up to a multiple of this many seconds (default 0,
+    /// off). The signed link itself uses `expires` or the lifetime as given.
+    #[serde(default)]
+    pub window: Option<i64>,
 }
 
 /// A signed link.
@@ -83,6 +87,10 @@ pub async fn sign(
             "must be 1 second to 10 years",
         ));
     }
+    let window = req.window.unwrap_or(0);
+    if !(0..=30 * 86400).contains(&window) {
+        return Err(ApiError::invalid("window", "must be 0 (off) to 30 days"));
+    }
     let expires = req
         .expires
         .unwrap_or_else(|| crate::unix_now() as i64 + lifetime);
@@ -118,6 +126,7 @@ pub async fn sign(
         key: sk.keys[0].expose_secret(),
         path: &req.path,
         lifetime,
+        window,
         ip: ip_text.as_deref(),
         base: base.trim_end_matches('/'),
     });

@@ -1,6 +1,6 @@
 //! The API over a real listener, with SQLite: validation errors name their field and change
 //! nothing, PUT and PATCH, the OpenAPI document against the routes, long-polls, the link
-//! generator's snippets run by php, python3 and openssl and checked with the token core.
+//! generator's snippets run by php, python3, node and openssl and checked with the token core.
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 use std::collections::BTreeSet;
@@ -54,7 +54,10 @@ fn start(tag: &str) -> Running {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             tokio::spawn(Arc::clone(&control).watch_store());
-            axum::serve(listener, control.router()).await.unwrap();
+            let app = control
+                .router()
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app).await.unwrap();
         });
     });
     Running {
@@ -182,6 +185,22 @@ fn refused_requests_name_the_field_and_change_nothing() {
             other(unknown_sk),
             "options.secure_key.salt",
             "unknown field",
+        ),
+        (
+            other(with(
+                "/options/staticRequestHeaders",
+                json!({"enabled": true, "value": {"Host": "x"}}),
+            )),
+            "options.staticRequestHeaders.value.Host",
+            "set by the edge",
+        ),
+        (
+            other(with(
+                "/options/staticRequestHeaders",
+                json!({"enabled": true, "value": {"X-Auth": "a\r\nb"}}),
+            )),
+            "options.staticRequestHeaders.value.X-Auth",
+            "letters",
         ),
         (
             other(with(
@@ -329,6 +348,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/tollgate/tokens"),
     ("get", "/tollgate/audit"),
     ("get", "/tollgate/stats"),
+    ("get", "/cdn/public-ip-list"),
     ("get", "/edge/v1/config"),
     ("post", "/edge/v1/stats"),
     ("get", "/healthz"),
@@ -390,6 +410,22 @@ fn openapi_document_matches_the_routes() {
             "{method} {path}: {s} {body}"
         );
     }
+}
+
+#[test]
+fn public_ip_list_holds_the_addresses_edges_poll_from() {
+    let r = start("ip-list");
+    let (s, list) = r.api.call("GET", "/cdn/public-ip-list", None);
+    assert_eq!(
+        (s, list),
+        (200, json!({"addresses": [], "addresses_v6": []}))
+    );
+    version(&r.api); // an edge poll, from 127.0.0.1
+    let (_, list) = r.api.call("GET", "/cdn/public-ip-list", None);
+    assert_eq!(
+        list,
+        json!({"addresses": ["127.0.0.1"], "addresses_v6": []})
+    );
 }
 
 #[test]
@@ -529,6 +565,7 @@ fn link_generator_snippets_make_links_the_token_core_accepts() {
                 &["-"],
                 snippets["python"].as_str().unwrap(),
             ),
+            run("node", "nodejs", &["-"], snippets["node"].as_str().unwrap()),
             {
                 tollgate_testkit::tools::require("openssl", "openssl");
                 run("sh", "dash", &["-s"], snippets["openssl"].as_str().unwrap())

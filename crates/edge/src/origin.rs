@@ -138,6 +138,7 @@ impl OriginClient {
         path_and_query: &str,
         range: Option<&HeaderValue>,
         head: bool,
+        extra: &[(String, String)],
     ) -> Result<Response<Incoming>, OriginError> {
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
@@ -162,6 +163,15 @@ impl OriginClient {
             .map_err(|_| OriginError::Unreachable)?;
         if let Some(r) = range {
             req.headers_mut().insert(header::RANGE, r.clone());
+        }
+        // Validated with the resource (`staticRequestHeaders`), so none is skipped here.
+        for (name, value) in extra {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                req.headers_mut().append(n, v);
+            }
         }
         match tokio::time::timeout(self.timeouts.read, self.pool().request(req)).await {
             Err(_) => Err(OriginError::Timeout),

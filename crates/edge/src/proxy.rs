@@ -352,6 +352,7 @@ async fn origin_request(
             &String::from_utf8_lossy(to.target),
             range,
             head,
+            &r.origin_headers,
         )
         .await?;
     site.metrics.origin_latency(t0.elapsed());

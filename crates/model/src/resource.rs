@@ -75,6 +75,14 @@ pub struct Options {
     /// How long responses are cached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_cache_settings: Option<EdgeCacheSettings>,
+    /// Headers added to every request to the origin, e.g. a secret the origin checks so that
+    /// only the CDN can fetch from it.
+    #[serde(
+        rename = "staticRequestHeaders",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub static_request_headers: Option<OptionToggle<std::collections::BTreeMap<String, String>>>,
     /// Copying `md5`/`expires` from playlists into the links inside them (HLS/DASH).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_string_forwarding: Option<QueryStringForwarding>,

@@ -54,6 +54,8 @@ pub struct ValidResource {
     pub cache_override_secs: Option<u64>,
     /// Cache time when the origin sends no cache headers.
     pub cache_default_secs: u64,
+    /// Headers added to origin requests (`staticRequestHeaders`), names as given.
+    pub origin_headers: Vec<(String, String)>,
 }
 
 impl ValidResource {
@@ -79,6 +81,49 @@ fn valid_hostname(h: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+/// Most headers in `staticRequestHeaders`.
+pub const MAX_STATIC_HEADERS: usize = 50;
+
+/// Headers the edge itself sets on origin requests, which a resource may not replace.
+const RESERVED_HEADERS: [&str; 8] = [
+    "host",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "range",
+    "accept-encoding",
+];
+
+/// Gcore's rules for request headers: names of letters, digits, `-` and `_`; values of
+/// letters, digits, spaces and `-_/:=.`, not starting or ending with a space.
+fn check_request_header(name: &str, value: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 255
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err("a header name is 1 to 255 letters, digits, '-' or '_'".to_owned());
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!("{name} is set by the edge itself"));
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b" -_/:=.".contains(&b);
+    if value.is_empty()
+        || value.len() > 4096
+        || !value.bytes().all(allowed)
+        || value.starts_with(' ')
+        || value.ends_with(' ')
+    {
+        return Err(
+            "a header value is letters, digits, spaces and -_/:=. (not at either end)".to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// Splits `host[:port]`; IPv6 literals go in brackets.
@@ -226,6 +271,27 @@ impl Resource {
                 }
             }
         }
+        let mut origin_headers = Vec::new();
+        if let Some(t) = self
+            .options
+            .static_request_headers
+            .as_ref()
+            .filter(|t| t.enabled)
+        {
+            for (name, value) in &t.value {
+                let field = format!("options.staticRequestHeaders.value.{name}");
+                match check_request_header(name, value) {
+                    Ok(()) => origin_headers.push((name.clone(), value.clone())),
+                    Err(m) => err(&field, m),
+                }
+            }
+            if t.value.len() > MAX_STATIC_HEADERS {
+                err(
+                    "options.staticRequestHeaders.value",
+                    format!("at most {MAX_STATIC_HEADERS} headers"),
+                );
+            }
+        }
         let ignore_query_string = self
             .options
             .ignore_query_string
@@ -245,6 +311,7 @@ impl Resource {
             ignore_query_string,
             cache_override_secs,
             cache_default_secs,
+            origin_headers,
             resource: self,
         })
     }

@@ -39,6 +39,6 @@ pub mod verify;
 pub use addr::RemoteAddr;
 pub use explain::{explain, Explanation};
 pub use key::{Key, KeyError};
-pub use sign::{sign, sign_link, SignError, Token};
+pub use sign::{sign, sign_link, signed_url, SignError, Token};
 pub use target::{Normalisation, Target, TargetError};
 pub use verify::{verify, verify_request, ExpiresError, Refusal, Verified};

@@ -237,6 +237,57 @@ pub fn sign_link(
     Ok(token)
 }
 
+/// The one call a service needs to hand out links: `{base}{path}?md5=…&expires=…`, with the
+/// path percent-encoded so the edge decodes it back to `path`, bound to `ip` for resources that
+/// put the client address in the token (Gcore type 0) and to nothing for type 2.
+///
+/// ```
+/// use tollgate_token::{signed_url, Key};
+///
+/// let key = Key::new("secret_key")?;
+/// let url = signed_url("https://cdn.example.com", &key, "/images/1.jpg", 2147483647, None)?;
+/// assert_eq!(url, "https://cdn.example.com/images/1.jpg?md5=vHEnxR8VaxpEDgyNzJuWwA&expires=2147483647");
+///
+/// // Bound to the viewer's address, with a path holding a space.
+/// let ip = "203.0.113.7".parse()?;
+/// let url = signed_url("https://cdn.example.com", &key, "/my film.mp4", 2147483647, Some(ip))?;
+/// assert!(url.starts_with("https://cdn.example.com/my%20film.mp4?md5="));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn signed_url(
+    base: &str,
+    key: &Key,
+    path: &str,
+    expires: i64,
+    ip: Option<IpAddr>,
+) -> Result<String, SignError> {
+    let mut out = Vec::with_capacity(base.len() + path.len() + 48);
+    sign_link(&mut out, base, key, expires, path.as_bytes(), ip)?;
+    // `write_link` writes `base` as given and the rest in ASCII, so this is never lossy.
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// An expiry for a link that should live `lifetime` seconds from `now`, rounded up to a multiple
+/// of `window` seconds (0: no rounding) so that every page view within a window gets the same
+/// link, which browsers and caches can then keep.
+///
+/// ```
+/// use tollgate_token::sign::expiry;
+/// assert_eq!(expiry(1_000, 300, 0), 1_300);
+/// assert_eq!(expiry(1_000, 300, 3600), 3_600);
+/// assert_eq!(expiry(3_300, 300, 3600), 3_600);
+/// ```
+pub fn expiry(now: i64, lifetime: i64, window: i64) -> i64 {
+    let e = now.saturating_add(lifetime);
+    if window > 0 {
+        e.div_euclid(window)
+            .saturating_add(i64::from(e.rem_euclid(window) != 0))
+            .saturating_mul(window)
+    } else {
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 mod commands;
 mod control_process;
+mod customer_side;
 mod edge_process;
 mod panel_browser;
 mod procs;
