@@ -10,6 +10,7 @@ pub mod body;
 pub mod cache;
 pub mod follow;
 pub mod freshness;
+pub mod manifest;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;

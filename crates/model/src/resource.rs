@@ -106,6 +106,11 @@ pub struct QueryStringForwarding {
     /// Every parameter but these is forwarded.
     #[serde(default)]
     pub forward_except_keys: Vec<String>,
+    /// Tollgate's extension, absent in Gcore's API: instead of copying the playlist's token, the
+    /// edge signs each forwarded link for its own directory (same expiry, same client binding),
+    /// so renditions in sub-directories (`360p/`, `720p/`) work from one signed master URL.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sign_each_directory: bool,
 }
 
 /// Gcore's usual option shape: `{"enabled": bool, "value": ...}`.

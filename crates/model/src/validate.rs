@@ -56,6 +56,43 @@ pub struct ValidResource {
     pub cache_default_secs: u64,
     /// Headers added to origin requests (`staticRequestHeaders`), names as given.
     pub origin_headers: Vec<(String, String)>,
+    /// Query string forwarding into playlists, when enabled.
+    pub forwarding: Option<Forwarding>,
+}
+
+/// Which query parameters of a playlist request are copied into the links inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardKeys {
+    /// All of them.
+    All,
+    /// Only these.
+    Only(Vec<String>),
+    /// All but these.
+    Except(Vec<String>),
+}
+
+impl ForwardKeys {
+    /// Whether parameter `name` is forwarded.
+    pub fn forwards(&self, name: &[u8]) -> bool {
+        match self {
+            ForwardKeys::All => true,
+            ForwardKeys::Only(keys) => keys.iter().any(|k| k.as_bytes() == name),
+            ForwardKeys::Except(keys) => !keys.iter().any(|k| k.as_bytes() == name),
+        }
+    }
+}
+
+/// `query_string_forwarding`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Extensions (lower case) of the playlists whose links are rewritten.
+    pub from_types: Vec<String>,
+    /// Extensions (lower case) of the linked files that get the parameters.
+    pub to_types: Vec<String>,
+    /// Which parameters go.
+    pub keys: ForwardKeys,
+    /// Sign each link for its own directory instead of copying the playlist's token.
+    pub sign_each_directory: bool,
 }
 
 impl ValidResource {
@@ -225,18 +262,92 @@ impl Resource {
             },
             _ => None,
         };
-        if self
+        let forwarding = match self
             .options
             .query_string_forwarding
             .as_ref()
-            .is_some_and(|q| q.enabled)
+            .filter(|q| q.enabled)
+        {
+            None => None,
+            Some(q) => {
+                let f = "options.query_string_forwarding";
+                let types = |list: &[String], name: &str, err: &mut dyn FnMut(&str, String)| {
+                    if list.is_empty() {
+                        err(
+                            &format!("{f}.{name}"),
+                            "list at least one file type, e.g. \"m3u8\"".into(),
+                        );
+                    }
+                    for (i, t) in list.iter().enumerate() {
+                        let ok = !t.is_empty()
+                            && t.len() <= 16
+                            && t.bytes().all(|b| b.is_ascii_alphanumeric());
+                        if !ok {
+                            err(
+                                &format!("{f}.{name}[{i}]"),
+                                format!(
+                                    "{t:?} is not a file extension (letters and digits, no dot)"
+                                ),
+                            );
+                        }
+                    }
+                    list.iter()
+                        .map(|t| t.to_ascii_lowercase())
+                        .collect::<Vec<_>>()
+                };
+                let from_types = types(
+                    &q.forward_from_file_types,
+                    "forward_from_file_types",
+                    &mut err,
+                );
+                let to_types = types(&q.forward_to_file_types, "forward_to_file_types", &mut err);
+                for (name, list) in [
+                    ("forward_only_keys", &q.forward_only_keys),
+                    ("forward_except_keys", &q.forward_except_keys),
+                ] {
+                    for (i, k) in list.iter().enumerate() {
+                        if k.is_empty()
+                            || k.bytes()
+                                .any(|b| !(b.is_ascii_alphanumeric() || b"-_.~".contains(&b)))
+                        {
+                            err(
+                                &format!("{f}.{name}[{i}]"),
+                                format!("{k:?} is not a query parameter name"),
+                            );
+                        }
+                    }
+                }
+                let keys = match (
+                    q.forward_only_keys.is_empty(),
+                    q.forward_except_keys.is_empty(),
+                ) {
+                    (true, true) => ForwardKeys::All,
+                    (false, true) => ForwardKeys::Only(q.forward_only_keys.clone()),
+                    (true, false) => ForwardKeys::Except(q.forward_except_keys.clone()),
+                    (false, false) => {
+                        err(
+                            &format!("{f}.forward_except_keys"),
+                            "give forward_only_keys or forward_except_keys, not both".into(),
+                        );
+                        ForwardKeys::All
+                    }
+                };
+                Some(Forwarding {
+                    from_types,
+                    to_types,
+                    keys,
+                    sign_each_directory: q.sign_each_directory,
+                })
+            }
+        };
+        if forwarding.as_ref().is_some_and(|f| f.sign_each_directory)
+            && !self.options.secure_key.as_ref().is_some_and(|s| s.enabled)
         {
             err(
-                "options.query_string_forwarding.enabled",
-                "query string forwarding is not supported yet; set enabled to false".to_owned(),
+                "options.query_string_forwarding.sign_each_directory",
+                "needs the secure token on (it signs links with the resource's key)".into(),
             );
         }
-
         let host_header = match &self.options.host_header {
             Some(t) if t.enabled => {
                 if t.value.is_empty() || t.value.bytes().any(|b| b <= 0x20 || b == 0x7f) {
@@ -312,6 +423,7 @@ impl Resource {
             cache_override_secs,
             cache_default_secs,
             origin_headers,
+            forwarding,
             resource: self,
         })
     }

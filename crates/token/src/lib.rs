@@ -41,4 +41,4 @@ pub use explain::{explain, Explanation};
 pub use key::{Key, KeyError};
 pub use sign::{sign, sign_link, signed_url, SignError, Token};
 pub use target::{Normalisation, Target, TargetError};
-pub use verify::{verify, verify_request, ExpiresError, Refusal, Verified};
+pub use verify::{verify, verify_in_directory, verify_request, ExpiresError, Refusal, Verified};

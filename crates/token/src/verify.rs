@@ -165,6 +165,42 @@ pub fn verify(
     ip: Option<IpAddr>,
     now: i64,
 ) -> Result<Verified, Refusal> {
+    verify_signed_path(target, target.uri(), keys, ip, now)
+}
+
+/// Like [`verify`], and also accepts a token signed over the directory of the path: `$uri` up
+/// to and including its last `/` (`/videos/video-1/` for `/videos/video-1/seg1.ts`), as Gcore
+/// does for resources with query string forwarding, so that one token serves a playlist and the
+/// files next to it. Such a token covers the files directly in that directory, not those in
+/// sub-directories. A token for the exact path is accepted too.
+pub fn verify_in_directory(
+    target: &Target<'_>,
+    keys: &[Key],
+    ip: Option<IpAddr>,
+    now: i64,
+) -> Result<Verified, Refusal> {
+    match verify(target, keys, ip, now) {
+        Err(Refusal::Mismatch) => {
+            let uri = target.uri();
+            let dir = match uri.iter().rposition(|&b| b == b'/') {
+                Some(i) if i + 1 < uri.len() => &uri[..=i],
+                // The path is a directory already: nothing else to try.
+                _ => return Err(Refusal::Mismatch),
+            };
+            verify_signed_path(target, dir, keys, ip, now)
+        }
+        other => other,
+    }
+}
+
+/// Verifies the link parameters of `target` against a token signed over `signed_path`.
+fn verify_signed_path(
+    target: &Target<'_>,
+    signed_path: &[u8],
+    keys: &[Key],
+    ip: Option<IpAddr>,
+    now: i64,
+) -> Result<Verified, Refusal> {
     let params = LinkParams::from_args(target.args());
     let md5 = params
         .md5
@@ -180,7 +216,7 @@ pub fn verify(
     let key_index = keys
         .iter()
         .position(|key| {
-            let want = digest(expires_raw, target.uri(), ip.as_ref(), key);
+            let want = digest(expires_raw, signed_path, ip.as_ref(), key);
             bool::from(want.ct_eq(&given))
         })
         .ok_or(Refusal::Mismatch)?;
@@ -217,6 +253,47 @@ mod tests {
     fn link(path: &str, key: &Key, expires: i64, ip: Option<IpAddr>) -> String {
         let t = sign(key, expires, path.as_bytes(), ip).unwrap();
         format!("{path}?md5={t}&expires={expires}")
+    }
+
+    #[test]
+    fn directory_tokens() {
+        let ks = keys();
+        let now = 1_700_000_000;
+        let dir = link("/videos/video-1/", &ks[0], now + 10, None);
+        let (_, query) = dir.split_once('?').unwrap();
+        let at = |path: &str| {
+            let t = format!("{path}?{query}");
+            let target = Target::parse(t.as_bytes()).unwrap();
+            (
+                verify_in_directory(&target, &ks, None, now),
+                verify(&target, &ks, None, now),
+            )
+        };
+        assert!(at("/videos/video-1/seg1.ts").0.is_ok());
+        assert!(at("/videos/video-1/index.m3u8").0.is_ok());
+        assert_eq!(
+            at("/videos/video-1/seg1.ts").1,
+            Err(Refusal::Mismatch),
+            "plain verify: exact only"
+        );
+        assert_eq!(
+            at("/videos/video-1/360p/seg1.ts").0,
+            Err(Refusal::Mismatch),
+            "not sub-directories"
+        );
+        assert_eq!(at("/videos/video-2/seg1.ts").0, Err(Refusal::Mismatch));
+        assert_eq!(at("/videos/video-1").0, Err(Refusal::Mismatch));
+        // An exact-file token still works, and expiry still applies to directory tokens.
+        let file = link("/videos/video-1/seg1.ts", &ks[1], now + 10, None);
+        let t = Target::parse(file.as_bytes()).unwrap();
+        assert_eq!(
+            verify_in_directory(&t, &ks, None, now).map(|v| v.key_index),
+            Ok(1)
+        );
+        let (_, q2) = dir.split_once('?').unwrap();
+        let t = format!("/videos/video-1/seg1.ts?{q2}");
+        let late = verify_in_directory(&Target::parse(t.as_bytes()).unwrap(), &ks, None, now + 11);
+        assert!(matches!(late, Err(Refusal::Expired { .. })));
     }
 
     #[test]
