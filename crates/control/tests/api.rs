@@ -207,8 +207,8 @@ fn refused_requests_name_the_field_and_change_nothing() {
                 "/options",
                 json!({"query_string_forwarding": {"enabled": true}}),
             )),
-            "options.query_string_forwarding.enabled",
-            "not supported",
+            "options.query_string_forwarding.forward_from_file_types",
+            "file type",
         ),
     ];
     for (body, field, words) in cases {

@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod body;
 pub mod cache;
 pub mod follow;
+pub mod forwarding;
 pub mod freshness;
 pub mod manifest;
 pub mod metrics;

@@ -135,7 +135,7 @@ fn rewrite_dash(body: &[u8], rw: &Rewrite<'_>, tokens: &mut Tokens, out: &mut Ve
             // An attribute we rewrite: whitespace, its name, `="`.
             let attr = DASH_ATTRIBUTES.iter().find(|a| {
                 let name_len = a.len() - 2;
-                at >= name_len + 1
+                at > name_len
                     && body[at - name_len..at] == a[..name_len]
                     && body[at - name_len - 1].is_ascii_whitespace()
                     && body.get(at + 1) == Some(&b'"')
@@ -240,7 +240,7 @@ fn addition_for(link: &[u8], rw: &Rewrite<'_>, tokens: &mut Tokens) -> Option<Ve
         .position(|&b| b == b'?' || b == b'#')
         .unwrap_or(path.len());
     let ext = extension(&path[..end])?;
-    if !rw.to_types.iter().any(|t| *t == ext) {
+    if !rw.to_types.contains(&ext) {
         return None;
     }
     let query = path[end..].strip_prefix(b"?").unwrap_or(b"");

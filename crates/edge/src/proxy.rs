@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tollgate_token::sign::encode_path;
-use tollgate_token::{verify, Target};
+use tollgate_token::{verify, verify_in_directory, Target};
 
 use crate::body::EdgeBody;
 use crate::cache::{CacheKey, Object, Role, Shared};
@@ -202,10 +202,17 @@ async fn gate_and_serve(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let ip = sk.bind_client_ip.then_some(client);
-        if let Err(r) = verify(&target, &sk.keys, ip, now) {
+        // With query string forwarding, a token for the file's directory is accepted too.
+        let verdict = if site.res.forwarding.is_some() {
+            verify_in_directory(&target, &sk.keys, ip, now)
+        } else {
+            verify(&target, &sk.keys, ip, now)
+        };
+        if let Err(r) = verdict {
             return refused(r.status(), r.reason());
         }
     }
+    let manifest = crate::forwarding::plan(&site.res, &target, client);
 
     // One buffer serves as the cache key and, on a miss, as the origin's request target.
     let mut origin_target = Vec::with_capacity(raw.len());
@@ -225,7 +232,16 @@ async fn gate_and_serve(
         https,
         target: &origin_target,
     };
-    serve(edge, site, req.headers(), key, to, head).await
+    match manifest {
+        None => serve(edge, site, req.headers(), key, to, head).await,
+        Some(plan) => {
+            let headers = crate::forwarding::request_headers(req.headers());
+            let mut done = serve(edge, site, &headers, key, to, head).await;
+            done.bytes =
+                crate::forwarding::apply(&plan, &site.res, &mut done.resp, head, done.bytes);
+            done
+        }
+    }
 }
 
 async fn serve(

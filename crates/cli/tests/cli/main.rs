@@ -8,6 +8,7 @@ mod edge_process;
 mod panel_browser;
 mod procs;
 mod seed_scripts;
+mod streaming;
 
 use std::process::{Command, Output, Stdio};
 

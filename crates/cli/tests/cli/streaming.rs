@@ -1,0 +1,359 @@
+//! HLS and DASH behind secure tokens, with streams made by Debian's ffmpeg, served by Debian's
+//! nginx as the origin, read through `tollgate edge` by ffmpeg itself: a VOD stream with
+//! renditions in sub-directories (from one signed master URL, with `sign_each_directory`), an
+//! fMP4 stream with `EXT-X-MAP`, an AES-128 stream with `EXT-X-KEY`, and a DASH stream. Every
+//! request ffmpeg makes must be answered 200; a wrong token 403, an expired one 410, a segment
+//! without a token 403. Gcore's own mode (the playlist's token copied, a directory token) is
+//! checked on the single-directory stream.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::{json, Value};
+use tollgate_testkit::http::request;
+use tollgate_testkit::nginx::Nginx;
+use tollgate_testkit::tools::require;
+
+use crate::procs::{Proc, TempDir};
+
+/// Runs ffmpeg with `args`, failing the test with its output when it fails.
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new(require("ffmpeg", "ffmpeg"))
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const SOURCE: [&str; 8] = [
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc=size=320x180:rate=25",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440",
+];
+
+/// The streams, made once per test run under a directory that nginx serves.
+fn content() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tollgate-streams-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = |s: &str| dir.join(s).to_string_lossy().into_owned();
+        let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-t", "6"];
+        // VOD with two renditions in sub-directories and a master playlist above them.
+        for (name, size) in [("360p", "320x180"), ("720p", "640x360")] {
+            std::fs::create_dir_all(dir.join("vod").join(name)).unwrap();
+            let mut args: Vec<String> = SOURCE.iter().map(|s| s.to_string()).collect();
+            args.extend(["-s", size].map(String::from));
+            args.extend(x264.map(String::from));
+            args.extend(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_segment_filename"].map(String::from));
+            args.push(p(&format!("vod/{name}/seg%03d.ts")));
+            args.push(p(&format!("vod/{name}/index.m3u8")));
+            ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        std::fs::write(
+            dir.join("vod/master.m3u8"),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=320x180,CODECS=\"avc1.42c00d,mp4a.40.2\"\n360p/index.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS=\"avc1.42c01e,mp4a.40.2\"\n720p/index.m3u8\n",
+        )
+        .unwrap();
+        // fMP4 segments with an init segment (EXT-X-MAP).
+        std::fs::create_dir_all(dir.join("fmp4")).unwrap();
+        let mut args: Vec<&str> = SOURCE.to_vec();
+        let seg = p("fmp4/seg%03d.m4s");
+        let idx = p("fmp4/index.m3u8");
+        args.extend(x264);
+        args.extend(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename", &seg, &idx]);
+        ffmpeg(&args);
+        // AES-128 (EXT-X-KEY), the key next to the segments.
+        std::fs::create_dir_all(dir.join("aes")).unwrap();
+        std::fs::write(dir.join("aes/enc.key"), [7u8; 16]).unwrap();
+        let info = p("aes/keyinfo");
+        std::fs::write(&info, format!("enc.key\n{}\n", p("aes/enc.key"))).unwrap();
+        let (seg, idx) = (p("aes/seg%03d.ts"), p("aes/index.m3u8"));
+        let mut args: Vec<&str> = SOURCE.to_vec();
+        args.extend(x264);
+        args.extend(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_key_info_file", &info, "-hls_segment_filename", &seg, &idx]);
+        ffmpeg(&args);
+        // DASH with SegmentTemplate.
+        std::fs::create_dir_all(dir.join("dash")).unwrap();
+        let mpd = p("dash/manifest.mpd");
+        let mut args: Vec<&str> = SOURCE.to_vec();
+        args.extend(x264);
+        args.extend(["-f", "dash", "-seg_duration", "2", "-use_template", "1", "-use_timeline", "1", &mpd]);
+        ffmpeg(&args);
+        dir
+    })
+}
+
+fn files_under(dir: &Path, ext: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .map(|p| {
+            if p.is_dir() {
+                files_under(&p, ext)
+            } else {
+                usize::from(p.extension().is_some_and(|e| e == ext))
+            }
+        })
+        .sum()
+}
+
+struct Setup {
+    _nginx: Nginx,
+    _dir: TempDir,
+    edge: Proc,
+    port: u16,
+    log: PathBuf,
+}
+
+/// nginx serving the streams, and an edge in front with query string forwarding.
+fn setup(sign_each_directory: bool) -> Setup {
+    let root = content();
+    let origin = tollgate_testkit::free_port();
+    let nginx = Nginx::start(&[origin], |_| {
+        format!(
+            "events {{}}\nhttp {{\n access_log off;\n types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; application/dash+xml mpd; video/mp4 mp4 m4s; }}\n\
+             server {{\n  listen 127.0.0.1:{origin};\n  root {};\n  add_header Access-Control-Allow-Origin *;\n }}\n}}\n",
+            root.display()
+        )
+    });
+    let dir = TempDir::new("streams");
+    let res = json!([{"id": 1, "cname": "127.0.0.1", "origin": format!("127.0.0.1:{origin}"),
+        "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 0},
+            "query_string_forwarding": {"enabled": true,
+                "forward_from_file_types": ["m3u8", "mpd"],
+                "forward_to_file_types": ["ts", "m4s", "mp4", "m3u8", "key", "aac", "vtt"],
+                "forward_only_keys": ["md5", "expires"],
+                "sign_each_directory": sign_each_directory}}}]);
+    let file = dir.path("resources.json");
+    std::fs::write(&file, res.to_string()).unwrap();
+    let log = dir.0.join("access.log");
+    let mut edge = Proc::spawn(&[
+        "edge",
+        "--resources",
+        &file,
+        "--listen",
+        "127.0.0.1:0",
+        "--access-log",
+        &log.to_string_lossy(),
+    ]);
+    let port = edge.port_after("listening on ");
+    Setup {
+        _nginx: nginx,
+        _dir: dir,
+        edge,
+        port,
+        log,
+    }
+}
+
+fn signed(path: &str, expires: i64) -> String {
+    tollgate_testkit::link(path, expires, Some("127.0.0.1"))
+}
+
+/// The access log's (path, status) lines written since `from` lines.
+fn log_lines(log: &Path, from: usize) -> Vec<(String, u16)> {
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .skip(from)
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["path"].as_str().unwrap().to_owned(),
+                v["status"].as_u64().unwrap() as u16,
+            )
+        })
+        .collect()
+}
+
+fn read_through_edge(port: u16, target: &str) -> Result<(), String> {
+    let url = format!("http://127.0.0.1:{port}{target}");
+    let out = Command::new(require("ffmpeg", "ffmpeg"))
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            &url,
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn ffmpeg_reads_every_stream_from_one_signed_url() {
+    let s = setup(true);
+    let later = tollgate_testkit::now() + 600;
+    let mut seen = 0;
+    for (name, master, segments) in [
+        (
+            "vod",
+            "/vod/master.m3u8",
+            files_under(&content().join("vod"), "ts"),
+        ),
+        (
+            "fmp4",
+            "/fmp4/index.m3u8",
+            files_under(&content().join("fmp4"), "m4s"),
+        ),
+        (
+            "aes",
+            "/aes/index.m3u8",
+            files_under(&content().join("aes"), "ts"),
+        ),
+        (
+            "dash",
+            "/dash/manifest.mpd",
+            files_under(&content().join("dash"), "m4s"),
+        ),
+    ] {
+        read_through_edge(s.port, &signed(master, later))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{:?}", log_lines(&s.log, seen)));
+        let lines = log_lines(&s.log, seen);
+        seen += lines.len();
+        // ffmpeg asks for segments with `Range: bytes=0-`, answered 206 from the cache.
+        let refused: Vec<_> = lines
+            .iter()
+            .filter(|(_, st)| *st != 200 && *st != 206)
+            .collect();
+        assert!(refused.is_empty(), "{name}: {refused:?}");
+        let segs = lines
+            .iter()
+            .filter(|(p, _)| p.ends_with(".ts") || p.ends_with(".m4s"))
+            .count();
+        assert!(
+            segs >= segments,
+            "{name}: {segs} segment requests for {segments} segments: {lines:?}"
+        );
+        if name == "aes" {
+            assert!(
+                lines.iter().any(|(p, _)| p == "/aes/enc.key"),
+                "the key went through the edge"
+            );
+        }
+        if name == "fmp4" {
+            assert!(
+                lines.iter().any(|(p, _)| p == "/fmp4/init.mp4"),
+                "EXT-X-MAP's init segment"
+            );
+        }
+    }
+}
+
+#[test]
+fn wrong_expired_and_missing_tokens_are_refused() {
+    let s = setup(true);
+    let now = tollgate_testkit::now();
+    let good = signed("/vod/master.m3u8", now + 600);
+    let wrong = good.replace("md5=", "md5=AAAA");
+    assert!(read_through_edge(s.port, &wrong).is_err());
+    let expired = signed("/vod/master.m3u8", now - 1);
+    assert!(read_through_edge(s.port, &expired).is_err());
+    let get = |t: &str| {
+        request(
+            Ipv4Addr::LOCALHOST,
+            s.port,
+            "GET",
+            t.as_bytes(),
+            &[("Host", "127.0.0.1")],
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(get(&wrong), 403);
+    assert_eq!(get(&expired), 410);
+    assert_eq!(get("/vod/360p/seg000.ts"), 403, "a segment without a token");
+    // The master's token is not a token for the renditions' directories: only the rewritten
+    // playlists carry those.
+    let (_, q) = good.split_once('?').unwrap();
+    assert_eq!(get(&format!("/vod/360p/seg000.ts?{q}")), 403);
+    // From another address, the IP-bound link is refused.
+    let other = request(
+        Ipv4Addr::new(127, 0, 0, 2),
+        s.port,
+        "GET",
+        good.as_bytes(),
+        &[("Host", "127.0.0.1")],
+    )
+    .unwrap();
+    assert_eq!(other.status, 403);
+    drop(s.edge);
+}
+
+#[test]
+fn gcore_mode_copies_the_playlist_token_for_one_directory() {
+    let s = setup(false);
+    let later = tollgate_testkit::now() + 600;
+    // A token for the directory (with the trailing slash, no file name), Gcore's way.
+    let dir_token = signed("/fmp4/", later);
+    let (_, q) = dir_token.split_once('?').unwrap();
+    read_through_edge(s.port, &format!("/fmp4/index.m3u8?{q}")).unwrap();
+    let lines = log_lines(&s.log, 0);
+    assert!(
+        lines.iter().all(|(_, st)| *st == 200 || *st == 206),
+        "{lines:?}"
+    );
+    assert!(lines.iter().filter(|(p, _)| p.ends_with(".m4s")).count() >= 3);
+    // An exact-file token still opens the file it was signed for (decided: both kinds are
+    // accepted), but copied into the playlist it cannot open the segments: in this mode the
+    // playlist's link must be signed for its directory.
+    let exact = signed("/fmp4/index.m3u8", later);
+    let get = |t: &str| {
+        request(
+            Ipv4Addr::LOCALHOST,
+            s.port,
+            "GET",
+            t.as_bytes(),
+            &[("Host", "127.0.0.1")],
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(get(&exact), 200);
+    assert!(read_through_edge(s.port, &exact).is_err());
+    // Gcore's limit, the reason for sign_each_directory: renditions in sub-directories fail.
+    assert!(read_through_edge(s.port, &signed("/vod/master.m3u8", later)).is_err());
+    // The playlist body seen by the player carries the token; the cache keeps one copy.
+    let r = request(
+        Ipv4Addr::LOCALHOST,
+        s.port,
+        "GET",
+        format!("/fmp4/index.m3u8?{q}").as_bytes(),
+        &[("Host", "127.0.0.1")],
+    )
+    .unwrap();
+    let body = String::from_utf8(r.body.clone()).unwrap();
+    assert!(
+        body.contains(&format!("init.mp4?{q}")) && body.contains(&format!("seg000.m4s?{q}")),
+        "{body}"
+    );
+    assert_eq!(r.header("cache"), Some("HIT"));
+}

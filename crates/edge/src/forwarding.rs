@@ -1,0 +1,170 @@
+//! The request side of query string forwarding: deciding whether a response is a manifest to
+//! rewrite, with what, and rewriting the buffered body of the response before it is sent. The
+//! cache keeps the origin's body; the rewrite is per request, so per-viewer tokens never split
+//! the cache.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use tollgate_model::{Forwarding, ValidResource};
+use tollgate_token::verify::LinkParams;
+use tollgate_token::{RemoteAddr, Target};
+
+use crate::body::EdgeBody;
+use crate::manifest::{self, Addition, Kind, Rewrite};
+
+/// A manifest response to rewrite, decided from the request.
+pub struct Plan {
+    kind: Kind,
+    /// `Copy`: the parameters to add. Sign mode: the request's `expires`.
+    params: Vec<u8>,
+    sign: Option<Signing>,
+    /// Encoded directory of the playlist, for resolving relative links.
+    base_dir: Vec<u8>,
+    /// Decoded directory of the playlist: the sign mode's scope.
+    scope: Vec<u8>,
+}
+
+struct Signing {
+    ip: Option<RemoteAddr>,
+}
+
+/// The names of the parameters a resource forwards, for the "already carries one" check.
+const TOKEN_PARAMS: [&[u8]; 2] = [b"md5", b"expires"];
+
+/// Whether (and how) the response to this request is rewritten.
+pub fn plan(res: &ValidResource, target: &Target<'_>, client: IpAddr) -> Option<Plan> {
+    let f: &Forwarding = res.forwarding.as_ref()?;
+    let uri = target.uri();
+    let ext = manifest::extension(uri)?;
+    if !f.from_types.contains(&ext) {
+        return None;
+    }
+    let kind = Kind::of_extension(&ext)?;
+    let dir_end = uri.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    let scope = uri[..dir_end].to_vec();
+    let mut base_dir = Vec::with_capacity(scope.len());
+    tollgate_token::sign::encode_path(&mut base_dir, &scope);
+    let (params, sign) = match (&res.secure_key, f.sign_each_directory) {
+        (Some(sk), true) => {
+            let expires = LinkParams::from_args(target.args()).expires?.to_vec();
+            let ip = sk.bind_client_ip.then(|| RemoteAddr::new(client));
+            (expires, Some(Signing { ip }))
+        }
+        _ => {
+            let mut params = Vec::new();
+            for p in target
+                .args()
+                .split(|&b| b == b'&')
+                .filter(|p| !p.is_empty())
+            {
+                let name = p.split(|&b| b == b'=').next().unwrap_or_default();
+                if f.keys.forwards(name) {
+                    if !params.is_empty() {
+                        params.push(b'&');
+                    }
+                    params.extend_from_slice(p);
+                }
+            }
+            if params.is_empty() {
+                return None;
+            }
+            (params, None)
+        }
+    };
+    Some(Plan {
+        kind,
+        params,
+        sign,
+        base_dir,
+        scope,
+    })
+}
+
+/// Request headers without the ones a rewritten body cannot honour (ranges and validators
+/// refer to the origin's bytes, not to what this viewer gets).
+pub fn request_headers(req: &HeaderMap) -> HeaderMap {
+    let mut h = req.clone();
+    for name in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+    ] {
+        h.remove(name);
+    }
+    h
+}
+
+/// Rewrites a buffered 200 response in place; returns the body bytes now sent.
+pub fn apply(
+    plan: &Plan,
+    res: &ValidResource,
+    resp: &mut Response<EdgeBody>,
+    head: bool,
+    sent: u64,
+) -> u64 {
+    if resp.status() != StatusCode::OK {
+        return sent;
+    }
+    let body = match resp.body() {
+        EdgeBody::Full(Some(b)) => b.clone(),
+        // HEAD: the length of this viewer's body is not known without rewriting it; say
+        // nothing rather than the origin's length.
+        EdgeBody::Full(None) if head => {
+            for name in [header::CONTENT_LENGTH, header::ETAG, header::LAST_MODIFIED] {
+                resp.headers_mut().remove(name);
+            }
+            return 0;
+        }
+        // Empty, or streamed because too large to keep: passed as it is.
+        _ => return sent,
+    };
+    let hosts = res.hostnames();
+    let own_host = |h: &[u8]| {
+        let host = if h.starts_with(b"[") {
+            &h[..h.iter().position(|&b| b == b']').map_or(h.len(), |i| i + 1)]
+        } else {
+            &h[..h.iter().position(|&b| b == b':').unwrap_or(h.len())]
+        };
+        hosts
+            .iter()
+            .any(|x| x.as_bytes().eq_ignore_ascii_case(host))
+    };
+    let f = res.forwarding.as_ref();
+    let to_types = f.map(|f| f.to_types.as_slice()).unwrap_or_default();
+    let addition = match (&plan.sign, &res.secure_key) {
+        (Some(s), Some(sk)) => Addition::SignEachDirectory {
+            key: &sk.keys[0],
+            expires: &plan.params,
+            ip: s.ip,
+            scope: &plan.scope,
+        },
+        _ => Addition::Copy(&plan.params),
+    };
+    let rewritten = manifest::rewrite(
+        plan.kind,
+        &body,
+        &Rewrite {
+            to_types,
+            param_names: &TOKEN_PARAMS,
+            addition,
+            base_dir: &plan.base_dir,
+            own_host: &own_host,
+        },
+    );
+    let len = rewritten.len() as u64;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    // The body is this viewer's: no validators, no ranges, no shared caching downstream.
+    h.remove(header::ETAG);
+    h.remove(header::LAST_MODIFIED);
+    h.remove(header::ACCEPT_RANGES);
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    *resp.body_mut() = EdgeBody::Full(Some(Bytes::from(rewritten)));
+    len
+}
