@@ -16,7 +16,7 @@ use tollgate_testkit::tools::require;
 
 use crate::procs::{until, Proc, TempDir, TOKEN};
 
-struct Driver(Child);
+pub struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -25,7 +25,7 @@ impl Drop for Driver {
     }
 }
 
-fn start_driver() -> (Driver, u16) {
+pub fn start_driver() -> (Driver, u16) {
     let bin = require("chromedriver", "chromium-driver");
     require("chromium", "chromium");
     let port = tollgate_testkit::free_port();
@@ -42,7 +42,7 @@ fn start_driver() -> (Driver, u16) {
     (driver, port)
 }
 
-fn screenshots_dir() -> std::path::PathBuf {
+pub fn screenshots_dir() -> std::path::PathBuf {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| tollgate_testkit::repo_root().join("target"))

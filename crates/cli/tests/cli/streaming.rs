@@ -97,6 +97,25 @@ fn content() -> &'static Path {
     })
 }
 
+/// The player page and hls.js (from npm, `tests/player`), next to the streams.
+fn install_player() {
+    let src = tollgate_testkit::repo_root().join("tests/player");
+    let hls = src.join("node_modules/hls.js/dist/hls.min.js");
+    assert!(
+        hls.exists(),
+        "hls.js is required by this test: run `npm ci --prefix tests/player` (scripts/install-test-deps does)"
+    );
+    let dst = content().join("player");
+    std::fs::create_dir_all(&dst).unwrap();
+    for (from, name) in [
+        (hls, "hls.min.js"),
+        (src.join("player.html"), "player.html"),
+        (src.join("player.js"), "player.js"),
+    ] {
+        std::fs::copy(from, dst.join(name)).unwrap();
+    }
+}
+
 fn files_under(dir: &Path, ext: &str) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
@@ -113,6 +132,7 @@ fn files_under(dir: &Path, ext: &str) -> usize {
 }
 
 struct Setup {
+    origin: u16,
     _nginx: Nginx,
     _dir: TempDir,
     edge: Proc,
@@ -126,7 +146,7 @@ fn setup(sign_each_directory: bool) -> Setup {
     let origin = tollgate_testkit::free_port();
     let nginx = Nginx::start(&[origin], |_| {
         format!(
-            "events {{}}\nhttp {{\n access_log off;\n types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; application/dash+xml mpd; video/mp4 mp4 m4s; }}\n\
+            "events {{}}\nhttp {{\n access_log off;\n types {{ text/html html; application/javascript js; application/vnd.apple.mpegurl m3u8; video/mp2t ts; application/dash+xml mpd; video/mp4 mp4 m4s; }}\n\
              server {{\n  listen 127.0.0.1:{origin};\n  root {};\n  add_header Access-Control-Allow-Origin *;\n }}\n}}\n",
             root.display()
         )
@@ -153,6 +173,7 @@ fn setup(sign_each_directory: bool) -> Setup {
     ]);
     let port = edge.port_after("listening on ");
     Setup {
+        origin,
         _nginx: nginx,
         _dir: dir,
         edge,
@@ -356,4 +377,67 @@ fn gcore_mode_copies_the_playlist_token_for_one_directory() {
         "{body}"
     );
     assert_eq!(r.header("cache"), Some("HIT"));
+}
+
+#[test]
+fn hls_js_in_headless_chromium_plays_through_the_edge() {
+    use fantoccini::ClientBuilder;
+
+    let s = setup(true);
+    install_player();
+    let (_driver, driver_port) = crate::panel_browser::start_driver();
+    let master = signed("/vod/master.m3u8", tollgate_testkit::now() + 600);
+    let src = format!("http://127.0.0.1:{}{master}", s.port);
+    // The page comes straight from the origin; only the stream goes through the edge.
+    let page = format!(
+        "http://127.0.0.1:{}/player/player.html?src={}",
+        s.origin,
+        src.replace('%', "%25")
+            .replace('&', "%26")
+            .replace('?', "%3F")
+            .replace('=', "%3D")
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": "/usr/bin/chromium", "args": ["--headless=new", "--no-sandbox",
+                "--disable-gpu", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"]}),
+        );
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .await
+            .expect("starting a Chromium session");
+        c.goto(&page).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (mut time, mut errors) = (0.0, Value::Null);
+        while std::time::Instant::now() < deadline {
+            let v = c
+                .execute("return [document.getElementById('video').currentTime, window.playerErrors];", vec![])
+                .await
+                .unwrap();
+            time = v[0].as_f64().unwrap_or(0.0);
+            errors = v[1].clone();
+            if time > 2.0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(crate::panel_browser::screenshots_dir().join("player-hls.png"), png).unwrap();
+        c.close().await.unwrap();
+        assert!(time > 2.0, "playback did not advance: currentTime {time}, errors {errors}");
+        eprintln!("hls.js: playback at {time:.1} s, errors {errors}");
+    });
+    let lines = log_lines(&s.log, 0);
+    assert!(
+        lines.iter().all(|(_, st)| *st == 200 || *st == 206),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|(p, _)| p.ends_with(".ts")), "{lines:?}");
 }
