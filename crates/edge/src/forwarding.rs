@@ -12,7 +12,7 @@ use tollgate_token::verify::LinkParams;
 use tollgate_token::{RemoteAddr, Target};
 
 use crate::body::EdgeBody;
-use crate::manifest::{self, Addition, Kind, Rewrite};
+use tollgate_manifest::{self as manifest, Addition, Kind, Rewrite};
 
 /// A manifest response to rewrite, decided from the request.
 pub struct Plan {

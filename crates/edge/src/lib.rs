@@ -11,7 +11,6 @@ pub mod cache;
 pub mod follow;
 pub mod forwarding;
 pub mod freshness;
-pub mod manifest;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;

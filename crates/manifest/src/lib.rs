@@ -210,15 +210,16 @@ fn write_link(link: &[u8], rw: &Rewrite<'_>, tokens: &mut Tokens, xml: bool, out
                     out.extend_from_slice(part.1);
                 }
             } else {
-                out.extend_from_slice(&add);
+                out.extend_from_slice(add);
             }
             out.extend_from_slice(fragment);
         }
     }
 }
 
-/// The parameters `link` gets, or `None` when it is left as it is.
-fn addition_for(link: &[u8], rw: &Rewrite<'_>, tokens: &mut Tokens) -> Option<Vec<u8>> {
+/// The parameters `link` gets, or `None` when it is left as it is. No allocation per link:
+/// tokens are computed once per directory as written in the manifest.
+fn addition_for<'m>(link: &[u8], rw: &'m Rewrite<'_>, tokens: &'m mut Tokens) -> Option<&'m [u8]> {
     if link.is_empty() || link.starts_with(b"data:") {
         return None;
     }
@@ -255,34 +256,47 @@ fn addition_for(link: &[u8], rw: &Rewrite<'_>, tokens: &mut Tokens) -> Option<Ve
         return None;
     }
     match &rw.addition {
-        Addition::Copy(params) => Some(params.to_vec()),
+        Addition::Copy(params) => Some(params),
         Addition::SignEachDirectory {
             key,
             expires,
             ip,
             scope,
         } => {
-            let mut full = Vec::with_capacity(rw.base_dir.len() + end);
-            if !absolute {
-                full.extend_from_slice(rw.base_dir);
+            // Keyed by the directory as written (and whether it is absolute), so the segments of
+            // one directory cost one lookup each and one MD5 in all.
+            let written_dir = &path[..path[..end]
+                .iter()
+                .rposition(|&b| b == b'/')
+                .map_or(0, |i| i + 1)];
+            let mut memo_key = Vec::new();
+            let key_bytes: &[u8] = if absolute {
+                memo_key.push(b'/');
+                memo_key.extend_from_slice(written_dir);
+                &memo_key
+            } else {
+                written_dir
+            };
+            if !tokens.contains_key(key_bytes) {
+                let mut full = Vec::with_capacity(rw.base_dir.len() + end);
+                if !absolute {
+                    full.extend_from_slice(rw.base_dir);
+                }
+                full.extend_from_slice(&path[..end]);
+                let params = resolve_dots(&full).and_then(|resolved| {
+                    let dir = &resolved[..=resolved.iter().rposition(|&b| b == b'/')?];
+                    dir.starts_with(scope).then(|| {
+                        let d = digest(expires, dir, ip.as_ref(), key);
+                        let mut p = b"md5=".to_vec();
+                        p.extend_from_slice(Token::from_digest(&d).as_str().as_bytes());
+                        p.extend_from_slice(b"&expires=");
+                        p.extend_from_slice(expires);
+                        p
+                    })
+                });
+                tokens.insert(key_bytes.to_vec(), params);
             }
-            full.extend_from_slice(&path[..end]);
-            let resolved = resolve_dots(&full)?;
-            let dir = &resolved[..=resolved.iter().rposition(|&b| b == b'/')?];
-            if !dir.starts_with(scope) {
-                return None;
-            }
-            tokens
-                .entry(dir.to_vec())
-                .or_insert_with(|| {
-                    let d = digest(expires, dir, ip.as_ref(), key);
-                    let mut p = b"md5=".to_vec();
-                    p.extend_from_slice(Token::from_digest(&d).as_str().as_bytes());
-                    p.extend_from_slice(b"&expires=");
-                    p.extend_from_slice(expires);
-                    Some(p)
-                })
-                .clone()
+            tokens.get(key_bytes).and_then(|p| p.as_deref())
         }
     }
 }
