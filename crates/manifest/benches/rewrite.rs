@@ -1,5 +1,6 @@
 //! Manifest rewriting speed: MB/s on a long VOD playlist and a DASH manifest, and the cost of
 //! one rewrite of a typical live playlist (six segments), in both modes.
+#![allow(clippy::unwrap_used)] // bench code: a panic is how it fails
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tollgate_manifest::{rewrite, Addition, Kind, Rewrite};
