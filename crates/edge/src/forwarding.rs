@@ -84,17 +84,21 @@ pub fn plan(res: &ValidResource, target: &Target<'_>, client: IpAddr) -> Option<
 
 /// Request headers without the ones a rewritten body cannot honour (ranges and validators
 /// refer to the origin's bytes, not to what this viewer gets).
-pub fn request_headers(req: &HeaderMap) -> HeaderMap {
-    let mut h = req.clone();
-    for name in [
+pub fn request_headers(req: &HeaderMap) -> std::borrow::Cow<'_, HeaderMap> {
+    const DROPPED: [header::HeaderName; 4] = [
         header::RANGE,
         header::IF_RANGE,
         header::IF_NONE_MATCH,
         header::IF_MODIFIED_SINCE,
-    ] {
+    ];
+    if !DROPPED.iter().any(|n| req.contains_key(n)) {
+        return std::borrow::Cow::Borrowed(req);
+    }
+    let mut h = req.clone();
+    for name in DROPPED {
         h.remove(name);
     }
-    h
+    std::borrow::Cow::Owned(h)
 }
 
 /// Rewrites a buffered 200 response in place; returns the body bytes now sent.

@@ -236,7 +236,7 @@ async fn gate_and_serve(
         None => serve(edge, site, req.headers(), key, to, head).await,
         Some(plan) => {
             let headers = crate::forwarding::request_headers(req.headers());
-            let mut done = serve(edge, site, &headers, key, to, head).await;
+            let mut done = serve(edge, site, headers.as_ref(), key, to, head).await;
             done.bytes =
                 crate::forwarding::apply(&plan, &site.res, &mut done.resp, head, done.bytes);
             done
