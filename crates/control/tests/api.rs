@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tollgate_control::Control;
 use tollgate_store::SqliteStore;
 use tollgate_testkit::api::Api;
+use tollgate_testkit::tools::run_snippet;
 
 const TOKEN: &str = "tg_api_test_token_0123456789";
 const EDGE_TOKEN: &str = "tg_edge_test_token_0123456789";
@@ -497,26 +498,6 @@ fn edge_reports_feed_the_chart() {
     assert_eq!(served, 25, "reports are increases, summed: {series}");
 }
 
-fn run(program: &str, package: &str, args: &[&str], script: &str) -> String {
-    use std::io::Write;
-    let path = tollgate_testkit::tools::require(program, package);
-    let mut child = std::process::Command::new(path)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{program} failed on:\n{script}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn link_generator_snippets_make_links_the_token_core_accepts() {
     let r = start("snippets");
@@ -558,18 +539,10 @@ fn link_generator_snippets_make_links_the_token_core_accepts() {
         assert_eq!(s, 200, "{signed}");
         let snippets = &signed["snippets"];
         let urls = [
-            run("php", "php-cli", &[], snippets["php"].as_str().unwrap()),
-            run(
-                "python3",
-                "python3",
-                &["-"],
-                snippets["python"].as_str().unwrap(),
-            ),
-            run("node", "nodejs", &["-"], snippets["node"].as_str().unwrap()),
-            {
-                tollgate_testkit::tools::require("openssl", "openssl");
-                run("sh", "dash", &["-s"], snippets["openssl"].as_str().unwrap())
-            },
+            run_snippet("php", snippets["php"].as_str().unwrap()),
+            run_snippet("python", snippets["python"].as_str().unwrap()),
+            run_snippet("node", snippets["node"].as_str().unwrap()),
+            run_snippet("sh", snippets["openssl"].as_str().unwrap()),
             signed["url"].as_str().unwrap().to_owned(),
         ];
         for url in urls {

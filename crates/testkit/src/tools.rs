@@ -23,3 +23,37 @@ pub fn require(name: &str, package: &str) -> PathBuf {
          (scripts/test does: apt-get install -y {package})"
     );
 }
+
+/// Runs a link-generator program of `lang` (`php`, `python`, `node`, or `sh` with OpenSSL) fed
+/// on stdin; returns its trimmed output, or fails the test with its stderr and the program.
+pub fn run_snippet(lang: &str, program: &str) -> String {
+    use std::io::Write;
+    let (bin, package, args): (&str, &str, &[&str]) = match lang {
+        "php" => ("php", "php-cli", &[]),
+        "python" => ("python3", "python3", &["-"]),
+        "node" => ("node", "nodejs", &["-"]),
+        _ => {
+            require("openssl", "openssl");
+            ("sh", "dash", &["-s"])
+        }
+    };
+    let mut child = std::process::Command::new(require(bin, package))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the interpreter");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(program.as_bytes())
+            .expect("writing the program");
+    }
+    let out = child.wait_with_output().expect("running the program");
+    assert!(
+        out.status.success(),
+        "{lang}: {}\n{program}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

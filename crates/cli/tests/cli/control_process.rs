@@ -11,7 +11,7 @@ use tollgate_testkit::api::Api;
 use tollgate_testkit::http::request;
 use tollgate_testkit::origin::TestOrigin;
 
-use crate::procs::{control, edge, until, Proc, TempDir, TOKEN};
+use crate::procs::{control, edge, until, TempDir, TOKEN};
 
 const HOST: &str = "cdn.example.com";
 
@@ -59,22 +59,7 @@ fn edge_token(api: &Api, name: &str) -> String {
 fn serve_runs_control_panel_and_edge_together() {
     let origin = TestOrigin::start();
     let data = TempDir::new("serve");
-    let mut p = Proc::spawn(&[
-        "serve",
-        "--data",
-        &data.path("d"),
-        "--control-listen",
-        "127.0.0.1:0",
-        "--edge-listen",
-        "127.0.0.1:0",
-        "--api-token",
-        TOKEN,
-    ]);
-    let api = Api {
-        port: p.port_after("Panel and API: "),
-        token: TOKEN.into(),
-    };
-    let edge = p.port_after("listening on ");
+    let (p, api, edge) = crate::procs::serve(&data);
 
     // Health and the panel need no token; the API does, in either form.
     assert_eq!(api.call_with("GET", "/healthz", None, &[]).0, 200);

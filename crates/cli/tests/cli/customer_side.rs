@@ -14,42 +14,12 @@ use tollgate_control::snippets::{render, Values};
 use tollgate_testkit::http::request;
 use tollgate_testkit::nginx::Nginx;
 use tollgate_testkit::origin::TestOrigin;
-use tollgate_testkit::tools::require;
 
 use crate::procs::{until, Proc, TempDir};
 use crate::{err, tollgate};
 
 fn run(lang: &str, program: &str) -> String {
-    use std::io::Write;
-    let (bin, package, args): (&str, &str, &[&str]) = match lang {
-        "php" => ("php", "php-cli", &[]),
-        "python" => ("python3", "python3", &["-"]),
-        "node" => ("node", "nodejs", &["-"]),
-        _ => {
-            require("openssl", "openssl");
-            ("sh", "dash", &["-s"])
-        }
-    };
-    let mut child = std::process::Command::new(require(bin, package))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(program.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{lang}: {}\n{program}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    tollgate_testkit::tools::run_snippet(lang, program)
 }
 
 fn start_edge(dir: &TempDir, resources: serde_json::Value) -> (Proc, u16) {

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
 use serde_json::json;
-use tollgate_testkit::api::Api;
 use tollgate_testkit::http::request;
 use tollgate_testkit::origin::TestOrigin;
 use tollgate_testkit::tools::require;
 
-use crate::procs::{until, Proc, TempDir, TOKEN};
+use crate::procs::{until, TempDir, TOKEN};
 
 pub struct Driver(Child);
 
@@ -40,6 +39,28 @@ pub fn start_driver() -> (Driver, u16) {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     (driver, port)
+}
+
+/// A headless Chromium session through chromedriver on `driver_port`; `args` are added to
+/// Chromium's command line.
+pub async fn chromium(driver_port: u16, args: &[&str]) -> Client {
+    let mut all = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+    ];
+    all.extend_from_slice(args);
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": "/usr/bin/chromium", "args": all}),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("starting a Chromium session")
 }
 
 pub fn screenshots_dir() -> std::path::PathBuf {
@@ -92,23 +113,8 @@ async fn fill(c: &Client, css: &str, text: &str) {
 fn panel_in_headless_chromium() {
     let origin = TestOrigin::start();
     let data = TempDir::new("panel");
-    let mut serve = Proc::spawn(&[
-        "serve",
-        "--data",
-        &data.path("d"),
-        "--control-listen",
-        "127.0.0.1:0",
-        "--edge-listen",
-        "127.0.0.1:0",
-        "--api-token",
-        TOKEN,
-    ]);
-    let control = serve.port_after("Panel and API: ");
-    let edge = serve.port_after("listening on ");
-    let api = Api {
-        port: control,
-        token: TOKEN.into(),
-    };
+    let (_serve, api, edge) = crate::procs::serve(&data);
+    let control = api.port;
     let (_driver, driver_port) = start_driver();
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -116,17 +122,7 @@ fn panel_in_headless_chromium() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": "/usr/bin/chromium", "args": ["--headless=new", "--no-sandbox",
-                "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1400"]}),
-        );
-        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-            .expect("starting a Chromium session");
+        let c = chromium(driver_port, &["--window-size=1280,1400"]).await;
         let panel = format!("http://127.0.0.1:{control}/");
 
         // Log in: a wrong token is refused, the right one shows the resources.

@@ -143,6 +143,28 @@ pub fn control(extra: &[&str]) -> (Proc, Api) {
     )
 }
 
+/// `tollgate serve` with its data under `data`: the process, the API, and the edge's port.
+pub fn serve(data: &TempDir) -> (Proc, Api, u16) {
+    let mut p = Proc::spawn(&[
+        "serve",
+        "--data",
+        &data.path("d"),
+        "--control-listen",
+        "127.0.0.1:0",
+        "--edge-listen",
+        "127.0.0.1:0",
+        "--api-token",
+        TOKEN,
+    ]);
+    let port = p.port_after("Panel and API: ");
+    let edge = p.port_after("listening on ");
+    let api = Api {
+        port,
+        token: TOKEN.into(),
+    };
+    (p, api, edge)
+}
+
 /// `tollgate edge` following the control plane at `control_port`.
 pub fn edge(control_port: u16, edge_token: &str, state_dir: &str) -> (Proc, u16) {
     let url = format!("http://127.0.0.1:{control_port}");

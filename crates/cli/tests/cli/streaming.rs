@@ -381,8 +381,6 @@ fn gcore_mode_copies_the_playlist_token_for_one_directory() {
 
 #[test]
 fn hls_js_in_headless_chromium_plays_through_the_edge() {
-    use fantoccini::ClientBuilder;
-
     let s = setup(true);
     install_player();
     let (_driver, driver_port) = crate::panel_browser::start_driver();
@@ -402,23 +400,20 @@ fn hls_js_in_headless_chromium_plays_through_the_edge() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": "/usr/bin/chromium", "args": ["--headless=new", "--no-sandbox",
-                "--disable-gpu", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"]}),
-        );
-        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-            .expect("starting a Chromium session");
+        let c = crate::panel_browser::chromium(
+            driver_port,
+            &["--autoplay-policy=no-user-gesture-required"],
+        )
+        .await;
         c.goto(&page).await.unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let (mut time, mut errors) = (0.0, Value::Null);
         while std::time::Instant::now() < deadline {
             let v = c
-                .execute("return [document.getElementById('video').currentTime, window.playerErrors];", vec![])
+                .execute(
+                    "return [document.getElementById('video').currentTime, window.playerErrors];",
+                    vec![],
+                )
                 .await
                 .unwrap();
             time = v[0].as_f64().unwrap_or(0.0);
@@ -429,9 +424,16 @@ fn hls_js_in_headless_chromium_plays_through_the_edge() {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         let png = c.screenshot().await.unwrap();
-        std::fs::write(crate::panel_browser::screenshots_dir().join("player-hls.png"), png).unwrap();
+        std::fs::write(
+            crate::panel_browser::screenshots_dir().join("player-hls.png"),
+            png,
+        )
+        .unwrap();
         c.close().await.unwrap();
-        assert!(time > 2.0, "playback did not advance: currentTime {time}, errors {errors}");
+        assert!(
+            time > 2.0,
+            "playback did not advance: currentTime {time}, errors {errors}"
+        );
         eprintln!("hls.js: playback at {time:.1} s, errors {errors}");
     });
     let lines = log_lines(&s.log, 0);
