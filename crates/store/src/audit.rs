@@ -10,6 +10,18 @@ pub fn changed_fields(old: &Value, new: &Value) -> Vec<String> {
     out
 }
 
+/// The audit detail of an update: the changed paths, comma-separated.
+pub(crate) fn update_detail(
+    old: &tollgate_model::Resource,
+    new: &tollgate_model::Resource,
+) -> String {
+    changed_fields(
+        &serde_json::to_value(old).unwrap_or_default(),
+        &serde_json::to_value(new).unwrap_or_default(),
+    )
+    .join(",")
+}
+
 fn walk(prefix: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {

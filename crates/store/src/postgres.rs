@@ -218,11 +218,8 @@ impl Store for PgStore {
             )
             .map_err(backend)?;
             claim_hostnames(tx, res, id)?;
-            let changed = crate::changed_fields(
-                &serde_json::to_value(&old).unwrap_or_default(),
-                &serde_json::to_value(&res.resource).unwrap_or_default(),
-            );
-            audit(tx, actor, "resource.update", Some(id), &changed.join(","))?;
+            let detail = crate::audit::update_detail(&old, &res.resource);
+            audit(tx, actor, "resource.update", Some(id), &detail)?;
             parse_body(&body, id)
         })
     }
