@@ -8,7 +8,7 @@
 # Prints requests/s and p99 latency for each, the ratio tollgate/nginx, and resident memory.
 # Each scenario runs ROUNDS times (default 3), nginx and tollgate alternating; the medians
 # are reported, since two cores shared by wrk, the origin and an edge make single runs noisy.
-# Usage: bench/edge-vs-nginx.sh [SECONDS_PER_RUN] [CONNECTIONS]
+# Usage: [ROUNDS=3] [SCENARIOS="hit1k ..."] bench/edge-vs-nginx.sh [SECONDS_PER_RUN] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -19,8 +19,8 @@ for tool in wrk nginx; do
     echo "installing $tool" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release -q -p tollgate
-TG=target/release/tollgate
+# TG_BIN: another tollgate binary to measure (e.g. an older build, for before/after figures).
+if [ -n "${TG_BIN:-}" ]; then TG=$TG_BIN; else cargo build --release -q -p tollgate; TG=target/release/tollgate; fi
 
 dir=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 pids=()
@@ -120,7 +120,7 @@ rss_kb() { local total=0; for p in "$@"; do total=$(( total + $(awk '/VmRSS/ {pr
 
 printf '%-9s %12s %12s %8s %10s %10s\n' scenario nginx_rps tollgate_rps ratio nginx_p99 tg_p99
 workers=$(pgrep -P "$nginx_master" | tr '\n' ' ')
-for scenario in hit1k hit100k refused miss; do
+for scenario in ${SCENARIOS:-hit1k hit100k refused miss}; do
   if [ "$scenario" = miss ]; then
     rss_hits="nginx $(( $(rss_kb $nginx_master $workers) / 1024 )) MiB, tollgate $(( $(rss_kb $tollgate_pid) / 1024 )) MiB"
   fi
@@ -146,7 +146,7 @@ for scenario in hit1k hit100k refused miss; do
   ratio=$(awk -v a="$rt" -v b="$rn" 'BEGIN { printf "%.2f", a / b }')
   printf '%-9s %12s %12s %8s %8sms %8sms\n' "$scenario" "$rn" "$rt" "${ratio}x" "$pn" "$pt"
 done
-echo "resident memory after the hit runs: $rss_hits"
+[ -n "${rss_hits:-}" ] && echo "resident memory after the hit runs: $rss_hits"
 echo "resident memory at the end: nginx edge (master + workers) $(( $(rss_kb $nginx_master $workers) / 1024 )) MiB, tollgate edge $(( $(rss_kb $tollgate_pid) / 1024 )) MiB"
 echo "(nginx keeps its cache on disk, outside its RSS; tollgate keeps it in memory, up to --cache-size)"
 echo "(medians of $rounds rounds of wrk -t2 -c$conns -d${secs}s; $(nproc) cores shared by wrk, origin and edges; $("$NGINX" -v 2>&1))"

@@ -50,9 +50,14 @@ fn slot(reasons: &[&str], reason: &str) -> usize {
         .unwrap_or(reasons.len() - 1)
 }
 
-/// One resource's counters.
+/// Counter sets per resource, so that worker threads on different cores do not increment the
+/// same cache line on every request.
+const SHARDS: usize = 8;
+
+/// One worker's share of a resource's counters, on cache lines of its own.
 #[derive(Default)]
-pub struct ResourceMetrics {
+#[repr(align(128))]
+struct Shard {
     hit: AtomicU64,
     miss: AtomicU64,
     stale: AtomicU64,
@@ -65,43 +70,71 @@ pub struct ResourceMetrics {
     origin_latency_sum_us: AtomicU64,
 }
 
+thread_local! {
+    /// This thread's shard, dealt round-robin as threads first count something.
+    static SHARD: usize = {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        NEXT.fetch_add(1, Relaxed) % SHARDS
+    };
+}
+
+/// One resource's counters.
+#[derive(Default)]
+pub struct ResourceMetrics {
+    shards: [Shard; SHARDS],
+}
+
 impl ResourceMetrics {
+    fn shard(&self) -> &Shard {
+        &self.shards[SHARD.with(|s| *s)]
+    }
+
+    /// The sum over shards of one counter.
+    fn sum(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards.iter().map(|s| counter(s).load(Relaxed)).sum()
+    }
+
     /// Counts a request and the body bytes it was sent.
     pub fn record(&self, outcome: Outcome, bytes: u64) {
+        let s = self.shard();
         match outcome {
             Outcome::Hit | Outcome::Stale => {
-                self.bytes_hit.fetch_add(bytes, Relaxed);
+                s.bytes_hit.fetch_add(bytes, Relaxed);
             }
             Outcome::Miss | Outcome::Pass => {
-                self.bytes_miss.fetch_add(bytes, Relaxed);
+                s.bytes_miss.fetch_add(bytes, Relaxed);
             }
             _ => {}
         }
         let c = match outcome {
-            Outcome::Hit => &self.hit,
-            Outcome::Miss => &self.miss,
-            Outcome::Stale => &self.stale,
-            Outcome::Pass => &self.pass,
-            Outcome::Refused(r) => &self.refused[slot(&REASONS, r)],
-            Outcome::OriginError(r) => &self.origin_error[slot(&ORIGIN_REASONS, r)],
+            Outcome::Hit => &s.hit,
+            Outcome::Miss => &s.miss,
+            Outcome::Stale => &s.stale,
+            Outcome::Pass => &s.pass,
+            Outcome::Refused(r) => &s.refused[slot(&REASONS, r)],
+            Outcome::OriginError(r) => &s.origin_error[slot(&ORIGIN_REASONS, r)],
         };
         c.fetch_add(1, Relaxed);
     }
 
     /// Totals for the control plane's chart.
     pub fn counters(&self) -> tollgate_model::Counters {
-        let refused = |r: &str| self.refused[slot(&REASONS, r)].load(Relaxed);
-        let all_refused: u64 = self.refused.iter().map(|c| c.load(Relaxed)).sum();
+        let refused = |r: &str| self.sum(|s| &s.refused[slot(&REASONS, r)]);
+        let all_refused: u64 = (0..REASONS.len())
+            .map(|i| self.sum(|s| &s.refused[i]))
+            .sum();
         let (gone, bad_request) = (refused("expired"), refused("bad_request"));
-        let stale = self.stale.load(Relaxed);
-        let hit = self.hit.load(Relaxed);
+        let stale = self.sum(|s| &s.stale);
+        let hit = self.sum(|s| &s.hit);
         tollgate_model::Counters {
-            served: hit + stale + self.miss.load(Relaxed) + self.pass.load(Relaxed),
+            served: hit + stale + self.sum(|s| &s.miss) + self.sum(|s| &s.pass),
             hits: hit + stale,
             forbidden: all_refused - gone - bad_request,
             gone,
             bad_request,
-            origin_errors: self.origin_error.iter().map(|c| c.load(Relaxed)).sum(),
+            origin_errors: (0..ORIGIN_REASONS.len())
+                .map(|i| self.sum(|s| &s.origin_error[i]))
+                .sum(),
         }
     }
 
@@ -112,8 +145,10 @@ impl ResourceMetrics {
             .iter()
             .position(|b| s <= *b)
             .unwrap_or(BUCKETS.len());
-        self.origin_latency[i].fetch_add(1, Relaxed);
-        self.origin_latency_sum_us
+        let shard = self.shard();
+        shard.origin_latency[i].fetch_add(1, Relaxed);
+        shard
+            .origin_latency_sum_us
             .fetch_add(d.as_micros() as u64, Relaxed);
     }
 
@@ -125,32 +160,32 @@ impl ResourceMetrics {
                 "tollgate_requests_total{{resource=\"{id}\",outcome=\"{outcome}\",reason=\"{reason}\"}} {v}"
             );
         };
-        line("hit", "", self.hit.load(Relaxed));
-        line("miss", "", self.miss.load(Relaxed));
-        line("stale", "", self.stale.load(Relaxed));
-        line("pass", "", self.pass.load(Relaxed));
-        for (r, c) in REASONS.iter().zip(&self.refused) {
-            line("refused", r, c.load(Relaxed));
+        line("hit", "", self.sum(|s| &s.hit));
+        line("miss", "", self.sum(|s| &s.miss));
+        line("stale", "", self.sum(|s| &s.stale));
+        line("pass", "", self.sum(|s| &s.pass));
+        for (i, r) in REASONS.iter().enumerate() {
+            line("refused", r, self.sum(|s| &s.refused[i]));
         }
-        for (r, c) in ORIGIN_REASONS.iter().zip(&self.origin_error) {
-            line("origin_error", r, c.load(Relaxed));
+        for (i, r) in ORIGIN_REASONS.iter().enumerate() {
+            line("origin_error", r, self.sum(|s| &s.origin_error[i]));
         }
         let _ = writeln!(
             out,
             "tollgate_cache_bytes_sent_total{{resource=\"{id}\",cache=\"hit\"}} {}",
-            self.bytes_hit.load(Relaxed)
+            self.sum(|s| &s.bytes_hit)
         );
         let _ = writeln!(
             out,
             "tollgate_cache_bytes_sent_total{{resource=\"{id}\",cache=\"miss\"}} {}",
-            self.bytes_miss.load(Relaxed)
+            self.sum(|s| &s.bytes_miss)
         );
         let mut cumulative = 0;
         for (i, b) in BUCKETS.iter().enumerate() {
-            cumulative += self.origin_latency[i].load(Relaxed);
+            cumulative += self.sum(|s| &s.origin_latency[i]);
             let _ = writeln!(out, "tollgate_origin_latency_seconds_bucket{{resource=\"{id}\",le=\"{b}\"}} {cumulative}");
         }
-        cumulative += self.origin_latency[BUCKETS.len()].load(Relaxed);
+        cumulative += self.sum(|s| &s.origin_latency[BUCKETS.len()]);
         let _ = writeln!(
             out,
             "tollgate_origin_latency_seconds_bucket{{resource=\"{id}\",le=\"+Inf\"}} {cumulative}"
@@ -158,7 +193,7 @@ impl ResourceMetrics {
         let _ = writeln!(
             out,
             "tollgate_origin_latency_seconds_sum{{resource=\"{id}\"}} {}",
-            self.origin_latency_sum_us.load(Relaxed) as f64 / 1e6
+            self.sum(|s| &s.origin_latency_sum_us) as f64 / 1e6
         );
         let _ = writeln!(
             out,

@@ -12,6 +12,20 @@ use crate::cache::Object;
 /// Gcore's cache status header.
 pub static CACHE: HeaderName = HeaderName::from_static("cache");
 
+/// `Age` values up to an hour, made once: a hit then clones a static value (no allocation,
+/// no shared reference count) instead of formatting a number.
+fn age_value(age: u64) -> HeaderValue {
+    static AGES: std::sync::LazyLock<Vec<HeaderValue>> = std::sync::LazyLock::new(|| {
+        (0..=3600u64)
+            .map(|n| HeaderValue::from_static(Box::leak(n.to_string().into_boxed_str())))
+            .collect()
+    });
+    match AGES.get(age as usize) {
+        Some(v) => v.clone(),
+        None => HeaderValue::from(age),
+    }
+}
+
 /// A parsed single byte range, resolved against a length.
 fn byte_range(value: &HeaderValue, len: u64) -> Option<Result<(u64, u64), ()>> {
     let spec = value.to_str().ok()?.trim().strip_prefix("bytes=")?;
@@ -87,7 +101,7 @@ pub fn from_object(
     now: Instant,
 ) -> (Response<EdgeBody>, u64) {
     let mut headers = obj.headers.clone();
-    headers.insert(header::AGE, HeaderValue::from(obj.age(now)));
+    headers.insert(header::AGE, age_value(obj.age(now)));
     headers.insert(CACHE.clone(), HeaderValue::from_static(cache_status));
     let len = obj.body.len() as u64;
 
@@ -126,7 +140,9 @@ pub fn from_object(
     };
 
     let sent = body.len() as u64;
-    if status != StatusCode::NOT_MODIFIED {
+    // A body in hand has an exact size, from which hyper writes Content-Length itself; only a
+    // HEAD answer (sent without its body) needs it set here.
+    if head && status != StatusCode::NOT_MODIFIED {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(sent));
     }
     let body = if head || sent == 0 {
