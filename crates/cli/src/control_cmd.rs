@@ -69,8 +69,13 @@ fn open_store(data: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
     Ok(match database {
         Some(url) => Arc::new(PgStore::open(url).map_err(|e| anyhow!("--database: {e}"))?),
         None => {
-            std::fs::create_dir_all(data)
-                .with_context(|| format!("--data: cannot create {}", data.display()))?;
+            // The database holds resource keys: the directory is this user's only.
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(data)
+            .with_context(|| format!("--data: cannot create {}", data.display()))?;
             let path = data.join("tollgate.db");
             Arc::new(
                 SqliteStore::open(&path).map_err(|e| anyhow!("--data {}: {e}", path.display()))?,

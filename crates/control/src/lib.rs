@@ -76,6 +76,14 @@ impl Control {
     /// Creates the first API token when there is none: `given`, or a random one. Returns the
     /// token to show once, or `None` when tokens already exist.
     pub fn bootstrap(&self, given: Option<&str>) -> Result<Option<String>, ApiError> {
+        if let Some(t) = given {
+            if t.len() < 16 || t.bytes().any(|b| !b.is_ascii_graphic()) {
+                return Err(ApiError::invalid(
+                    "api-token",
+                    "must be at least 16 printable characters without spaces",
+                ));
+            }
+        }
         if self.store.token_count()? > 0 {
             if let Some(t) = given {
                 // A token given for automation works on later starts too.
@@ -91,12 +99,6 @@ impl Control {
             Some(t) => t.to_owned(),
             None => auth::new_token().map_err(ApiError::internal)?,
         };
-        if token.len() < 16 || token.bytes().any(|b| !b.is_ascii_graphic()) {
-            return Err(ApiError::invalid(
-                "api-token",
-                "must be at least 16 printable characters without spaces",
-            ));
-        }
         self.store
             .add_token("first", Role::Api, &auth::hash(&token), "bootstrap")?;
         Ok(Some(token))

@@ -43,6 +43,12 @@ fn start(tag: &str) -> Running {
         None,
         "the first token is made once"
     );
+    let short = control.bootstrap(Some("short")).unwrap_err();
+    assert_eq!(
+        short.field.as_deref(),
+        Some("api-token"),
+        "checked on later starts too"
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();

@@ -80,13 +80,26 @@ pub fn load_saved(dir: &Path) -> Option<Snapshot> {
 /// Saves `snap` (without its purges) so that it replaces the old file whole or not at all.
 pub fn save(dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
     use std::io::Write as _;
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
     let body = serde_json::to_vec(&Snapshot {
         purges: Vec::new(),
         ..snap.clone()
     })?;
-    let mut f = std::fs::File::create(&tmp)?;
+    // The snapshot holds the resources' keys: readable by this user only.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?
+    };
     f.write_all(&body)?;
     f.sync_all()?;
     std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;

@@ -174,6 +174,20 @@ fn serve_runs_control_panel_and_edge_together() {
         !text.contains("secret_key") && !text.contains("fresh_key_2"),
         "keys in the audit log: {text}"
     );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &str| {
+        std::fs::metadata(data.0.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(
+        mode("d/edge/snapshot.json"),
+        0o600,
+        "the snapshot holds keys"
+    );
+    assert_eq!(mode("d"), 0o700, "the data directory holds keys");
     let logs = p.seen.join("\n");
     assert!(
         !logs.contains("secret_key") && !logs.contains("fresh_key_2"),
