@@ -188,7 +188,8 @@ impl Control {
             )
             .route("/cdn/resources/{id}/purge", post(resources::purge))
             .route("/cdn/resources/{id}/sign", post(links::sign))
-            .route("/tollgate/tokens", post(create_token))
+            .route("/tollgate/tokens", post(create_token).get(list_tokens))
+            .route("/tollgate/tokens/{id}", axum::routing::delete(delete_token))
             .route("/tollgate/audit", get(audit))
             .route("/tollgate/stats", get(stats))
             .route("/cdn/public-ip-list", get(public_ip_list))
@@ -269,6 +270,31 @@ async fn create_token(
         Json(serde_json::json!({"id": id, "name": name, "role": role.as_str(), "token": token})),
     )
         .into_response())
+}
+
+/// `GET /tollgate/tokens`: every token's id, name and role (never the token or its hash).
+async fn list_tokens(State(c): State<Arc<Control>>) -> Result<Response, ApiError> {
+    let list: Vec<_> = c
+        .blocking(|s| s.list_tokens())
+        .await?
+        .into_iter()
+        .map(|t| serde_json::json!({"id": t.id, "name": t.name, "role": t.role.as_str()}))
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+/// `DELETE /tollgate/tokens/{id}`: revokes a token at once (the last API token stays).
+async fn delete_token(
+    State(c): State<Arc<Control>>,
+    Extension(who): Extension<TokenInfo>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = resources::parse_id(&id)?;
+    match c.blocking(move |s| s.delete_token(id, &who.name)).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) if e.code == "not_found" => Err(ApiError::not_found("token")),
+        Err(e) => Err(e),
+    }
 }
 
 /// `GET /tollgate/audit?limit=N`: who changed what, newest first.

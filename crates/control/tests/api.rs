@@ -353,6 +353,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/cdn/resources/{id}/purge"),
     ("post", "/cdn/resources/{id}/sign"),
     ("post", "/tollgate/tokens"),
+    ("get", "/tollgate/tokens"),
+    ("delete", "/tollgate/tokens/{id}"),
     ("get", "/tollgate/audit"),
     ("get", "/tollgate/stats"),
     ("get", "/cdn/public-ip-list"),
@@ -432,6 +434,57 @@ fn public_ip_list_holds_the_addresses_edges_poll_from() {
     assert_eq!(
         list,
         json!({"addresses": ["127.0.0.1"], "addresses_v6": []})
+    );
+}
+
+#[test]
+fn tokens_are_listed_without_secrets_and_revoked_at_once() {
+    let r = start("tokens");
+    let api = &r.api;
+    let (s, made) = api.call(
+        "POST",
+        "/tollgate/tokens",
+        Some(&json!({"name": "edge-7", "role": "edge"})),
+    );
+    assert_eq!(s, 201);
+    let (secret, id) = (
+        made["token"].as_str().unwrap().to_owned(),
+        made["id"].as_u64().unwrap(),
+    );
+    let edge = Api {
+        port: api.port,
+        token: secret.clone(),
+    };
+    assert_eq!(
+        edge.call("GET", "/edge/v1/config?since=999999&wait=0", None)
+            .0,
+        200
+    );
+    let (_, list) = api.call("GET", "/tollgate/tokens", None);
+    assert_eq!(list[1], json!({"id": id, "name": "edge-7", "role": "edge"}));
+    assert!(!list.to_string().contains(&secret));
+    assert_eq!(
+        api.call("DELETE", &format!("/tollgate/tokens/{id}"), None)
+            .0,
+        204
+    );
+    assert_eq!(
+        edge.call("GET", "/edge/v1/config?since=999999&wait=0", None)
+            .0,
+        401,
+        "revoked at once"
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/tollgate/tokens/{id}"), None)
+            .1["code"],
+        "not_found"
+    );
+    let first = list[0]["id"].as_u64().unwrap();
+    let (s, e) = api.call("DELETE", &format!("/tollgate/tokens/{first}"), None);
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (400, Some("conflict")),
+        "the last API token stays: {e}"
     );
 }
 

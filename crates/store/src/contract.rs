@@ -143,6 +143,39 @@ fn tokens(s: &dyn Store) {
     assert_eq!(s.find_token("hash-2").unwrap().unwrap().role, Role::Edge);
     assert!(s.find_token("nope").unwrap().is_none());
     assert!(s.add_token("dup", Role::Api, "hash-1", "first").is_err());
+
+    let names: Vec<String> = s
+        .list_tokens()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["first", "edge-1"]);
+    assert!(
+        matches!(
+            s.delete_token(id, "first"),
+            Err(StoreError::Conflict { .. })
+        ),
+        "the last API token stays"
+    );
+    let edge = s.find_token("hash-2").unwrap().unwrap().id;
+    s.delete_token(edge, "first").unwrap();
+    assert!(
+        s.find_token("hash-2").unwrap().is_none(),
+        "a revoked token is unknown"
+    );
+    assert!(matches!(
+        s.delete_token(edge, "first"),
+        Err(StoreError::NotFound)
+    ));
+    s.add_token("second", Role::Api, "hash-3", "first").unwrap();
+    s.delete_token(id, "second").unwrap();
+    assert!(s.find_token("hash-1").unwrap().is_none());
+    assert!(s
+        .audit(10)
+        .unwrap()
+        .iter()
+        .any(|e| e.action == "token.delete" && e.detail == "edge-1 (edge)"));
 }
 
 fn sqlite() -> (tempdir::Dir, SqliteStore) {

@@ -25,7 +25,7 @@ pub use crate::sqlite::SqliteStore;
 pub enum StoreError {
     /// No resource with that id.
     NotFound,
-    /// The change contradicts stored state (a hostname already taken).
+    /// The change contradicts stored state (a hostname already taken, the last API token).
     Conflict {
         /// The field at fault, as a JSON path.
         field: String,
@@ -129,6 +129,10 @@ pub trait Store: Send + Sync {
         -> Result<u64, StoreError>;
     /// The token with this hash.
     fn find_token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError>;
+    /// Every token (ids, names, roles; never hashes), by id.
+    fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Revokes a token. Refuses to remove the last API token, which would lock everyone out.
+    fn delete_token(&self, id: u64, actor: &str) -> Result<(), StoreError>;
     /// The newest `limit` audit entries, newest first.
     fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }
@@ -153,6 +157,13 @@ fn body_of(res: &ValidResource, id: u64) -> String {
     r.id = id;
     // Serialising plain data cannot fail.
     serde_json::to_string(&r).unwrap_or_default()
+}
+
+fn last_api_token() -> StoreError {
+    StoreError::Conflict {
+        field: "id".into(),
+        message: "this is the last API token; create another before revoking it".into(),
+    }
 }
 
 fn hostname_conflict(res: &ValidResource, host: &str, other: i64) -> StoreError {

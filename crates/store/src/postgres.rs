@@ -359,6 +359,51 @@ impl Store for PgStore {
         })
     }
 
+    fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.with(|c| {
+            c.query("SELECT id, name, role FROM api_tokens ORDER BY id", &[])
+                .map_err(backend)?
+                .iter()
+                .map(|r| {
+                    Ok(TokenInfo {
+                        id: r.get::<_, i64>(0) as u64,
+                        name: r.get(1),
+                        role: Role::parse(r.get(2))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn delete_token(&self, id: u64, actor: &str) -> Result<(), StoreError> {
+        let id = to_i64(id)?;
+        self.write(|tx| {
+            // Row locks on every API token: two nodes cannot each revoke one of the last two.
+            tx.execute(
+                "SELECT id FROM api_tokens WHERE role = 'api' FOR UPDATE",
+                &[],
+            )
+            .map_err(backend)?;
+            let row = tx
+                .query_opt("SELECT name, role FROM api_tokens WHERE id = $1", &[&id])
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            let (name, role): (String, String) = (row.get(0), row.get(1));
+            if role == "api" {
+                let apis: i64 = tx
+                    .query_one("SELECT count(*) FROM api_tokens WHERE role = 'api'", &[])
+                    .map_err(backend)?
+                    .get(0);
+                if apis <= 1 {
+                    return Err(crate::last_api_token());
+                }
+            }
+            tx.execute("DELETE FROM api_tokens WHERE id = $1", &[&id])
+                .map_err(backend)?;
+            audit(tx, actor, "token.delete", None, &format!("{name} ({role})"))
+        })
+    }
+
     fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let limit = i64::from(limit);
         self.with(|c| {

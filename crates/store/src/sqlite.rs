@@ -360,6 +360,61 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, name, role FROM api_tokens ORDER BY id")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(backend)?;
+        rows.map(|row| {
+            let (id, name, role) = row.map_err(backend)?;
+            Ok(TokenInfo {
+                id: id as u64,
+                name,
+                role: Role::parse(&role)?,
+            })
+        })
+        .collect()
+    }
+
+    fn delete_token(&self, id: u64, actor: &str) -> Result<(), StoreError> {
+        let id = to_i64(id)?;
+        self.write(|tx| {
+            let row: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT name, role FROM api_tokens WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let (name, role) = row.ok_or(StoreError::NotFound)?;
+            if role == "api" {
+                let apis: i64 = tx
+                    .query_row(
+                        "SELECT count(*) FROM api_tokens WHERE role = 'api'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if apis <= 1 {
+                    return Err(crate::last_api_token());
+                }
+            }
+            tx.execute("DELETE FROM api_tokens WHERE id = ?1", [id])
+                .map_err(backend)?;
+            audit(tx, actor, "token.delete", None, &format!("{name} ({role})"))
+        })
+    }
+
     fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
