@@ -141,7 +141,7 @@ function secureTab(body, r) {
     el("div", { class: "row" }, key, el("button", { class: "secondary", id: "sk-generate", onclick: () => { key.value = generateKey(); check(); } }, "Generate")),
     el("p", { class: "hint" }, "6 to 32 characters; letters, digits and symbols, no spaces."), keyErr,
     el("label", { class: "inline" }, withIp, "Add a client's IP to the token"),
-    sk.previous_key ? el("p", { class: "hint" }, "A previous key still verifies links while they age out.") : null,
+    rotationCard(r, sk),
     status,
     el("button", { id: "sk-save", onclick: async () => {
       if (!check()) return;
@@ -153,6 +153,30 @@ function secureTab(body, r) {
       catch (e) { status.className = "error"; status.textContent = (e.field ? e.field + ": " : "") + e.message; }
     } }, "Save"));
   check();
+}
+
+// Key rotation (Tollgate's previous_key): a new key signs at once, the old one keeps verifying
+// links already handed out until they have expired; then it is dropped.
+function rotationCard(r, sk) {
+  if (!sk.enabled || !sk.key) return null;
+  const status = el("p", { class: "error", id: "rot-status" });
+  const save = async (next, done) => {
+    try { await api("PATCH", "/cdn/resources/" + r.id, { options: { secure_key: next } });
+      status.className = "ok"; status.textContent = done; setTimeout(route, 800); }
+    catch (e) { status.className = "error"; status.textContent = (e.field ? e.field + ": " : "") + e.message; }
+  };
+  const base = { enabled: true, key: sk.key, type: sk.type || 0 };
+  return el("div", { class: "card", id: "rotation" },
+    el("h2", {}, "Key rotation"),
+    sk.previous_key
+      ? el("p", { id: "rot-state" }, "The key above signs; a previous key still verifies links made with it.")
+      : el("p", { id: "rot-state" }, "One key signs and verifies."),
+    el("div", { class: "row" },
+      el("button", { class: "secondary", id: "rot-rotate", onclick: () =>
+        save({ ...base, key: generateKey(), previous_key: sk.key }, "Rotated: a new key signs, the old one still verifies.") }, "Rotate key"),
+      sk.previous_key ? el("button", { class: "secondary", id: "rot-drop", onclick: () =>
+        save(base, "The previous key no longer verifies.") }, "Stop accepting the previous key") : null),
+    status);
 }
 
 function linksTab(body, r) {

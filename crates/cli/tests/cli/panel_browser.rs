@@ -183,6 +183,30 @@ fn panel_in_headless_chromium() {
             json!({"enabled": true, "key": key, "type": 0})
         );
 
+        // Key rotation: a new key signs, the old one still verifies; then it is dropped.
+        c.refresh().await.unwrap();
+        el(&c, "#rot-rotate").await.click().await.unwrap();
+        text_until(&c, "#rot-status", 10, |t| t.contains("Rotated")).await;
+        let (_, stored) = api.call("GET", "/cdn/resources/1", None);
+        let sk = &stored["options"]["secure_key"];
+        assert_eq!(sk["previous_key"], json!(key), "{stored}");
+        let key = sk["key"].as_str().unwrap().to_owned();
+        assert_eq!(key.len(), 32);
+        text_until(&c, "#rot-state", 10, |t| {
+            t.contains("previous key still verifies")
+        })
+        .await;
+        shot(&c, "04-key-rotated").await;
+        el(&c, "#rot-drop").await.click().await.unwrap();
+        text_until(&c, "#rot-status", 10, |t| t.contains("no longer")).await;
+        let (_, stored) = api.call("GET", "/cdn/resources/1", None);
+        assert!(
+            stored["options"]["secure_key"]
+                .get("previous_key")
+                .is_none(),
+            "{stored}"
+        );
+
         // Link generator: a signed URL, a copy button and the snippets.
         el(&c, "#tab-links").await.click().await.unwrap();
         fill(&c, "#link-path", "/size/1000").await;
@@ -196,7 +220,7 @@ fn panel_in_headless_chromium() {
         text_until(&c, "#link-copied", 5, |t| !t.is_empty()).await;
         let php = el(&c, "#snip-php").await.text().await.unwrap();
         assert!(php.contains(&key) && php.contains("127.0.0.1"), "{php}");
-        shot(&c, "04-link-generator").await;
+        shot(&c, "05-link-generator").await;
 
         // The link works through the edge, and only from the address it was made for.
         let target = url
@@ -233,7 +257,7 @@ fn panel_in_headless_chromium() {
         })
         .await;
         eprintln!("chart: {total}");
-        shot(&c, "05-chart").await;
+        shot(&c, "06-chart").await;
         c.close().await.unwrap();
     });
 }
