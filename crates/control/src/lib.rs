@@ -3,9 +3,9 @@
 //!
 //! Every change goes through the store in one transaction that raises the snapshot version;
 //! [`Control::changed`] then wakes the long-polls, so a running edge holds the change within
-//! one round trip. With several control nodes on one PostgreSQL database, each node also
-//! re-reads the version every [`STORE_POLL`], so edges of any node follow changes made on any
-//! other.
+//! one round trip. With several control nodes on one PostgreSQL database, each node learns of
+//! the others' changes by LISTEN/NOTIFY, and re-reads the version every [`STORE_POLL`] in any
+//! case, so edges of any node follow changes made on any other.
 
 pub mod auth;
 pub mod edges;
@@ -155,8 +155,12 @@ impl Control {
     /// Follows changes other nodes make to a shared store; returns when stopping.
     pub async fn watch_store(self: Arc<Self>) {
         loop {
+            // PostgreSQL wakes this at once on another node's commit (LISTEN/NOTIFY); any
+            // store returns after STORE_POLL at the latest, and the version is re-read then.
+            let store = Arc::clone(&self.store);
+            let wait = tokio::task::spawn_blocking(move || store.wait_for_change(STORE_POLL));
             tokio::select! {
-                () = tokio::time::sleep(STORE_POLL) => self.changed().await,
+                _ = wait => self.changed().await,
                 () = self.stopped() => return,
             }
         }

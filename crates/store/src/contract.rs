@@ -269,3 +269,35 @@ fn postgres_two_nodes_race_for_a_hostname() {
     assert_eq!(nodes[0].list().unwrap().len(), 20);
     assert_eq!(nodes[1].version().unwrap(), 20);
 }
+
+#[test]
+fn postgres_announces_commits_to_other_nodes() {
+    use std::time::{Duration, Instant};
+    let db = tollgate_testkit::pg::TempDb::create("notify");
+    let (a, b) = (
+        PgStore::open(&db.url).unwrap(),
+        PgStore::open(&db.url).unwrap(),
+    );
+    // The first call connects the listener; nothing has happened yet.
+    assert!(!b.wait_for_change(Duration::from_millis(100)));
+    std::thread::scope(|sc| {
+        let waiter = sc.spawn(|| {
+            let t = Instant::now();
+            (b.wait_for_change(Duration::from_secs(10)), t.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        a.create(&resource("n.example.com", "secret_one"), "a")
+            .unwrap();
+        let (woken, took) = waiter.join().unwrap();
+        assert!(
+            woken && took < Duration::from_secs(5),
+            "woken by the commit: {woken} after {took:?}"
+        );
+    });
+    // A refused change announces nothing: the notification belongs to the rolled-back
+    // transaction.
+    assert!(a
+        .create(&resource("n.example.com", "secret_one"), "a")
+        .is_err());
+    assert!(!b.wait_for_change(Duration::from_millis(300)));
+}

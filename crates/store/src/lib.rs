@@ -133,6 +133,13 @@ pub trait Store: Send + Sync {
     fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
     /// Revokes a token. Refuses to remove the last API token, which would lock everyone out.
     fn delete_token(&self, id: u64, actor: &str) -> Result<(), StoreError>;
+    /// Blocks until another writer may have changed the snapshot version, or `timeout` passes
+    /// (returns whether it was woken by a change). The control plane re-reads the version after
+    /// each return, so a backend without notifications just waits out the timeout (polling).
+    fn wait_for_change(&self, timeout: std::time::Duration) -> bool {
+        std::thread::sleep(timeout);
+        false
+    }
     /// The newest `limit` audit entries, newest first.
     fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }

@@ -17,7 +17,13 @@ use crate::{
 pub struct PgStore {
     url: String,
     client: Mutex<Option<Client>>,
+    /// A second connection that only LISTENs, for [`Store::wait_for_change`].
+    listener: Mutex<Option<Client>>,
 }
+
+/// The channel every change is announced on, so that other control nodes learn of it at once
+/// instead of at their next version poll.
+const CHANNEL: &str = "tollgate_config";
 
 fn backend(e: postgres::Error) -> StoreError {
     // The error's Display is just "db error"; the server's message is in the DbError.
@@ -35,6 +41,7 @@ impl PgStore {
         let store = PgStore {
             url: url.to_owned(),
             client: Mutex::new(None),
+            listener: Mutex::new(None),
         };
         store.with(|c| {
             let mut tx = c.transaction().map_err(backend)?;
@@ -99,6 +106,9 @@ impl PgStore {
 }
 
 fn bump(tx: &mut Transaction<'_>) -> Result<i64, StoreError> {
+    // Delivered to listeners when (and only if) the transaction commits.
+    tx.batch_execute(&format!("NOTIFY {CHANNEL}"))
+        .map_err(backend)?;
     tx.query_one(
         "UPDATE config_version SET version = version + 1 RETURNING version",
         &[],
@@ -163,6 +173,32 @@ fn claim_hostnames(
 }
 
 impl Store for PgStore {
+    fn wait_for_change(&self, timeout: std::time::Duration) -> bool {
+        use postgres::fallible_iterator::FallibleIterator as _;
+        let mut guard = self.listener.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+            match Client::connect(&self.url, NoTls).and_then(|mut c| {
+                c.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+                Ok(c)
+            }) {
+                Ok(c) => *guard = Some(c),
+                Err(_) => {
+                    // The regular version poll covers the time without a listener.
+                    std::thread::sleep(timeout);
+                    return false;
+                }
+            }
+        }
+        let Some(c) = guard.as_mut() else {
+            return false;
+        };
+        let mut notes = c.notifications();
+        let woken = matches!(notes.timeout_iter(timeout).next(), Ok(Some(_)));
+        // Several changes may have been announced: one re-read of the version covers them all.
+        while let Ok(Some(_)) = notes.iter().next() {}
+        woken
+    }
+
     fn list(&self) -> Result<Vec<Resource>, StoreError> {
         self.with(|c| {
             c.query("SELECT id, body FROM resources ORDER BY id", &[])
