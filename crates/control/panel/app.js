@@ -161,9 +161,13 @@ function rotationCard(r, sk) {
   if (!sk.enabled || !sk.key) return null;
   const status = el("p", { class: "error", id: "rot-status" });
   const save = async (next, done) => {
-    try { await api("PATCH", "/cdn/resources/" + r.id, { options: { secure_key: next } });
-      status.className = "ok"; status.textContent = done; setTimeout(route, 800); }
-    catch (e) { status.className = "error"; status.textContent = (e.field ? e.field + ": " : "") + e.message; }
+    try {
+      await api("PATCH", "/cdn/resources/" + r.id, { options: { secure_key: next } });
+      // Show the resource as stored now, then say what happened on the new page.
+      await route();
+      const shown = document.getElementById("rot-status");
+      if (shown) { shown.className = "ok"; shown.textContent = done; }
+    } catch (e) { status.className = "error"; status.textContent = (e.field ? e.field + ": " : "") + e.message; }
   };
   const base = { enabled: true, key: sk.key, type: sk.type || 0 };
   return el("div", { class: "card", id: "rotation" },
