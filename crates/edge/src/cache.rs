@@ -91,6 +91,9 @@ pub struct Cache {
     inner: Moka<CacheKey, Arc<Object>>,
     /// Largest object stored; larger ones are streamed through.
     pub max_object_bytes: u64,
+    /// Raised by every purge: a fetch that began before a purge does not store what it got,
+    /// which may be the very copy the purge was meant to remove.
+    purges: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Cache {
@@ -105,6 +108,7 @@ impl Cache {
         Cache {
             inner,
             max_object_bytes,
+            purges: Arc::default(),
         }
     }
 
@@ -118,8 +122,32 @@ impl Cache {
         self.inner.insert(key, obj);
     }
 
+    /// A mark to take before an origin fetch, for [`Cache::insert_unless_purged`].
+    pub fn purge_mark(&self) -> u64 {
+        self.purges.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Stores `obj` unless a purge happened since `mark` was taken (then the object is served
+    /// to the requests waiting for it, but not kept). Returns whether it was stored.
+    pub fn insert_unless_purged(&self, key: CacheKey, obj: Arc<Object>, mark: u64) -> bool {
+        if self.purge_mark() != mark {
+            return false;
+        }
+        self.inner.insert(key.clone(), obj);
+        // A purge raises the mark before it registers its predicate, and moka applies a
+        // predicate only to entries inserted before it: an insert that raced past the first
+        // check is caught here.
+        if self.purge_mark() != mark {
+            self.inner.invalidate(&key);
+            return false;
+        }
+        true
+    }
+
     /// Drops every object of a resource.
     pub fn purge_resource(&self, resource: u64) {
+        self.purges
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         // Only fails when invalidation closures are not enabled, which `new` does.
         let _ = self
             .inner
@@ -130,6 +158,8 @@ impl Cache {
     /// are, so `/a%20b` and `/a b` are one object; a URL without a query also drops its query
     /// variants) or `*` patterns matched against the path.
     pub fn purge(&self, resource: u64, req: &tollgate_model::PurgeRequest) {
+        self.purges
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if req.is_everything() {
             return self.purge_resource(resource);
         }
@@ -243,5 +273,97 @@ impl Flights {
             key: key.clone(),
             tx,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_model::PurgeRequest;
+
+    fn obj() -> Arc<Object> {
+        let now = Instant::now();
+        Arc::new(Object {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(b"x"),
+            stored_at: now,
+            initial_age: 0,
+            fresh_until: now + Duration::from_secs(60),
+            stale_until: now + Duration::from_secs(60),
+            etag: None,
+            last_modified: None,
+        })
+    }
+
+    fn key(resource: u64, path: &str) -> CacheKey {
+        CacheKey {
+            resource,
+            path: path.as_bytes().into(),
+        }
+    }
+
+    fn urls(u: &[&str]) -> PurgeRequest {
+        PurgeRequest {
+            urls: Some(u.iter().map(|s| s.to_string()).collect()),
+            paths: None,
+        }
+    }
+
+    fn paths(p: &[&str]) -> PurgeRequest {
+        PurgeRequest {
+            urls: None,
+            paths: Some(p.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn a_fetch_that_began_before_a_purge_is_not_stored() {
+        let c = Cache::new(1 << 20, 1 << 20);
+        let mark = c.purge_mark();
+        c.purge(1, &urls(&["/a"]));
+        assert!(!c.insert_unless_purged(key(1, "/a"), obj(), mark));
+        assert!(c.get(&key(1, "/a")).is_none());
+        let mark = c.purge_mark();
+        assert!(c.insert_unless_purged(key(1, "/a"), obj(), mark));
+        assert!(c.get(&key(1, "/a")).is_some());
+    }
+
+    #[test]
+    fn purges_drop_what_they_name() {
+        let c = Cache::new(1 << 20, 1 << 20);
+        let all = ["/a", "/a?x=1", "/ab", "/b/c.jpg", "/my%20file.mp4"];
+        let fill = || {
+            for p in all {
+                c.insert(key(1, p), obj());
+            }
+            c.insert(key(2, "/a"), obj());
+        };
+        let left = || {
+            all.iter()
+                .filter(|p| c.get(&key(1, p)).is_some())
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        fill();
+        c.purge(1, &urls(&["/a", "/my%20fil%65.mp4"]));
+        assert_eq!(
+            left(),
+            ["/ab", "/b/c.jpg"],
+            "a URL takes its query variants, and is normalised as requests are"
+        );
+        fill();
+        c.purge(1, &urls(&["/a?x=1"]));
+        assert_eq!(left(), ["/a", "/ab", "/b/c.jpg", "/my%20file.mp4"]);
+        fill();
+        c.purge(1, &paths(&["/b/*"]));
+        assert_eq!(left(), ["/a", "/a?x=1", "/ab", "/my%20file.mp4"]);
+        fill();
+        c.purge(1, &paths(&[]));
+        assert!(left().is_empty());
+        assert!(
+            c.get(&key(2, "/a")).is_some(),
+            "other resources keep theirs"
+        );
     }
 }

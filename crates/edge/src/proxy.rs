@@ -270,6 +270,7 @@ async fn serve(
         }
         match edge.flights.join(&key) {
             Role::Leader(leader) => {
+                let mark = edge.cache.purge_mark();
                 let shared = fetch(edge, site, to).await;
                 let shared = match (shared, cached) {
                     (Shared::Failed(..), Some(stale)) if now < stale.stale_until => {
@@ -285,7 +286,8 @@ async fn serve(
                     (s, _) => s,
                 };
                 if let Shared::Object(obj, true) = &shared {
-                    edge.cache.insert(key.clone(), Arc::clone(obj));
+                    edge.cache
+                        .insert_unless_purged(key.clone(), Arc::clone(obj), mark);
                 }
                 if let Shared::FetchYourself = shared {
                     edge.large.insert(key.clone(), ());
