@@ -48,7 +48,12 @@ enum Command {
 struct KeyArgs {
     /// Secret key (6 to 32 printable ASCII characters). Prefer TOLLGATE_KEY or --key-file:
     /// other users can read command lines.
-    #[arg(long, env = "TOLLGATE_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     key: Vec<String>,
     /// Read the key (first line) from a file.
     #[arg(long, value_name = "FILE")]

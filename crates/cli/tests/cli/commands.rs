@@ -206,5 +206,11 @@ fn keygen_makes_valid_distinct_keys() {
     assert_eq!(a.len(), 32);
     assert_ne!(a, b);
     let o = tollgate(&["sign", "--key", &a, "--path", "/x", "--ttl", "5"], None);
-    assert!(o.status.success());
+    assert!(o.status.success(), "{}", err(&o));
+    // A key of someone else's that starts with `-` is still a key, not an option.
+    let o = tollgate(
+        &["sign", "--key", "-dash_key", "--path", "/x", "--ttl", "5"],
+        None,
+    );
+    assert!(o.status.success(), "{}", err(&o));
 }
