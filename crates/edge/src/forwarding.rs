@@ -14,6 +14,10 @@ use tollgate_token::{RemoteAddr, Target};
 use crate::body::EdgeBody;
 use tollgate_manifest::{self as manifest, Addition, Kind, Rewrite};
 
+/// Largest manifest rewritten when it is too large for the cache (and so read whole for each
+/// request); a larger one is answered 502.
+pub const MANIFEST_CAP: u64 = 64 << 20;
+
 /// A manifest response to rewrite, decided from the request.
 pub struct Plan {
     kind: Kind,
@@ -122,7 +126,7 @@ pub fn apply(
             }
             return 0;
         }
-        // Empty, or streamed because too large to keep: passed as it is.
+        // Empty.
         _ => return sent,
     };
     let hosts = res.hostnames();
@@ -161,6 +165,7 @@ pub fn apply(
     let len = rewritten.len() as u64;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.remove(header::TRANSFER_ENCODING);
     // The body is this viewer's: no validators, no ranges, no shared caching downstream.
     h.remove(header::ETAG);
     h.remove(header::LAST_MODIFIED);

@@ -142,6 +142,11 @@ struct Setup {
 
 /// nginx serving the streams, and an edge in front with query string forwarding.
 fn setup(sign_each_directory: bool) -> Setup {
+    setup_with(sign_each_directory, &[])
+}
+
+/// [`setup`] with more edge flags.
+fn setup_with(sign_each_directory: bool, flags: &[&str]) -> Setup {
     let root = content();
     let origin = tollgate_testkit::free_port();
     let nginx = Nginx::start(&[origin], |_| {
@@ -162,15 +167,18 @@ fn setup(sign_each_directory: bool) -> Setup {
     let file = dir.path("resources.json");
     std::fs::write(&file, res.to_string()).unwrap();
     let log = dir.0.join("access.log");
-    let mut edge = Proc::spawn(&[
+    let log_path = log.to_string_lossy().into_owned();
+    let mut args = vec![
         "edge",
         "--resources",
         &file,
         "--listen",
         "127.0.0.1:0",
         "--access-log",
-        &log.to_string_lossy(),
-    ]);
+        &log_path,
+    ];
+    args.extend_from_slice(flags);
+    let mut edge = Proc::spawn(&args);
     let port = edge.port_after("listening on ");
     Setup {
         origin,
@@ -442,4 +450,24 @@ fn hls_js_in_headless_chromium_plays_through_the_edge() {
         "{lines:?}"
     );
     assert!(lines.iter().any(|(p, _)| p.ends_with(".ts")), "{lines:?}");
+}
+
+#[test]
+fn playlists_too_large_to_cache_are_rewritten_too() {
+    // Every object here is above --max-object-size, so nothing is cached: playlists are read
+    // whole for each request and rewritten, segments stream through.
+    let s = setup_with(true, &["--max-object-size", "100"]);
+    let master = signed("/vod/master.m3u8", tollgate_testkit::now() + 600);
+    read_through_edge(s.port, &master)
+        .unwrap_or_else(|e| panic!("{e}\n{:?}", log_lines(&s.log, 0)));
+    let lines = log_lines(&s.log, 0);
+    assert!(
+        lines.iter().all(|(_, st)| *st == 200 || *st == 206),
+        "{lines:?}"
+    );
+    let segments = files_under(&content().join("vod"), "ts");
+    assert!(
+        lines.iter().filter(|(p, _)| p.ends_with(".ts")).count() >= segments,
+        "{lines:?}"
+    );
 }
