@@ -190,6 +190,21 @@ fn setup_with(sign_each_directory: bool, flags: &[&str]) -> Setup {
     }
 }
 
+impl Setup {
+    /// The status of a GET through the edge, from 127.0.0.1.
+    fn get(&self, target: &str) -> u16 {
+        request(
+            Ipv4Addr::LOCALHOST,
+            self.port,
+            "GET",
+            target.as_bytes(),
+            &[("Host", "127.0.0.1")],
+        )
+        .unwrap()
+        .status
+    }
+}
+
 fn signed(path: &str, expires: i64) -> String {
     tollgate_testkit::link(path, expires, Some("127.0.0.1"))
 }
@@ -306,24 +321,17 @@ fn wrong_expired_and_missing_tokens_are_refused() {
     assert!(read_through_edge(s.port, &wrong).is_err());
     let expired = signed("/vod/master.m3u8", now - 1);
     assert!(read_through_edge(s.port, &expired).is_err());
-    let get = |t: &str| {
-        request(
-            Ipv4Addr::LOCALHOST,
-            s.port,
-            "GET",
-            t.as_bytes(),
-            &[("Host", "127.0.0.1")],
-        )
-        .unwrap()
-        .status
-    };
-    assert_eq!(get(&wrong), 403);
-    assert_eq!(get(&expired), 410);
-    assert_eq!(get("/vod/360p/seg000.ts"), 403, "a segment without a token");
+    assert_eq!(s.get(&wrong), 403);
+    assert_eq!(s.get(&expired), 410);
+    assert_eq!(
+        s.get("/vod/360p/seg000.ts"),
+        403,
+        "a segment without a token"
+    );
     // The master's token is not a token for the renditions' directories: only the rewritten
     // playlists carry those.
     let (_, q) = good.split_once('?').unwrap();
-    assert_eq!(get(&format!("/vod/360p/seg000.ts?{q}")), 403);
+    assert_eq!(s.get(&format!("/vod/360p/seg000.ts?{q}")), 403);
     // From another address, the IP-bound link is refused.
     let other = request(
         Ipv4Addr::new(127, 0, 0, 2),
@@ -355,18 +363,7 @@ fn gcore_mode_copies_the_playlist_token_for_one_directory() {
     // accepted), but copied into the playlist it cannot open the segments: in this mode the
     // playlist's link must be signed for its directory.
     let exact = signed("/fmp4/index.m3u8", later);
-    let get = |t: &str| {
-        request(
-            Ipv4Addr::LOCALHOST,
-            s.port,
-            "GET",
-            t.as_bytes(),
-            &[("Host", "127.0.0.1")],
-        )
-        .unwrap()
-        .status
-    };
-    assert_eq!(get(&exact), 200);
+    assert_eq!(s.get(&exact), 200);
     assert!(read_through_edge(s.port, &exact).is_err());
     // Gcore's limit, the reason for sign_each_directory: renditions in sub-directories fail.
     assert!(read_through_edge(s.port, &signed("/vod/master.m3u8", later)).is_err());
