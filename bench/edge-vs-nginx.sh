@@ -14,20 +14,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 conns="${2:-64}"
 rounds="${ROUNDS:-3}"
-for tool in wrk nginx; do
-  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
-    echo "installing $tool" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-# TG_BIN: another tollgate binary to measure (e.g. an older build, for before/after figures).
-if [ -n "${TG_BIN:-}" ]; then TG=$TG_BIN; else cargo build --release -q -p tollgate; TG=target/release/tollgate; fi
-
-dir=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$dir"; }
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 O=$(free_port); N=$(free_port); T=$(free_port)
 
 mkdir -p "$dir/www" "$dir/origin" "$dir/edge"
@@ -112,10 +99,7 @@ run() { # port target [lua-args...]
     wrk -t2 -c"$conns" -d"${secs}s" --latency -H 'Host: cdn.example.com' "http://127.0.0.1:$port$target"
   fi
 }
-rps() { awk '/Requests\/sec/ {print $2}'; }
-p99() { awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'; }
 non2xx() { awk '/Non-2xx/ {print $NF}'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 rss_kb() { local total=0; for p in "$@"; do total=$(( total + $(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0) )); done; echo $total; }
 
 printf '%-9s %12s %12s %8s %10s %10s\n' scenario nginx_rps tollgate_rps ratio nginx_p99 tg_p99

@@ -11,19 +11,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 conns="${2:-64}"
 rounds="${ROUNDS:-3}"
-for tool in wrk nginx; do
-  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
-    echo "installing $tool" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null; }
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release -q -p tollgate
-TG=target/release/tollgate
-
-dir=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$dir"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 O=$(free_port); T=$(free_port)
 
 mkdir -p "$dir/www/live" "$dir/origin"
@@ -62,9 +50,6 @@ for h in plain copy sign; do
 done
 grep -q 'md5=' "$dir/copy.out" && grep -q 'md5=' "$dir/sign.out" || { echo "playlists were not rewritten" >&2; exit 1; }
 
-rps() { awk '/Requests\/sec/ {print $2}'; }
-p99() { awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 declare -A R P
 for round in $(seq 1 "$rounds"); do
   for h in plain copy sign; do

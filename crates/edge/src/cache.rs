@@ -144,26 +144,18 @@ impl Cache {
         true
     }
 
-    /// Drops every object of a resource.
-    pub fn purge_resource(&self, resource: u64) {
-        self.purges
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        // Only fails when invalidation closures are not enabled, which `new` does.
-        let _ = self
-            .inner
-            .invalidate_entries_if(move |k, _| k.resource == resource);
-    }
-
     /// Drops the objects of `resource` that a purge names: exact URLs (normalised as requests
     /// are, so `/a%20b` and `/a b` are one object; a URL without a query also drops its query
     /// variants) or `*` patterns matched against the path.
     pub fn purge(&self, resource: u64, req: &tollgate_model::PurgeRequest) {
         self.purges
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        // Each branch only fails when invalidation closures are off, and `new` turns them on.
         if req.is_everything() {
-            return self.purge_resource(resource);
-        }
-        if let Some(urls) = &req.urls {
+            let _ = self
+                .inner
+                .invalidate_entries_if(move |k, _| k.resource == resource);
+        } else if let Some(urls) = &req.urls {
             let keys: Vec<(Vec<u8>, bool)> = urls
                 .iter()
                 .filter_map(|u| {

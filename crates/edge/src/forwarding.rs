@@ -12,6 +12,8 @@ use tollgate_token::verify::LinkParams;
 use tollgate_token::{RemoteAddr, Target};
 
 use crate::body::EdgeBody;
+use crate::origin::OriginError;
+use crate::Edge;
 use tollgate_manifest::{self as manifest, Addition, Kind, Rewrite};
 
 /// Largest manifest rewritten when it is too large for the cache (and so read whole for each
@@ -105,16 +107,24 @@ pub fn request_headers(req: &HeaderMap) -> std::borrow::Cow<'_, HeaderMap> {
     std::borrow::Cow::Owned(h)
 }
 
-/// Rewrites a buffered 200 response in place; returns the body bytes now sent.
-pub fn apply(
+/// Rewrites a 200 response in place. Returns the body bytes now sent, `None` when the response
+/// is left as it is. A body too large for the cache arrives streamed: it is read whole here
+/// (up to [`MANIFEST_CAP`]) to be rewritten.
+pub async fn apply(
+    edge: &Edge,
     plan: &Plan,
     res: &ValidResource,
     resp: &mut Response<EdgeBody>,
     head: bool,
-    sent: u64,
-) -> u64 {
+) -> Result<Option<u64>, OriginError> {
     if resp.status() != StatusCode::OK {
-        return sent;
+        return Ok(None);
+    }
+    if !head && matches!(resp.body(), EdgeBody::Stream(_)) {
+        if let EdgeBody::Stream(incoming) = std::mem::replace(resp.body_mut(), EdgeBody::empty()) {
+            let bytes = edge.origin.read_body(incoming, MANIFEST_CAP, None).await?;
+            *resp.body_mut() = EdgeBody::Full(Some(bytes));
+        }
     }
     let body = match resp.body() {
         EdgeBody::Full(Some(b)) => b.clone(),
@@ -124,10 +134,10 @@ pub fn apply(
             for name in [header::CONTENT_LENGTH, header::ETAG, header::LAST_MODIFIED] {
                 resp.headers_mut().remove(name);
             }
-            return 0;
+            return Ok(Some(0));
         }
         // Empty.
-        _ => return sent,
+        _ => return Ok(None),
     };
     let hosts = res.hostnames();
     let own_host = |h: &[u8]| {
@@ -175,5 +185,5 @@ pub fn apply(
         HeaderValue::from_static("private, no-cache"),
     );
     *resp.body_mut() = EdgeBody::Full(Some(Bytes::from(rewritten)));
-    len
+    Ok(Some(len))
 }

@@ -237,21 +237,11 @@ async fn gate_and_serve(
         Some(plan) => {
             let headers = crate::forwarding::request_headers(req.headers());
             let mut done = serve(edge, site, headers.as_ref(), key, to, head).await;
-            // Too large for the cache, so streamed: read it whole here to rewrite it.
-            if !head && done.resp.status() == StatusCode::OK {
-                if let EdgeBody::Stream(_) = done.resp.body() {
-                    let body = std::mem::replace(done.resp.body_mut(), EdgeBody::empty());
-                    if let EdgeBody::Stream(incoming) = body {
-                        let limit = crate::forwarding::MANIFEST_CAP;
-                        match edge.origin.read_body(incoming, limit, None).await {
-                            Ok(bytes) => *done.resp.body_mut() = EdgeBody::Full(Some(bytes)),
-                            Err(e) => return origin_failed(e),
-                        }
-                    }
-                }
+            match crate::forwarding::apply(edge, &plan, &site.res, &mut done.resp, head).await {
+                Ok(Some(sent)) => done.bytes = sent,
+                Ok(None) => {}
+                Err(e) => return origin_failed(e),
             }
-            done.bytes =
-                crate::forwarding::apply(&plan, &site.res, &mut done.resp, head, done.bytes);
             done
         }
     }
