@@ -5,10 +5,17 @@
 #   hit100k  cached 100 KiB objects behind a valid token
 #   refused  wrong token (403)
 #   miss     a new signed path per request (cache miss, origin fetch)
-# Prints requests/s and p99 latency for each, the ratio tollgate/nginx, and resident memory.
-# Each scenario runs ROUNDS times (default 3), nginx and tollgate alternating; the medians
-# are reported, since two cores shared by wrk, the origin and an edge make single runs noisy.
-# Usage: [ROUNDS=3] [SCENARIOS="hit1k ..."] bench/edge-vs-nginx.sh [SECONDS_PER_RUN] [CONNECTIONS]
+# Prints requests/s, p99 latency and the edge's CPU time per request (user + system, from /proc)
+# for each, the ratio tollgate/nginx, and resident memory. Each scenario runs ROUNDS times
+# (default 3), nginx and tollgate alternating; the medians are reported.
+#
+# PIN=1 (the default on two or more cores): wrk (one thread) and the origin run on CPU 0, and
+# each edge runs alone on CPU 1 with one worker: the figures are per core, and the load
+# generator does not compete with the edge. PIN=0: everything shares all cores (wrk with two
+# threads, each edge with one worker per core); there the kernel's split of CPU time between
+# wrk's threads and the edge's decides much of the result (more edge threads than cores win
+# CPU share from wrk, for nginx and tollgate alike), so single runs vary by 20%.
+# Usage: [PIN=1] [ROUNDS=3] [SCENARIOS="hit1k ..."] bench/edge-vs-nginx.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -16,6 +23,13 @@ conns="${2:-64}"
 rounds="${ROUNDS:-3}"
 . bench/lib.sh
 O=$(free_port); N=$(free_port); T=$(free_port)
+if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  LOAD="taskset -c 0"; EDGE="taskset -c 1"; wrk_threads=1; edge_workers=1
+  mode="pinned: wrk -t1 and the origin on CPU 0, each edge alone on CPU 1 with one worker"
+else
+  LOAD=""; EDGE=""; wrk_threads=2; edge_workers=$(nproc)
+  mode="shared: wrk -t2, origin and edges on all $(nproc) cores, one edge worker per core"
+fi
 
 mkdir -p "$dir/www" "$dir/origin" "$dir/edge"
 head -c 1024 /dev/urandom > "$dir/www/1k.bin"
@@ -34,7 +48,7 @@ http { access_log off; tcp_nopush off; $(temps "$dir/origin")
 CONF
 # The nginx edge: the reference Gcore edge (secure_key type 2) with keep-alive to the origin.
 cat > "$dir/edge/nginx.conf" <<CONF
-worker_processes 2; pid $dir/edge/nginx.pid; error_log $dir/edge/error.log warn; $common
+worker_processes $edge_workers; pid $dir/edge/nginx.pid; error_log $dir/edge/error.log warn; $common
 http { access_log off; tcp_nopush off; server_tokens off; $(temps "$dir/edge")
   proxy_cache_path $dir/edge/cache keys_zone=edge:50m max_size=1g inactive=60m use_temp_path=off;
   upstream origin { server 127.0.0.1:$O; keepalive 64; }
@@ -47,14 +61,15 @@ http { access_log off; tcp_nopush off; server_tokens off; $(temps "$dir/edge")
       proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_cache edge; proxy_cache_key \$uri; proxy_cache_valid 200 60m; } } }
 CONF
-"$NGINX" -p "$dir/origin" -c "$dir/origin/nginx.conf" -e "$dir/origin/error.log" -g 'daemon off;' & pids+=($!)
-"$NGINX" -p "$dir/edge" -c "$dir/edge/nginx.conf" -e "$dir/edge/error.log" -g 'daemon off;' & pids+=($!)
+$LOAD "$NGINX" -p "$dir/origin" -c "$dir/origin/nginx.conf" -e "$dir/origin/error.log" -g 'daemon off;' & pids+=($!)
+$EDGE "$NGINX" -p "$dir/edge" -c "$dir/edge/nginx.conf" -e "$dir/edge/error.log" -g 'daemon off;' & pids+=($!)
 nginx_master=$!
 cat > "$dir/resources.json" <<JSON
 [{"id": 1, "cname": "cdn.example.com", "origin": "127.0.0.1:$O",
   "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 2}}}]
 JSON
-"$TG" edge --resources "$dir/resources.json" --listen "127.0.0.1:$T" --cache-size 1G 2>"$dir/tollgate.log" & pids+=($!)
+$EDGE "$TG" edge --resources "$dir/resources.json" --listen "127.0.0.1:$T" --cache-size 1G \
+  --workers "$edge_workers" 2>"$dir/tollgate.log" & pids+=($!)
 tollgate_pid=$!
 sleep 1
 
@@ -94,15 +109,19 @@ done
 run() { # port target [lua-args...]
   local port=$1 target=$2; shift 2
   if [ "$target" = miss ]; then
-    wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$dir/miss.lua" "http://127.0.0.1:$port" -- "$@"
+    $LOAD wrk -t"$wrk_threads" -c"$conns" -d"${secs}s" --latency -s "$dir/miss.lua" "http://127.0.0.1:$port" -- "$@"
   else
-    wrk -t2 -c"$conns" -d"${secs}s" --latency -H 'Host: cdn.example.com' "http://127.0.0.1:$port$target"
+    $LOAD wrk -t"$wrk_threads" -c"$conns" -d"${secs}s" --latency -H 'Host: cdn.example.com' "http://127.0.0.1:$port$target"
   fi
 }
 non2xx() { awk '/Non-2xx/ {print $NF}'; }
+# CPU time (user + system, clock ticks) of processes; requests a wrk run made.
+cpu_ticks() { local total=0; for p in "$@"; do total=$(( total + $(awk '{print $14 + $15}' /proc/$p/stat 2>/dev/null || echo 0) )); done; echo $total; }
+requests() { awk '/requests in/ {print $1}'; }
+us_per_req() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", n ? t * 1e6 / hz / n : 0 }'; }
 rss_kb() { local total=0; for p in "$@"; do total=$(( total + $(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0) )); done; echo $total; }
 
-printf '%-9s %12s %12s %8s %10s %10s\n' scenario nginx_rps tollgate_rps ratio nginx_p99 tg_p99
+printf '%-9s %12s %12s %8s %10s %10s %10s %10s\n' scenario nginx_rps tollgate_rps ratio nginx_p99 tg_p99 nginx_cpu tg_cpu
 workers=$(pgrep -P "$nginx_master" | tr '\n' ' ')
 for scenario in ${SCENARIOS:-hit1k hit100k refused miss}; do
   if [ "$scenario" = miss ]; then
@@ -111,13 +130,15 @@ for scenario in ${SCENARIOS:-hit1k hit100k refused miss}; do
   case $scenario in
     hit1k) target=$L1K ;; hit100k) target=$L100K ;; refused) target=$BAD ;; miss) target=miss ;;
   esac
-  rns=(); rts=(); pns=(); pts=()
+  rns=(); rts=(); pns=(); pts=(); cns=(); cts=()
   for round in $(seq 1 "$rounds"); do
-    if [ "$scenario" = miss ]; then
-      out_n=$(run $N miss "$dir/miss-nginx-$round.txt"); out_t=$(run $T miss "$dir/miss-tollgate-$round.txt")
-    else
-      out_n=$(run $N "$target"); out_t=$(run $T "$target")
-    fi
+    c0=$(cpu_ticks $nginx_master $workers)
+    if [ "$scenario" = miss ]; then out_n=$(run $N miss "$dir/miss-nginx-$round.txt"); else out_n=$(run $N "$target"); fi
+    c1=$(cpu_ticks $nginx_master $workers); t0=$(cpu_ticks $tollgate_pid)
+    if [ "$scenario" = miss ]; then out_t=$(run $T miss "$dir/miss-tollgate-$round.txt"); else out_t=$(run $T "$target"); fi
+    t1=$(cpu_ticks $tollgate_pid)
+    cns+=("$(us_per_req $((c1 - c0)) "$(echo "$out_n" | requests)")")
+    cts+=("$(us_per_req $((t1 - t0)) "$(echo "$out_t" | requests)")")
     rns+=("$(echo "$out_n" | rps)"); rts+=("$(echo "$out_t" | rps)")
     pns+=("$(echo "$out_n" | p99)"); pts+=("$(echo "$out_t" | p99)")
     if [ "$scenario" != refused ]; then
@@ -127,10 +148,12 @@ for scenario in ${SCENARIOS:-hit1k hit100k refused miss}; do
     fi
   done
   rn=$(median "${rns[@]}"); rt=$(median "${rts[@]}"); pn=$(median "${pns[@]}"); pt=$(median "${pts[@]}")
+  cn=$(median "${cns[@]}"); ct=$(median "${cts[@]}")
   ratio=$(awk -v a="$rt" -v b="$rn" 'BEGIN { printf "%.2f", a / b }')
-  printf '%-9s %12s %12s %8s %8sms %8sms\n' "$scenario" "$rn" "$rt" "${ratio}x" "$pn" "$pt"
+  printf '%-9s %12s %12s %8s %8sms %8sms %8sus %8sus\n' "$scenario" "$rn" "$rt" "${ratio}x" "$pn" "$pt" "$cn" "$ct"
 done
 [ -n "${rss_hits:-}" ] && echo "resident memory after the hit runs: $rss_hits"
 echo "resident memory at the end: nginx edge (master + workers) $(( $(rss_kb $nginx_master $workers) / 1024 )) MiB, tollgate edge $(( $(rss_kb $tollgate_pid) / 1024 )) MiB"
 echo "(nginx keeps its cache on disk, outside its RSS; tollgate keeps it in memory, up to --cache-size)"
-echo "(medians of $rounds rounds of wrk -t2 -c$conns -d${secs}s; $(nproc) cores shared by wrk, origin and edges; $("$NGINX" -v 2>&1))"
+echo "(cpu: the edge's user + system CPU time per request, from /proc; lower is better)"
+echo "(medians of $rounds rounds of wrk -c$conns -d${secs}s; $mode; $("$NGINX" -v 2>&1))"

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use tollgate::units::{parse_duration, parse_size};
+use tollgate::units::{parse_size, parse_timeout};
 use tollgate_edge::follow::{self, Follow};
 use tollgate_edge::origin::Timeouts;
 use tollgate_edge::realip::{Cidr, TrustedProxies};
@@ -61,14 +61,18 @@ pub struct EdgeOptions {
     #[arg(long, default_value = "16M", value_parser = parse_size)]
     max_object_size: u64,
     /// Time to connect to an origin.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
     origin_connect_timeout: Duration,
     /// Time to wait for an origin's response headers, and between two body reads.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
     origin_read_timeout: Duration,
-    /// Time a client has to send its request headers.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Time a client has to send its request headers (from connecting, or from the end of its
+    /// previous response).
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     header_timeout: Duration,
+    /// Time a client may leave a response unread before it is cut off.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    send_timeout: Duration,
     /// Worker threads serving clients (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -133,6 +137,7 @@ fn config(args: &EdgeOptions) -> Result<EdgeConfig> {
         limits: Limits {
             max_connections: args.max_connections,
             header_read_timeout: args.header_timeout,
+            send_timeout: args.send_timeout,
             ..Limits::default()
         },
         access_log: args.access_log.clone(),

@@ -35,6 +35,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(err)
 }
 
+/// A timeout: a duration as [`parse_duration`] reads it, more than zero (a zero timeout would
+/// cut every connection off at once).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: a timeout must be more than 0")),
+        d => Ok(d),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +60,8 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("x").is_err());
+        assert_eq!(parse_timeout("700ms"), Ok(Duration::from_millis(700)));
+        assert!(parse_timeout("0s").unwrap_err().contains("more than 0"));
+        assert!(parse_timeout("0ms").is_err());
     }
 }

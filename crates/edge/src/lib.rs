@@ -8,6 +8,7 @@
 pub mod access_log;
 pub mod body;
 pub mod cache;
+pub mod client_io;
 pub mod follow;
 pub mod forwarding;
 pub mod freshness;

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::client_io::{ClientIo, Sweeper};
 use crate::{proxy, Edge};
 
 /// Limits on client connections.
@@ -28,8 +29,11 @@ use crate::{proxy, Edge};
 pub struct Limits {
     /// Open connections at most; further clients wait to be accepted.
     pub max_connections: usize,
-    /// Time a client has to send a request's headers (slow clients are cut off).
+    /// Time a client has to send a request's headers, counted from the connection's start or
+    /// the end of the previous response (slow and idle clients are cut off).
     pub header_read_timeout: Duration,
+    /// Time a client may leave a response unread before it is cut off.
+    pub send_timeout: Duration,
     /// Largest request head, in bytes.
     pub max_header_bytes: usize,
     /// How long shutdown waits for requests in flight.
@@ -41,6 +45,7 @@ impl Default for Limits {
         Limits {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(60),
             max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(30),
         }
@@ -49,9 +54,10 @@ impl Default for Limits {
 
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
+    // Slow clients are cut off by `client_io`, cheaper than hyper's timer per request.
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     b.http2()
@@ -151,20 +157,33 @@ async fn worker(
     let graceful = GracefulShutdown::new();
     let builder = builder(&limits);
     let is_tls = tls.is_some();
-    while let Some((stream, peer, permit)) = dealt.recv().await {
+    let mut sweeper = Sweeper::new(limits.header_read_timeout, limits.send_timeout);
+    let mut sweeps = tokio::time::interval(sweeper.interval());
+    sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let (stream, peer, permit) = tokio::select! {
+            d = dealt.recv() => match d { Some(d) => d, None => break },
+            _ = sweeps.tick() => { sweeper.sweep(); continue; }
+        };
         let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
             continue;
         };
+        let guard = sweeper.guard();
         let edge = Arc::clone(&edge);
+        let on_request = Arc::clone(&guard);
         let svc = service_fn(move |req: Request<Incoming>| {
             let edge = Arc::clone(&edge);
-            async move { Ok::<_, Infallible>(proxy::handle(edge, req, peer.ip(), is_tls).await) }
+            let serving = on_request.serving();
+            async move {
+                let resp = proxy::handle(edge, req, peer.ip(), is_tls).await;
+                Ok::<_, Infallible>(resp.map(|b| b.hold(serving)))
+            }
         });
         match &tls {
             None => {
                 let conn = graceful.watch(
                     builder
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection(TokioIo::new(ClientIo::new(stream, guard)), svc)
                         .into_owned(),
                 );
                 tokio::spawn(async move {
@@ -182,7 +201,7 @@ async fn worker(
                 tokio::spawn(async move {
                     if let Ok(Ok(stream)) = accept.await {
                         let conn = builder
-                            .serve_connection(TokioIo::new(stream), svc)
+                            .serve_connection(TokioIo::new(ClientIo::new(stream, guard)), svc)
                             .into_owned();
                         let _ = watcher.watch(conn).await;
                     }
@@ -191,9 +210,17 @@ async fn worker(
             }
         }
     }
+    // Draining: connections still go on being swept.
+    let drain = async {
+        loop {
+            sweeps.tick().await;
+            sweeper.sweep();
+        }
+    };
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(limits.shutdown_grace) => {}
+        _ = drain => {}
     }
 }
 
@@ -204,7 +231,11 @@ pub async fn serve_admin(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let builder = builder(&Limits::default());
+    let mut builder = builder(&Limits::default());
+    // Not swept by `client_io`: hyper's own timer is cheap enough at the admin's rate.
+    builder
+        .http1()
+        .header_read_timeout(Limits::default().header_read_timeout);
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r { Ok(s) => s, Err(_) => continue },

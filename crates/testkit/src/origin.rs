@@ -4,6 +4,7 @@
 //! - `/size/N...`: N bytes of a repeating pattern;
 //! - `/big/...`: 1 GiB generated on the fly, honouring one `Range` (206);
 //! - `/slow/...`: answers after 3 s;
+//! - `/pause/...`: 200 000 bytes of the pattern, with a pause of 1.5 s half-way through;
 //! - `/nostore/...`: `Cache-Control: no-store`;
 //! - `/short/...`: `Cache-Control: max-age=1`;
 //! - anything else: `origin <path>` as text.
@@ -16,6 +17,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Size of `/pause/` bodies.
+pub const PAUSED_LEN: u64 = 200_000;
 
 /// Size of `/big/` objects.
 pub const BIG: u64 = 1 << 30;
@@ -143,6 +147,21 @@ fn serve(
         }
         if path.starts_with("/short/") {
             extra.push_str("Cache-Control: max-age=1\r\n");
+        }
+        if path.starts_with("/pause/") {
+            let body: Vec<u8> = (0..PAUSED_LEN).map(pattern).collect();
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {PAUSED_LEN}\r\n{extra}\r\n"
+            )?;
+            if !head {
+                let half = body.len() / 2;
+                out.write_all(&body[..half])?;
+                out.flush()?;
+                std::thread::sleep(Duration::from_millis(1500));
+                out.write_all(&body[half..])?;
+            }
+            continue;
         }
         if path.starts_with("/big/") {
             let (status, start, end) = match range.as_deref().and_then(parse_range) {

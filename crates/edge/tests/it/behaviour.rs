@@ -355,3 +355,84 @@ fn hot_objects_survive_a_scan() {
         "cache over its bound"
     );
 }
+
+/// Edge settings with short client timeouts, for the tests of slow and idle clients.
+fn impatient(header_ms: u64, send_ms: u64) -> EdgeConfig {
+    EdgeConfig {
+        limits: tollgate_edge::server::Limits {
+            header_read_timeout: Duration::from_millis(header_ms),
+            send_timeout: Duration::from_millis(send_ms),
+            ..Default::default()
+        },
+        // Nothing is cached whole: origin bodies stream through.
+        max_object_bytes: 1000,
+        ..EdgeConfig::default()
+    }
+}
+
+/// Reads until the edge closes the connection (or an error); the time it took and the bytes.
+fn read_until_closed(s: &mut std::net::TcpStream) -> (Duration, usize) {
+    use std::io::Read;
+    let t0 = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return (t0.elapsed(), total),
+            Ok(n) => total += n,
+        }
+    }
+}
+
+#[test]
+fn idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    use std::io::Write;
+    let (_origin, edge) = setup(impatient(700, 60_000));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", edge.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let target = link("/a.txt", now() + 60, None);
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {T2}\r\n\r\n").unwrap();
+    let (took, bytes) = read_until_closed(&mut s);
+    assert!(bytes > 0, "no response");
+    assert!(
+        took < Duration::from_secs(5),
+        "idle connection kept {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(500),
+        "closed too early: {took:?}"
+    );
+}
+
+#[test]
+fn client_that_stops_reading_is_cut_off_after_the_send_timeout() {
+    use std::io::Write;
+    let (_origin, edge) = setup(impatient(60_000, 700));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", edge.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let target = link("/big/unread.bin", now() + 60, None);
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {T2}\r\n\r\n").unwrap();
+    // Read nothing while the socket buffers fill and the edge's writes stall.
+    std::thread::sleep(Duration::from_secs(3));
+    let (took, bytes) = read_until_closed(&mut s);
+    assert!(
+        (bytes as u64) < BIG / 10,
+        "the edge kept sending to a client that did not read: {bytes} bytes"
+    );
+    assert!(took < Duration::from_secs(5), "cut off only after {took:?}");
+}
+
+#[test]
+fn an_origin_pause_longer_than_the_header_timeout_streams_through() {
+    // The origin pauses 1.5 s half-way; the client's header timeout (700 ms) does not apply
+    // while the response is still coming from the origin.
+    let (_origin, edge) = setup(impatient(700, 60_000));
+    let r = edge.get(T2, &link("/pause/p.bin", now() + 60, None), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len() as u64, tollgate_testkit::origin::PAUSED_LEN);
+    assert!(r
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == pattern(i as u64)));
+}
