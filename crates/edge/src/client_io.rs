@@ -382,6 +382,12 @@ mod tests {
         Pin::new(io).poll_write_vectored(&mut Context::from_waker(Waker::noop()), &slices)
     }
 
+    /// Lets `SHORT` pass twice over, then sweeps.
+    fn after_short(sweeper: &mut Sweeper) {
+        std::thread::sleep(SHORT * 2);
+        sweeper.sweep();
+    }
+
     fn timed_out(p: Poll<io::Result<()>>) -> bool {
         matches!(p, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut)
     }
@@ -411,8 +417,7 @@ mod tests {
         assert!(read(&mut io).is_pending());
         sweeper.sweep();
         assert!(read(&mut io).is_pending(), "cut off before its time");
-        std::thread::sleep(SHORT * 2);
-        sweeper.sweep();
+        after_short(&mut sweeper);
         assert!(timed_out(read(&mut io)));
     }
 
@@ -422,8 +427,7 @@ mod tests {
         let guard = sweeper.guard();
         let mut io = ClientIo::new(Recorder::default(), Arc::clone(&guard));
         let serving = guard.serving();
-        std::thread::sleep(SHORT * 2);
-        sweeper.sweep();
+        after_short(&mut sweeper);
         assert!(
             read(&mut io).is_pending(),
             "cut off while waiting on the origin"
@@ -431,8 +435,7 @@ mod tests {
         drop(serving);
         sweeper.sweep();
         assert!(read(&mut io).is_pending(), "the clock did not restart");
-        std::thread::sleep(SHORT * 2);
-        sweeper.sweep();
+        after_short(&mut sweeper);
         assert!(timed_out(read(&mut io)));
     }
 

@@ -384,14 +384,20 @@ fn read_until_closed(s: &mut std::net::TcpStream) -> (Duration, usize) {
     }
 }
 
-#[test]
-fn idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+/// A keep-alive connection on which a signed GET of `path` has been sent.
+fn sent_get(edge: &RunningEdge, path: &str) -> std::net::TcpStream {
     use std::io::Write;
-    let (_origin, edge) = setup(impatient(700, 60_000));
     let mut s = std::net::TcpStream::connect(("127.0.0.1", edge.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let target = link("/a.txt", now() + 60, None);
+    let target = link(path, now() + 60, None);
     write!(s, "GET {target} HTTP/1.1\r\nHost: {T2}\r\n\r\n").unwrap();
+    s
+}
+
+#[test]
+fn idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let (_origin, edge) = setup(impatient(700, 60_000));
+    let mut s = sent_get(&edge, "/a.txt");
     let (took, bytes) = read_until_closed(&mut s);
     assert!(bytes > 0, "no response");
     assert!(
@@ -406,12 +412,8 @@ fn idle_keep_alive_connection_is_closed_after_the_header_timeout() {
 
 #[test]
 fn client_that_stops_reading_is_cut_off_after_the_send_timeout() {
-    use std::io::Write;
     let (_origin, edge) = setup(impatient(60_000, 700));
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", edge.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let target = link("/big/unread.bin", now() + 60, None);
-    write!(s, "GET {target} HTTP/1.1\r\nHost: {T2}\r\n\r\n").unwrap();
+    let mut s = sent_get(&edge, "/big/unread.bin");
     // Read nothing while the socket buffers fill and the edge's writes stall.
     std::thread::sleep(Duration::from_secs(3));
     let (took, bytes) = read_until_closed(&mut s);
