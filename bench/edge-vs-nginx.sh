@@ -15,7 +15,8 @@
 # threads, each edge with one worker per core); there the kernel's split of CPU time between
 # wrk's threads and the edge's decides much of the result (more edge threads than cores win
 # CPU share from wrk, for nginx and tollgate alike), so single runs vary by 20%.
-# Usage: [PIN=1] [ROUNDS=3] [SCENARIOS="hit1k ..."] bench/edge-vs-nginx.sh [SECONDS] [CONNECTIONS]
+# VERBOSE=1 prints every round to stderr.
+# Usage: [PIN=1] [VERBOSE=1] [ROUNDS=3] [SCENARIOS="hit1k ..."] bench/edge-vs-nginx.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -32,6 +33,15 @@ else
 fi
 
 mkdir -p "$dir/www" "$dir/origin" "$dir/edge"
+# nginx's cache files live in memory (tmpfs) when the machine has one, as tollgate's cache does:
+# on disk, the write-back of one nginx miss run lands in the next tollgate run, and nginx pays
+# for a disk tollgate does not use.
+ncache="$dir/edge/cache"
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  ncache=$(mktemp -d /dev/shm/tollgate-bench-nginx.XXXXXX)
+  trap 'cleanup; rm -rf "$ncache"' EXIT
+  [ -n "${KEEP:-}" ] && trap - EXIT
+fi
 head -c 1024 /dev/urandom > "$dir/www/1k.bin"
 head -c 102400 /dev/urandom > "$dir/www/100k.bin"
 mkdir -p "$dir/www/miss"
@@ -50,7 +60,7 @@ CONF
 cat > "$dir/edge/nginx.conf" <<CONF
 worker_processes $edge_workers; pid $dir/edge/nginx.pid; error_log $dir/edge/error.log warn; $common
 http { access_log off; tcp_nopush off; server_tokens off; $(temps "$dir/edge")
-  proxy_cache_path $dir/edge/cache keys_zone=edge:50m max_size=1g inactive=60m use_temp_path=off;
+  proxy_cache_path $ncache keys_zone=edge:50m max_size=1g inactive=60m use_temp_path=off;
   upstream origin { server 127.0.0.1:$O; keepalive 64; }
   server { listen 127.0.0.1:$N reuseport;
     location / {
@@ -141,6 +151,7 @@ for scenario in ${SCENARIOS:-hit1k hit100k refused miss}; do
     cts+=("$(us_per_req $((t1 - t0)) "$(echo "$out_t" | requests)")")
     rns+=("$(echo "$out_n" | rps)"); rts+=("$(echo "$out_t" | rps)")
     pns+=("$(echo "$out_n" | p99)"); pts+=("$(echo "$out_t" | p99)")
+    [ -z "${VERBOSE:-}" ] || echo "  $scenario round $round: nginx ${rns[-1]} req/s p99 ${pns[-1]} ms, tollgate ${rts[-1]} req/s p99 ${pts[-1]} ms" >&2
     if [ "$scenario" != refused ]; then
       for o in "$out_n" "$out_t"; do
         bad=$(echo "$o" | non2xx); [ -z "$bad" ] || echo "  warning: $bad non-2xx responses" >&2

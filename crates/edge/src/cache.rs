@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use moka::sync::Cache as Moka;
+use moka::sync::SegmentedCache as Moka;
 use moka::Expiry;
 use tokio::sync::watch;
 
@@ -103,7 +103,12 @@ pub struct Cache {
 impl Cache {
     /// A cache of at most `capacity_bytes`.
     pub fn new(capacity_bytes: u64, max_object_bytes: u64) -> Cache {
-        let inner = Moka::builder()
+        // Segments, each with its own hash table and eviction order (and a share of the
+        // capacity): moka rehashes a table whole as evictions leave tombstones in it, and a
+        // worker stalls for that time; one table of a full 1 GiB cache of small objects made
+        // the misses' p99 worse than nginx's. One segment per 64 MiB, at most 16.
+        let segments = (capacity_bytes >> 26).clamp(1, 16) as usize;
+        let inner = Moka::builder(segments)
             .max_capacity(capacity_bytes)
             .weigher(|k: &CacheKey, v: &Arc<Object>| v.weight(k))
             .expire_after(UntilStale)

@@ -274,6 +274,17 @@ async fn serve(
         }
         match edge.flights.join(&key) {
             Role::Leader(leader) => {
+                // A fetch may have ended between the lookup above and the join: it stores its
+                // object before its flight ends, so a second look sees it (else the origin is
+                // asked twice; rare, seen as a flaky test of one fetch for twenty viewers).
+                if edge
+                    .cache
+                    .get(&key)
+                    .is_some_and(|o| o.is_fresh(Instant::now()))
+                {
+                    drop(leader);
+                    continue;
+                }
                 let mark = edge.cache.purge_mark();
                 let shared = fetch(edge, site, to).await;
                 let shared = match (shared, cached) {
