@@ -165,6 +165,6 @@ for scenario in ${SCENARIOS:-hit1k hit100k refused miss}; do
 done
 [ -n "${rss_hits:-}" ] && echo "resident memory after the hit runs: $rss_hits"
 echo "resident memory at the end: nginx edge (master + workers) $(( $(rss_kb $nginx_master $workers) / 1024 )) MiB, tollgate edge $(( $(rss_kb $tollgate_pid) / 1024 )) MiB"
-echo "(nginx keeps its cache on disk, outside its RSS; tollgate keeps it in memory, up to --cache-size)"
+echo "(nginx keeps its cache in files ($ncache), outside its RSS; tollgate keeps it in memory, up to --cache-size)"
 echo "(cpu: the edge's user + system CPU time per request, from /proc; lower is better)"
 echo "(medians of $rounds rounds of wrk -c$conns -d${secs}s; $mode; $("$NGINX" -v 2>&1))"
