@@ -12,10 +12,8 @@ O=$(free_port); T=$(free_port); A=$(free_port)
 mkdir -p "$dir/www" "$dir/origin"
 head -c 1024 /dev/urandom > "$dir/www/1k.bin"
 cat > "$dir/origin/nginx.conf" <<CONF
-worker_processes 1; pid $dir/origin/nginx.pid; error_log $dir/origin/error.log warn;
-$( [ "$(id -u)" = 0 ] && echo "user root;") events { worker_connections 4096; }
-http { access_log off; client_body_temp_path $dir/origin/body; proxy_temp_path $dir/origin/proxy;
-  fastcgi_temp_path $dir/origin/fcgi; uwsgi_temp_path $dir/origin/uwsgi; scgi_temp_path $dir/origin/scgi;
+worker_processes 1; pid $dir/origin/nginx.pid; error_log $dir/origin/error.log warn; $(nginx_common)
+http { access_log off; $(temps "$dir/origin")
   server { listen 127.0.0.1:$O; root $dir/www; location / { try_files /1k.bin =404; } } }
 CONF
 "$NGINX" -p "$dir/origin" -c "$dir/origin/nginx.conf" -e "$dir/origin/error.log" -g 'daemon off;' & pids+=($!)

@@ -45,9 +45,7 @@ fi
 head -c 1024 /dev/urandom > "$dir/www/1k.bin"
 head -c 102400 /dev/urandom > "$dir/www/100k.bin"
 mkdir -p "$dir/www/miss"
-# Workers write the cache in a private temp dir: as root they must run as root too.
-common="$( [ "$(id -u)" = 0 ] && echo "user root;") events { worker_connections 16384; }"
-temps() { echo "client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;"; }
+common=$(nginx_common 16384)
 
 # The origin: nginx serving files; any path under /miss/ answers with the 1 KiB file.
 cat > "$dir/origin/nginx.conf" <<CONF

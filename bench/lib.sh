@@ -16,6 +16,11 @@ trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# nginx.conf pieces: the main-context lines every bench nginx shares (workers write cache files
+# in private temp dirs: as root they must run as root too), and temp paths under a directory.
+nginx_common() { echo "$( [ "$(id -u)" = 0 ] && echo "user root;") events { worker_connections ${1:-4096}; }"; }
+temps() { echo "client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;"; }
+
 # wrk output -> requests/s; p99 in ms; the median of the arguments.
 rps() { awk '/Requests\/sec/ {print $2}'; }
 p99() { awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'; }

@@ -19,11 +19,10 @@ mkdir -p "$dir/www/live" "$dir/origin"
   printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:1200\n'
   for i in $(seq 1200 1205); do printf '#EXTINF:4.000000,\nsegment_%05d.ts\n' "$i"; done
 } > "$dir/www/live/chunklist.m3u8"
-common="$( [ "$(id -u)" = 0 ] && echo "user root;") events { worker_connections 4096; }"
+common=$(nginx_common)
 cat > "$dir/origin/nginx.conf" <<CONF
 worker_processes 1; pid $dir/origin/nginx.pid; error_log $dir/origin/error.log warn; $common
-http { access_log off; tcp_nopush off; client_body_temp_path $dir/origin/b; proxy_temp_path $dir/origin/p;
-  fastcgi_temp_path $dir/origin/f; uwsgi_temp_path $dir/origin/u; scgi_temp_path $dir/origin/s;
+http { access_log off; tcp_nopush off; $(temps "$dir/origin")
   types { application/vnd.apple.mpegurl m3u8; }
   server { listen 127.0.0.1:$O; root $dir/www; } }
 CONF
