@@ -34,13 +34,11 @@ fi
 
 mkdir -p "$dir/www" "$dir/origin" "$dir/edge"
 # nginx's cache files live in memory (tmpfs) when the machine has one, as tollgate's cache does:
-# on disk, the write-back of one nginx miss run lands in the next tollgate run, and nginx pays
-# for a disk tollgate does not use.
+# on disk nginx pays for a disk tollgate does not use, and its write-back can land in the next
+# tollgate run.
 ncache="$dir/edge/cache"
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-  ncache=$(mktemp -d /dev/shm/tollgate-bench-nginx.XXXXXX)
-  trap 'cleanup; rm -rf "$ncache"' EXIT
-  [ -n "${KEEP:-}" ] && trap - EXIT
+  ncache=$(mktemp -d /dev/shm/tollgate-bench-nginx.XXXXXX); scratch+=("$ncache")
 fi
 head -c 1024 /dev/urandom > "$dir/www/1k.bin"
 head -c 102400 /dev/urandom > "$dir/www/100k.bin"

@@ -11,7 +11,9 @@ if [ -n "${TG_BIN:-}" ]; then TG=$TG_BIN; else cargo build --release -q -p tollg
 
 dir=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$dir"; }
+# Scratch directories removed on exit: $dir, and any a bench adds.
+scratch=("$dir")
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "${scratch[@]}"; }
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

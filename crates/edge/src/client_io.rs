@@ -40,7 +40,7 @@ thread_local! {
 /// Milliseconds since a worker started, advanced by its sweeps: reading it costs an atomic
 /// load instead of a clock read per request.
 #[derive(Debug)]
-pub struct CoarseClock {
+struct CoarseClock {
     start: Instant,
     now_ms: AtomicU64,
 }
@@ -224,16 +224,6 @@ impl Sweeper {
             None => false,
         });
     }
-
-    /// Connections being watched.
-    pub fn len(&self) -> usize {
-        self.guards.len()
-    }
-
-    /// Whether no connection is watched.
-    pub fn is_empty(&self) -> bool {
-        self.guards.is_empty()
-    }
 }
 
 /// A client stream under a [`Guard`].
@@ -382,6 +372,14 @@ mod tests {
         Pin::new(io).poll_write_vectored(&mut Context::from_waker(Waker::noop()), &slices)
     }
 
+    /// A sweeper with these timeouts, and one connection under it.
+    fn open(header: Duration, send: Duration) -> (Sweeper, Arc<Guard>, ClientIo<Recorder>) {
+        let mut sweeper = Sweeper::new(header, send);
+        let guard = sweeper.guard();
+        let io = ClientIo::new(Recorder::default(), Arc::clone(&guard));
+        (sweeper, guard, io)
+    }
+
     /// Lets `SHORT` pass twice over, then sweeps.
     fn after_short(sweeper: &mut Sweeper) {
         std::thread::sleep(SHORT * 2);
@@ -394,8 +392,7 @@ mod tests {
 
     #[test]
     fn a_small_response_goes_out_in_one_write_a_large_one_as_it_is() {
-        let mut sweeper = Sweeper::new(LONG, LONG);
-        let mut io = ClientIo::new(Recorder::default(), sweeper.guard());
+        let (_, _, mut io) = open(LONG, LONG);
         let head = [b'h'; 200];
         let body = vec![b'b'; 1024];
         assert!(matches!(
@@ -412,8 +409,7 @@ mod tests {
 
     #[test]
     fn a_connection_without_a_request_is_cut_off_after_the_header_timeout() {
-        let mut sweeper = Sweeper::new(SHORT, LONG);
-        let mut io = ClientIo::new(Recorder::default(), sweeper.guard());
+        let (mut sweeper, _, mut io) = open(SHORT, LONG);
         assert!(read(&mut io).is_pending());
         sweeper.sweep();
         assert!(read(&mut io).is_pending(), "cut off before its time");
@@ -423,9 +419,7 @@ mod tests {
 
     #[test]
     fn a_request_in_progress_is_not_cut_off_and_its_end_restarts_the_clock() {
-        let mut sweeper = Sweeper::new(SHORT, LONG);
-        let guard = sweeper.guard();
-        let mut io = ClientIo::new(Recorder::default(), Arc::clone(&guard));
+        let (mut sweeper, guard, mut io) = open(SHORT, LONG);
         let serving = guard.serving();
         after_short(&mut sweeper);
         assert!(
@@ -441,9 +435,7 @@ mod tests {
 
     #[test]
     fn a_client_that_does_not_read_is_cut_off_even_mid_response() {
-        let mut sweeper = Sweeper::new(LONG, SHORT);
-        let guard = sweeper.guard();
-        let mut io = ClientIo::new(Recorder::default(), Arc::clone(&guard));
+        let (mut sweeper, guard, mut io) = open(LONG, SHORT);
         let _streaming = guard.serving();
         io.inner.full = true;
         assert!(write(&mut io, &[b"x"]).is_pending());
@@ -460,9 +452,9 @@ mod tests {
         let kept = sweeper.guard();
         drop(sweeper.guard());
         sweeper.sweep();
-        assert_eq!(sweeper.len(), 1);
+        assert_eq!(sweeper.guards.len(), 1);
         drop(kept);
         sweeper.sweep();
-        assert!(sweeper.is_empty());
+        assert!(sweeper.guards.is_empty());
     }
 }
