@@ -1,6 +1,6 @@
-//! The in-memory cache: bounded in bytes, TinyLFU admission (moka), so a scan of one-off
-//! objects does not push out the hot ones; each entry lives until the end of its stale window.
-//! Concurrent misses of one key share one origin fetch ([`Flights`]).
+//! The in-memory cache: bounded in bytes, S3-FIFO eviction (quick_cache), so a scan of one-off
+//! objects does not push out the hot ones; an entry is served until the end of its stale
+//! window. Concurrent misses of one key share one origin fetch ([`Flights`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,8 +8,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use moka::sync::SegmentedCache as Moka;
-use moka::Expiry;
 use tokio::sync::watch;
 
 /// What identifies a stored object: the resource and its normalised path with the query that
@@ -62,37 +60,32 @@ impl Object {
     /// `bench/cache-memory.sh` fills the cache with 1 KiB objects, each ~2.9 KiB resident;
     /// with 512 here, a 128 MiB cache held 178 MiB, with 1280, 139 MiB (6 MiB of it before
     /// the first object; glibc's allocator); with mimalloc, 141 MiB (14 MiB before).
-    fn weight(&self, key: &CacheKey) -> u32 {
+    fn weight(&self, key: &CacheKey) -> u64 {
         let headers: usize = self
             .headers
             .iter()
             .map(|(k, v)| k.as_str().len() + v.len() + 96)
             .sum();
-        u32::try_from(self.body.len() + headers + key.path.len() + 1280).unwrap_or(u32::MAX)
+        (self.body.len() + headers + key.path.len() + 1280) as u64
     }
 }
 
-struct UntilStale;
+/// Weighs objects for quick_cache: [`Object::weight`].
+#[derive(Clone, Copy)]
+struct ByBytes;
 
-impl Expiry<CacheKey, Arc<Object>> for UntilStale {
-    fn expire_after_create(&self, _: &CacheKey, v: &Arc<Object>, now: Instant) -> Option<Duration> {
-        Some(v.stale_until.saturating_duration_since(now))
-    }
-    fn expire_after_update(
-        &self,
-        _: &CacheKey,
-        v: &Arc<Object>,
-        now: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(v.stale_until.saturating_duration_since(now))
+impl quick_cache::Weighter<CacheKey, Arc<Object>> for ByBytes {
+    fn weight(&self, key: &CacheKey, obj: &Arc<Object>) -> u64 {
+        obj.weight(key)
     }
 }
+
+type Table = quick_cache::sync::Cache<CacheKey, Arc<Object>, ByBytes>;
 
 /// The object cache.
 #[derive(Clone)]
 pub struct Cache {
-    inner: Moka<CacheKey, Arc<Object>>,
+    inner: Arc<Table>,
     /// Largest object stored; larger ones are streamed through.
     pub max_object_bytes: u64,
     /// Raised by every purge: a fetch that began before a purge does not store what it got,
@@ -103,27 +96,42 @@ pub struct Cache {
 impl Cache {
     /// A cache of at most `capacity_bytes`.
     pub fn new(capacity_bytes: u64, max_object_bytes: u64) -> Cache {
-        // Segments, each with its own hash table and eviction order (and a share of the
-        // capacity): moka rehashes a table whole as evictions leave tombstones in it, and a
-        // worker stalls for that time; one table of a full 1 GiB cache of small objects made
-        // the misses' p99 worse than nginx's. One segment per 64 MiB, at most 16.
-        let segments = (capacity_bytes >> 26).clamp(1, 16) as usize;
-        let inner = Moka::builder(segments)
-            .max_capacity(capacity_bytes)
-            .weigher(|k: &CacheKey, v: &Arc<Object>| v.weight(k))
-            .expire_after(UntilStale)
-            .support_invalidation_closures()
-            .build();
+        // Shards, each with its own lock, table and share of the capacity: enough that each
+        // holds at least eight objects of the largest size stored (an object heavier than its
+        // shard would never be kept), at most 64.
+        let per_shard = max_object_bytes.max(1).saturating_mul(8);
+        let shards = (capacity_bytes / per_shard).clamp(1, 64);
+        let shards = 1usize << shards.ilog2();
+        let options = quick_cache::OptionsBuilder::new()
+            .shards(shards)
+            // Sizes the ghost list (keys recently evicted, whose return is a sign of reuse):
+            // objects of 16 KiB on average, a guess that only tunes admission.
+            .estimated_items_capacity((capacity_bytes / (16 << 10)).max(16) as usize)
+            .weight_capacity(capacity_bytes)
+            .build()
+            .expect("shards, items and weight are all set");
+        let inner = Table::with_options(options, ByBytes, Default::default(), Default::default());
+        // Room for as many 1 KiB objects as fit, reserved now: growing a shard's table and
+        // entry list means copying them whole, which stalled a worker for milliseconds at a
+        // time while the cache filled (misses' p99 above 10 ms, 3 ms once full). Address
+        // space mostly: only the tables' control bytes (one per slot) are touched before use.
+        inner.reserve((capacity_bytes / 2048) as usize);
         Cache {
-            inner,
+            inner: Arc::new(inner),
             max_object_bytes,
             purges: Arc::default(),
         }
     }
 
-    /// The stored object for `key`, fresh or stale.
-    pub fn get(&self, key: &CacheKey) -> Option<Arc<Object>> {
-        self.inner.get(key)
+    /// The stored object for `key`, fresh or stale, as long as it may be served at `now`;
+    /// one past its stale window is dropped.
+    pub fn get(&self, key: &CacheKey, now: Instant) -> Option<Arc<Object>> {
+        let obj = self.inner.get(key)?;
+        if now < obj.stale_until {
+            return Some(obj);
+        }
+        self.inner.remove_if(key, |o| Arc::ptr_eq(o, &obj));
+        None
     }
 
     /// Stores `obj`.
@@ -143,11 +151,10 @@ impl Cache {
             return false;
         }
         self.inner.insert(key.clone(), obj);
-        // A purge raises the mark before it registers its predicate, and moka applies a
-        // predicate only to entries inserted before it: an insert that raced past the first
-        // check is caught here.
+        // A purge raises the mark before it sweeps the shards: an insert that raced past the
+        // first check, into a shard already swept, is caught here.
         if self.purge_mark() != mark {
-            self.inner.invalidate(&key);
+            self.inner.remove(&key);
             return false;
         }
         true
@@ -159,11 +166,8 @@ impl Cache {
     pub fn purge(&self, resource: u64, req: &tollgate_model::PurgeRequest) {
         self.purges
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        // Each branch only fails when invalidation closures are off, and `new` turns them on.
         if req.is_everything() {
-            let _ = self
-                .inner
-                .invalidate_entries_if(move |k, _| k.resource == resource);
+            self.inner.retain(|k, _| k.resource != resource);
         } else if let Some(urls) = &req.urls {
             let keys: Vec<(Vec<u8>, bool)> = urls
                 .iter()
@@ -176,9 +180,9 @@ impl Cache {
                     Some((key, exact_only))
                 })
                 .collect();
-            let _ = self.inner.invalidate_entries_if(move |k, _| {
-                k.resource == resource
-                    && keys.iter().any(|(u, exact_only)| {
+            self.inner.retain(|k, _| {
+                k.resource != resource
+                    || !keys.iter().any(|(u, exact_only)| {
                         *k.path == **u
                             || (!exact_only
                                 && k.path.len() > u.len()
@@ -186,26 +190,53 @@ impl Cache {
                                 && k.path[u.len()] == b'?')
                     })
             });
-        } else if let Some(patterns) = req.paths.clone() {
-            let _ = self.inner.invalidate_entries_if(move |k, _| {
+        } else if let Some(patterns) = &req.paths {
+            self.inner.retain(|k, _| {
                 let path = k.path.split(|&b| b == b'?').next().unwrap_or_default();
-                k.resource == resource
-                    && patterns
+                k.resource != resource
+                    || !patterns
                         .iter()
                         .any(|p| tollgate_model::glob_match(p.as_bytes(), path))
             });
         }
     }
 
-    /// Bytes held (approximate: moka applies writes in batches).
+    /// Bytes held, as weighed.
     pub fn weighted_size(&self) -> u64 {
-        self.inner.run_pending_tasks();
-        self.inner.weighted_size()
+        self.inner.weight()
     }
 
     /// Objects held.
     pub fn entry_count(&self) -> u64 {
-        self.inner.entry_count()
+        self.inner.len() as u64
+    }
+}
+
+/// Keys known to be too large to store, so later requests stream straight away instead of
+/// waiting on one another's fetch; each is remembered for ten minutes (the object may shrink).
+pub struct LargeKeys {
+    inner: quick_cache::sync::Cache<CacheKey, Instant>,
+}
+
+impl Default for LargeKeys {
+    fn default() -> Self {
+        LargeKeys {
+            inner: quick_cache::sync::Cache::new(100_000),
+        }
+    }
+}
+
+impl LargeKeys {
+    const REMEMBERED: Duration = Duration::from_secs(600);
+
+    /// Whether `key` was found too large in the last ten minutes before `now`.
+    pub fn contains(&self, key: &CacheKey, now: Instant) -> bool {
+        self.inner.get(key).is_some_and(|until| now < until)
+    }
+
+    /// Remembers that `key` was found too large at `now`.
+    pub fn insert(&self, key: CacheKey, now: Instant) {
+        self.inner.insert(key, now + Self::REMEMBERED);
     }
 }
 
@@ -283,11 +314,15 @@ mod tests {
     use tollgate_model::PurgeRequest;
 
     fn obj() -> Arc<Object> {
+        obj_of(Bytes::from_static(b"x"))
+    }
+
+    fn obj_of(body: Bytes) -> Arc<Object> {
         let now = Instant::now();
         Arc::new(Object {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
-            body: Bytes::from_static(b"x"),
+            body,
             stored_at: now,
             initial_age: 0,
             fresh_until: now + Duration::from_secs(60),
@@ -319,15 +354,56 @@ mod tests {
     }
 
     #[test]
+    fn an_object_is_served_until_its_stale_window_ends_then_dropped() {
+        let c = Cache::new(1 << 20, 1 << 20);
+        let o = obj();
+        let stale_until = o.stale_until;
+        c.insert(key(1, "/a"), o);
+        assert!(c
+            .get(&key(1, "/a"), stale_until - Duration::from_millis(1))
+            .is_some());
+        assert!(c.get(&key(1, "/a"), stale_until).is_none());
+        assert_eq!(c.entry_count(), 0, "dropped, not just hidden");
+    }
+
+    #[test]
+    fn the_largest_storable_object_fits_in_its_shard() {
+        // The capacity is split between shards: each must hold objects of the largest size.
+        for (capacity, max) in [
+            (1u64 << 30, 16u64 << 20),
+            (64 << 30, 16 << 20),
+            (32 << 20, 16 << 20),
+        ] {
+            let c = Cache::new(capacity, max);
+            let body = Bytes::from(vec![0u8; max as usize - 4096]);
+            c.insert(key(1, "/big"), obj_of(body));
+            assert!(
+                c.get(&key(1, "/big"), Instant::now()).is_some(),
+                "capacity {capacity}, largest object {max}"
+            );
+        }
+    }
+
+    #[test]
+    fn large_keys_are_forgotten_after_ten_minutes() {
+        let large = LargeKeys::default();
+        let t = Instant::now();
+        large.insert(key(1, "/huge"), t);
+        assert!(large.contains(&key(1, "/huge"), t + Duration::from_secs(599)));
+        assert!(!large.contains(&key(1, "/huge"), t + Duration::from_secs(600)));
+        assert!(!large.contains(&key(1, "/other"), t));
+    }
+
+    #[test]
     fn a_fetch_that_began_before_a_purge_is_not_stored() {
         let c = Cache::new(1 << 20, 1 << 20);
         let mark = c.purge_mark();
         c.purge(1, &urls(&["/a"]));
         assert!(!c.insert_unless_purged(key(1, "/a"), obj(), mark));
-        assert!(c.get(&key(1, "/a")).is_none());
+        assert!(c.get(&key(1, "/a"), Instant::now()).is_none());
         let mark = c.purge_mark();
         assert!(c.insert_unless_purged(key(1, "/a"), obj(), mark));
-        assert!(c.get(&key(1, "/a")).is_some());
+        assert!(c.get(&key(1, "/a"), Instant::now()).is_some());
     }
 
     #[test]
@@ -342,7 +418,7 @@ mod tests {
         };
         let left = || {
             all.iter()
-                .filter(|p| c.get(&key(1, p)).is_some())
+                .filter(|p| c.get(&key(1, p), Instant::now()).is_some())
                 .copied()
                 .collect::<Vec<_>>()
         };
@@ -363,7 +439,7 @@ mod tests {
         c.purge(1, &paths(&[]));
         assert!(left().is_empty());
         assert!(
-            c.get(&key(2, "/a")).is_some(),
+            c.get(&key(2, "/a"), Instant::now()).is_some(),
             "other resources keep theirs"
         );
     }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
-use crate::cache::{Cache, CacheKey, Flights};
+use crate::cache::{Cache, Flights, LargeKeys};
 use crate::metrics::EdgeMetrics;
 use crate::origin::{OriginClient, Timeouts};
 use crate::realip::TrustedProxies;
@@ -77,7 +77,7 @@ pub struct Edge {
     /// Stored objects.
     pub cache: Cache,
     /// Keys known to be too large to store, so later requests stream straight away.
-    pub large: moka::sync::Cache<CacheKey, ()>,
+    pub large: LargeKeys,
     /// In-flight origin fetches.
     pub flights: Arc<Flights>,
     /// The origin client.
@@ -108,10 +108,7 @@ impl Edge {
         Ok(Edge {
             routes: ArcSwap::from_pointee(routes),
             cache: Cache::new(config.cache_bytes, config.max_object_bytes),
-            large: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(600))
-                .build(),
+            large: LargeKeys::default(),
             flights: Arc::default(),
             origin: OriginClient::new(config.origin_timeouts, &config.origin_ca),
             trusted: config.trusted.clone(),

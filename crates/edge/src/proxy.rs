@@ -258,7 +258,7 @@ async fn serve(
 ) -> Done {
     loop {
         let now = Instant::now();
-        let cached = edge.cache.get(&key);
+        let cached = edge.cache.get(&key, now);
         if let Some(obj) = cached.as_ref().filter(|o| o.is_fresh(now)) {
             let (resp, bytes) = from_object(obj, req, head, "HIT", now);
             return Done {
@@ -269,7 +269,7 @@ async fn serve(
             };
         }
         // Checked only on a miss, so a hit costs one cache lookup.
-        if edge.large.contains_key(&key) {
+        if edge.large.contains(&key, now) {
             return pass_through(edge, site, req, to, head).await;
         }
         match edge.flights.join(&key) {
@@ -277,10 +277,11 @@ async fn serve(
                 // A fetch may have ended between the lookup above and the join: it stores its
                 // object before its flight ends, so a second look sees it (else the origin is
                 // asked twice; rare, seen as a flaky test of one fetch for twenty viewers).
+                let again = Instant::now();
                 if edge
                     .cache
-                    .get(&key)
-                    .is_some_and(|o| o.is_fresh(Instant::now()))
+                    .get(&key, again)
+                    .is_some_and(|o| o.is_fresh(again))
                 {
                     drop(leader);
                     continue;
@@ -305,7 +306,7 @@ async fn serve(
                         .insert_unless_purged(key.clone(), Arc::clone(obj), mark);
                 }
                 if let Shared::FetchYourself = shared {
-                    edge.large.insert(key.clone(), ());
+                    edge.large.insert(key.clone(), Instant::now());
                 }
                 leader.finish(shared.clone());
                 return answer(edge, site, req, to, head, shared, "MISS").await;

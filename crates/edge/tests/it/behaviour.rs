@@ -317,9 +317,9 @@ fn a_client_that_never_finishes_its_headers_is_cut_off() {
 
 #[test]
 fn hot_objects_survive_a_scan() {
-    // TinyLFU admission (moka): a one-off object does not displace one that is asked for
-    // again and again. moka starts counting frequencies once the cache is half full, so the
-    // cache is filled first, as it would be on a running edge.
+    // S3-FIFO (quick_cache): new objects wait in a small probation queue, and only those asked
+    // for again there join the main one, so a run of one-off objects does not displace one
+    // that is asked for again and again. The cache is filled first, as on a running edge.
     let config = EdgeConfig {
         cache_bytes: 256 * 1024,
         ..EdgeConfig::default()
