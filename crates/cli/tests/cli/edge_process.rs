@@ -1,5 +1,5 @@
 //! `tollgate edge` as a process: SIGHUP reload under load without a failed request, a broken
-//! file refused on reload, graceful stop on SIGTERM.
+//! file refused on reload, graceful stop on SIGTERM, no transparent huge pages.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -204,4 +204,21 @@ fn sighup_reload_under_load_fails_no_request_and_sigterm_finishes_in_flight() {
     let slow = slow.join().unwrap().unwrap();
     assert_eq!(slow.status, 200, "the request in flight was dropped");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_edge_runs_without_transparent_huge_pages() {
+    // mimalloc asks for them, and their first touch stalls a worker (docs/architecture.md).
+    let dir = crate::procs::TempDir::new("edge-thp");
+    let res = dir.0.join("resources.json");
+    std::fs::write(&res, resources(1, 0)).unwrap();
+    let (mut child, ..) = start(&res);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .unwrap_or_else(|| panic!("no THP_enabled in /proc/PID/status (kernel 5.0+):\n{status}"));
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }
