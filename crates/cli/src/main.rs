@@ -25,9 +25,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turns transparent huge pages off for this process. mimalloc asks for them (`madvise`), and
 /// each first touch of a 2 MiB page then zeroes it whole, compacting memory first when none is
-/// free: while the edge's cache filled, the misses' p99 went from 3 ms to 7-16 ms, and an idle
-/// edge held 37 MiB instead of 9 (docs/architecture.md). The advice Redis and most databases
-/// give for the same reason.
+/// free: while the edge's cache filled, the misses' p99 was 7-13 ms with them and 2-4 ms
+/// without, and an idle edge held 37 MiB instead of 12 (docs/architecture.md). The advice
+/// Redis and most databases give for the same reason.
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     {
