@@ -288,8 +288,9 @@ async fn serve(
                 }
                 let mark = edge.cache.purge_mark();
                 let shared = fetch(edge, site, to).await;
+                // `cached` is within its stale window: `Cache::get` returns nothing past it.
                 let shared = match (shared, cached) {
-                    (Shared::Failed(..), Some(stale)) if now < stale.stale_until => {
+                    (Shared::Failed(..), Some(stale)) => {
                         leader.finish(Shared::Object(Arc::clone(&stale), true));
                         let (resp, bytes) = from_object(&stale, req, head, "STALE", Instant::now());
                         return Done {
