@@ -12,6 +12,7 @@ use tollgate_control::Control;
 use tollgate_store::SqliteStore;
 use tollgate_testkit::api::Api;
 use tollgate_testkit::tools::run_snippet;
+use tollgate_testkit::TempDir;
 
 const TOKEN: &str = "tg_api_test_token_0123456789";
 const EDGE_TOKEN: &str = "tg_edge_test_token_0123456789";
@@ -21,18 +22,9 @@ struct Running {
     _dir: TempDir,
 }
 
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn start(tag: &str) -> Running {
-    let dir = std::env::temp_dir().join(format!("tollgate-api-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.join("db")).unwrap());
+    let dir = TempDir::new(&format!("api-{tag}"));
+    let store = Arc::new(SqliteStore::open(&dir.0.join("db")).unwrap());
     let control = Control::new(store, &[EDGE_TOKEN.to_owned()]).unwrap();
     assert_eq!(
         control.bootstrap(Some(TOKEN)).unwrap().as_deref(),
@@ -72,7 +64,7 @@ fn start(tag: &str) -> Running {
             port,
             token: TOKEN.into(),
         },
-        _dir: TempDir(dir),
+        _dir: dir,
     }
 }
 
@@ -619,4 +611,29 @@ fn link_generator_snippets_make_links_the_token_core_accepts() {
             assert!(verdict.is_ok(), "{url}: {verdict:?}");
         }
     }
+}
+
+#[test]
+fn link_generator_rounds_the_url_as_its_snippets_do() {
+    let r = start("window");
+    let api = &r.api;
+    let (_, created) = api.call("POST", "/cdn/resources", Some(&good()));
+    let id = created["id"].as_u64().unwrap();
+    let window = 86_400;
+    let (s, signed) = api.call(
+        "POST",
+        &format!("/cdn/resources/{id}/sign"),
+        Some(&json!({"path": "/a.mp4", "ip": "1.2.3.4", "lifetime": 600, "window": window})),
+    );
+    assert_eq!(s, 200, "{signed}");
+    let expires = signed["expires"].as_i64().unwrap();
+    assert_eq!(expires % window, 0, "{signed}");
+    let url = signed["url"].as_str().unwrap();
+    assert!(url.ends_with(&format!("&expires={expires}")), "{url}");
+    let php = run_snippet("php", signed["snippets"]["php"].as_str().unwrap());
+    // The snippet ran a moment later: the same window, or (at a boundary) the next one.
+    assert!(
+        php == url || php.ends_with(&format!("&expires={}", expires + window)),
+        "{php} against {url}"
+    );
 }

@@ -4,6 +4,7 @@
 use tollgate_model::{PurgeRequest, Resource, ValidResource};
 
 use crate::{PgStore, Role, SqliteStore, Store, StoreError};
+use tollgate_testkit::TempDir;
 
 fn resource(cname: &str, key: &str) -> ValidResource {
     let json = format!(
@@ -178,32 +179,10 @@ fn tokens(s: &dyn Store) {
         .any(|e| e.action == "token.delete" && e.detail == "edge-1 (edge)"));
 }
 
-fn sqlite() -> (tempdir::Dir, SqliteStore) {
-    let dir = tempdir::Dir::new();
+fn sqlite() -> (TempDir, SqliteStore) {
+    let dir = TempDir::new("store");
     let s = SqliteStore::open(&dir.0.join("t.db")).unwrap();
     (dir, s)
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Dir {
-            let p = std::env::temp_dir().join(format!(
-                "tollgate-store-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 #[test]
