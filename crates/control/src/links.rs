@@ -32,8 +32,9 @@ pub struct SignRequest {
     /// Scheme and host of the link (default `http://{cname}`).
     #[serde(default)]
     pub base: Option<String>,
-    /// For the snippets: round the expiry up to a multiple of this many seconds (default 0,
-    /// off). The signed link itself uses `expires` or the lifetime as given.
+    /// Round an expiry computed from `lifetime` up to a multiple of this many seconds (default
+    /// 0, off), in the returned link and in the snippets alike, so every page view in a window
+    /// gets the same link. An explicit `expires` is used as given.
     #[serde(default)]
     pub window: Option<i64>,
 }
@@ -49,6 +50,17 @@ pub struct Signed {
     pub expires: i64,
     /// The same link made by the customer's own code.
     pub snippets: Snippets,
+}
+
+/// `expires` rounded up to a multiple of `window` (the snippets' rounding); `window` 0 is off.
+/// Both are validated first: `expires` is at most now + 10 years, `window` at most 30 days.
+fn round_up(expires: i64, window: i64) -> i64 {
+    if window <= 0 {
+        return expires;
+    }
+    expires
+        .checked_add(window - 1)
+        .map_or(expires, |e| e / window * window)
 }
 
 /// The handler.
@@ -91,9 +103,10 @@ pub async fn sign(
     if !(0..=30 * 86400).contains(&window) {
         return Err(ApiError::invalid("window", "must be 0 (off) to 30 days"));
     }
-    let expires = req
-        .expires
-        .unwrap_or_else(|| crate::unix_now() as i64 + lifetime);
+    let expires = match req.expires {
+        Some(e) => e,
+        None => round_up(crate::unix_now() as i64 + lifetime, window),
+    };
     let base = req.base.unwrap_or_else(|| format!("http://{cname}"));
     if !(base.starts_with("http://") || base.starts_with("https://"))
         || base
@@ -136,4 +149,19 @@ pub async fn sign(
         expires,
         snippets,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_up;
+
+    #[test]
+    fn rounding_matches_the_snippets() {
+        // php: intdiv($expires + $window - 1, $window) * $window
+        assert_eq!(round_up(1_000, 0), 1_000);
+        assert_eq!(round_up(1_000, 300), 1_200);
+        assert_eq!(round_up(1_200, 300), 1_200);
+        assert_eq!(round_up(1_201, 300), 1_500);
+        assert_eq!(round_up(i64::MAX, 300), i64::MAX);
+    }
 }
