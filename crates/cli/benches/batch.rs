@@ -30,7 +30,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("sign_1m_paths", |b| {
         b.iter(|| {
             out.clear();
-            sign_lines(black_box(&input[..]), &mut out, &spec, |_| {}).unwrap()
+            sign_lines(black_box(&input[..]), &mut out, &spec, |_| {}, |_, _| {}).unwrap()
         })
     });
     g.finish();

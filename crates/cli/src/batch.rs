@@ -22,49 +22,49 @@ pub struct BatchSpec<'a> {
     pub token_only: bool,
 }
 
-/// Why a batch stopped.
-#[derive(Debug)]
-pub enum BatchError {
-    /// Reading or writing failed.
-    Io(io::Error),
-    /// A line could not be signed; `line` is 1-based. Nothing from this line on was written.
-    Line {
-        /// 1-based line number.
-        line: u64,
-        /// Why.
-        error: SignError,
-    },
+/// Why one input line got no link.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineError {
+    /// The line is empty.
+    Empty,
+    /// The path cannot be signed as it is.
+    Sign(SignError),
 }
 
-impl std::fmt::Display for BatchError {
+impl std::fmt::Display for LineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BatchError::Io(e) => write!(f, "{e}"),
-            BatchError::Line { line, error } => write!(f, "line {line}: {error}"),
+            LineError::Empty => f.write_str("empty line (a path is required)"),
+            LineError::Sign(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl std::error::Error for BatchError {}
-
-impl From<io::Error> for BatchError {
-    fn from(e: io::Error) -> Self {
-        BatchError::Io(e)
-    }
+/// What a batch did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Links written.
+    pub signed: u64,
+    /// Lines that got no link (each reported to the `bad_line` callback).
+    pub bad: u64,
 }
 
 const FLUSH_AT: usize = 256 * 1024;
 
-/// Signs every line of `input` into `output`; calls `progress(lines_done)` every 65,536 lines.
-/// Returns the number of links written. A trailing `\r` is stripped from each line.
+/// Signs every line of `input` into `output`, one link per good line; a line that cannot be
+/// signed goes to `bad_line(line_number, why)` (1-based) and gets no output line, and the batch
+/// goes on. Calls `progress(lines_read)` every 65,536 lines. A trailing `\r` is stripped from
+/// each line. Only reading or writing failing stops a batch.
 pub fn sign_lines(
     mut input: impl BufRead,
     mut output: impl Write,
     spec: &BatchSpec<'_>,
     mut progress: impl FnMut(u64),
-) -> Result<u64, BatchError> {
+    mut bad_line: impl FnMut(u64, &LineError),
+) -> io::Result<BatchReport> {
     let mut line = Vec::with_capacity(256);
     let mut out = Vec::with_capacity(FLUSH_AT + 4096);
+    let mut report = BatchReport::default();
     let mut n = 0u64;
     loop {
         line.clear();
@@ -79,30 +79,39 @@ pub fn sign_lines(
             path = p;
         }
         n += 1;
+        if n % 65_536 == 0 {
+            progress(n);
+        }
+        if path.is_empty() {
+            report.bad += 1;
+            bad_line(n, &LineError::Empty);
+            continue;
+        }
         let mark = out.len();
-        let token = sign_link(&mut out, spec.base, spec.key, spec.expires, path, spec.ip).map_err(
-            |error| {
-                // Whatever came before this line is complete; flush it so no work is lost.
-                let _ = output.write_all(&out[..mark]);
-                BatchError::Line { line: n, error }
-            },
-        )?;
-        if spec.token_only {
-            out.truncate(mark);
-            out.extend_from_slice(token.as_bytes());
+        match sign_link(&mut out, spec.base, spec.key, spec.expires, path, spec.ip) {
+            Ok(token) => {
+                if spec.token_only {
+                    out.truncate(mark);
+                    out.extend_from_slice(token.as_bytes());
+                }
+            }
+            Err(e) => {
+                out.truncate(mark);
+                report.bad += 1;
+                bad_line(n, &LineError::Sign(e));
+                continue;
+            }
         }
         out.push(b'\n');
+        report.signed += 1;
         if out.len() >= FLUSH_AT {
             output.write_all(&out)?;
             out.clear();
         }
-        if n % 65_536 == 0 {
-            progress(n);
-        }
     }
     output.write_all(&out)?;
     output.flush()?;
-    Ok(n)
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -123,14 +132,15 @@ mod tests {
     fn one_link_per_line() {
         let key = Key::new("secret_key").unwrap();
         let mut out = Vec::new();
-        let n = sign_lines(
+        let r = sign_lines(
             &b"/images/1.jpg\r\n/a b\n"[..],
             &mut out,
             &spec(&key),
             |_| {},
+            |n, e| panic!("line {n}: {e}"),
         )
         .unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(r, BatchReport { signed: 2, bad: 0 });
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -141,18 +151,28 @@ mod tests {
     }
 
     #[test]
-    fn bad_line_is_named_and_earlier_lines_kept() {
+    fn bad_lines_are_named_and_the_good_ones_signed() {
         let key = Key::new("secret_key").unwrap();
         let mut out = Vec::new();
-        let err = sign_lines(&b"/ok\n/a//b\n/never\n"[..], &mut out, &spec(&key), |_| {});
-        match err {
-            Err(BatchError::Line {
-                line: 2,
-                error: SignError::EmptySegment { offset: 3 },
-            }) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+        let mut bad = Vec::new();
+        let r = sign_lines(
+            &b"/ok\n/a//b\n\n/also-ok\r\n\r\n/x/../y"[..],
+            &mut out,
+            &spec(&key),
+            |_| {},
+            |n, e| bad.push((n, e.to_string())),
+        )
+        .unwrap();
+        assert_eq!(r, BatchReport { signed: 2, bad: 4 });
+        let lines: Vec<_> = bad.iter().map(|(n, _)| *n).collect();
+        assert_eq!(lines, [2, 3, 5, 6]);
+        assert_eq!(bad[1].1, "empty line (a path is required)");
+        assert!(bad[0].1.contains("offset 3"), "{}", bad[0].1);
+        let text = String::from_utf8(out).unwrap();
+        let links: Vec<_> = text.lines().collect();
+        assert_eq!(links.len(), 2);
+        assert!(links[0].starts_with("http://cdn.site.com/ok?md5="));
+        assert!(links[1].starts_with("http://cdn.site.com/also-ok?md5="));
     }
 
     #[test]
@@ -163,7 +183,7 @@ mod tests {
             token_only: true,
             ..spec(&key)
         };
-        sign_lines(&b"/images/1.jpg"[..], &mut out, &s, |_| {}).unwrap();
+        sign_lines(&b"/images/1.jpg"[..], &mut out, &s, |_| {}, |_, _| {}).unwrap();
         assert_eq!(out, b"vHEnxR8VaxpEDgyNzJuWwA\n");
     }
 }

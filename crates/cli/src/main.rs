@@ -5,6 +5,7 @@
 
 mod control_cmd;
 mod edge_cmd;
+mod token_cmd;
 
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
@@ -61,6 +62,8 @@ enum Command {
     Control(control_cmd::ControlArgs),
     /// Run control plane, panel and an edge together (embedded SQLite under ./tollgate-data).
     Serve(control_cmd::ServeArgs),
+    /// Create, list and revoke the control plane's tokens (an edge's --edge-token among them).
+    Token(token_cmd::TokenArgs),
 }
 
 #[derive(Args)]
@@ -180,14 +183,32 @@ fn sign(args: SignArgs) -> Result<ExitCode> {
             token_only: args.token_only,
         };
         let show = io::stderr().is_terminal();
-        let n = sign_lines(io::stdin().lock(), stdout.lock(), &spec, |n| {
-            if show {
-                eprint!("\rsigned {n} links");
-            }
-        })
+        let report = sign_lines(
+            io::stdin().lock(),
+            stdout.lock(),
+            &spec,
+            |n| {
+                if show {
+                    eprint!("\rread {n} lines");
+                }
+            },
+            |line, why| {
+                if show {
+                    eprint!("\r");
+                }
+                eprintln!("tollgate: --batch: line {line}: {why}");
+            },
+        )
         .context("--batch")?;
         if show {
-            eprintln!("\rsigned {n} links");
+            eprintln!("\rsigned {} links", report.signed);
+        }
+        if report.bad > 0 {
+            eprintln!(
+                "tollgate: --batch: {} line(s) not signed, {} link(s) written",
+                report.bad, report.signed
+            );
+            return Ok(ExitCode::from(2));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -229,7 +250,8 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     };
     let target = request_target_owned(&args.link);
     let ex = explain(target.as_bytes(), &keys, args.ip, now);
-    let (status, reason, detail, key_index) = match &ex.outcome {
+    // Keys count from 1 in the text and in --json alike: the order of the --key flags.
+    let (status, reason, detail, key) = match &ex.outcome {
         Ok(v) => (
             200,
             "valid",
@@ -241,9 +263,20 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
                 } else {
                     "a verify-only key"
                 },
-                v.expires - now
+                v.expires.saturating_sub(now)
             ),
-            Some(v.key_index),
+            Some(v.key_index + 1),
+        ),
+        Err(tollgate_token::Refusal::Mismatch) if args.ip.is_none() => (
+            403,
+            "token_mismatch",
+            format!(
+                "{}; no --ip was given, so no client address was hashed: a resource that binds \
+                 links to the client address (secure_key type 0) hashes \"{{expires}}{{path}}\
+                 {{client_ip}} {{key}}\", so pass the viewer's address with --ip",
+                tollgate_token::Refusal::Mismatch
+            ),
+            None,
         ),
         Err(r) => (r.status(), r.reason(), r.to_string(), None),
     };
@@ -253,7 +286,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
             "status": status,
             "reason": reason,
             "detail": detail,
-            "key_index": key_index,
+            "key": key,
         });
         writeln!(out, "{obj}")?;
     } else {
@@ -279,8 +312,8 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         }
         if let Some(e) = &ex.given_expires {
             let when = match tollgate_token::verify::parse_expires(e.as_bytes()) {
-                Ok(t) if t < now => format!("expired {} s ago", now - t),
-                Ok(t) => format!("valid for {} more s", t - now),
+                Ok(t) if t < now => format!("expired {} s ago", now.saturating_sub(t)),
+                Ok(t) => format!("valid for {} more s", t.saturating_sub(now)),
                 Err(_) => "not a valid expiry".to_owned(),
             };
             writeln!(out, "expires:  {e} ({when}; now {now})")?;
@@ -309,6 +342,7 @@ fn run() -> Result<ExitCode> {
         Command::Edge(a) => edge_cmd::run(a).map(|()| ExitCode::SUCCESS),
         Command::Control(a) => control_cmd::run_control(a).map(|()| ExitCode::SUCCESS),
         Command::Serve(a) => control_cmd::run_serve(a).map(|()| ExitCode::SUCCESS),
+        Command::Token(a) => token_cmd::run(a).map(|()| ExitCode::SUCCESS),
         Command::Keygen => {
             let key =
                 keygen::generate().context("the operating system's random generator failed")?;

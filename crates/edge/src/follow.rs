@@ -7,14 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use tollgate_model::{EdgeReport, Snapshot};
 
+use crate::control_client::ControlClient;
 use crate::Edge;
 
 /// How an edge follows its control plane.
@@ -37,20 +33,6 @@ const MAX_SNAPSHOT: usize = 64 << 20;
 /// How often counters are reported.
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 const SNAPSHOT_FILE: &str = "snapshot.json";
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-fn client(edge: &Edge) -> HttpClient {
-    let mut conn = HttpConnector::new();
-    conn.set_connect_timeout(Some(Duration::from_secs(5)));
-    conn.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(edge.origin.tls_config())
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(conn);
-    Client::builder(TokioExecutor::new()).build(https)
-}
 
 /// Why applying a snapshot failed.
 #[derive(Debug)]
@@ -112,32 +94,25 @@ enum Polled {
     Same,
 }
 
-async fn poll(client: &HttpClient, f: &Follow, since: u64) -> Result<Polled, String> {
-    let url = format!(
-        "{}/edge/v1/config?since={since}&wait={WAIT_SECS}",
-        f.control.trim_end_matches('/')
-    );
-    let req = Request::get(&url)
-        .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| format!("{url}: {e}"))?;
-    let resp = tokio::time::timeout(Duration::from_secs(WAIT_SECS + 10), client.request(req))
-        .await
-        .map_err(|_| format!("{url}: no answer in {} s", WAIT_SECS + 10))?
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = resp.status();
-    let body = Limited::new(resp.into_body(), MAX_SNAPSHOT)
-        .collect()
-        .await
-        .map_err(|e| format!("{url}: reading the body: {e}"))?
-        .to_bytes();
+async fn poll(client: &ControlClient, since: u64) -> Result<Polled, String> {
+    let path = format!("/edge/v1/config?since={since}&wait={WAIT_SECS}");
+    let (status, body) = client
+        .call(
+            Method::GET,
+            &path,
+            None,
+            MAX_SNAPSHOT,
+            Duration::from_secs(WAIT_SECS + 10),
+        )
+        .await?;
     match status {
         StatusCode::NOT_MODIFIED => Ok(Polled::Same),
         StatusCode::OK => serde_json::from_slice(&body)
             .map(Polled::New)
-            .map_err(|e| format!("{url}: unreadable snapshot: {e}")),
+            .map_err(|e| format!("{}: unreadable snapshot: {e}", client.url(&path))),
         s => Err(format!(
-            "{url}: {s}: {}",
+            "{}: {s}: {}",
+            client.url(&path),
             String::from_utf8_lossy(&body[..body.len().min(300)])
         )),
     }
@@ -151,14 +126,14 @@ pub async fn run(
     mut since: u64,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let client = client(&edge);
-    let reporter = tokio::spawn(report(Arc::clone(&edge), f.clone(), client.clone()));
+    let client = ControlClient::new(&f.control, &f.token, edge.origin.tls_config());
+    let reporter = tokio::spawn(report(Arc::clone(&edge), f.name.clone(), client.clone()));
     tokio::pin!(stop);
     let mut backoff = Duration::from_millis(200);
     let mut failing = false;
     loop {
         let polled = tokio::select! {
-            r = poll(&client, &f, since) => r,
+            r = poll(&client, since) => r,
             () = &mut stop => break,
         };
         match polled {
@@ -210,11 +185,10 @@ pub async fn run(
 
 /// Sends, every [`REPORT_EVERY`], each resource's increase since the last report the control
 /// plane accepted (a failed report is folded into the next one).
-async fn report(edge: Arc<Edge>, f: Follow, client: HttpClient) {
+async fn report(edge: Arc<Edge>, name: String, client: ControlClient) {
     use std::collections::BTreeMap;
     use tollgate_model::Counters;
 
-    let url = format!("{}/edge/v1/stats", f.control.trim_end_matches('/'));
     let mut sent: BTreeMap<u64, Counters> = BTreeMap::new();
     let mut tick = tokio::time::interval(REPORT_EVERY);
     loop {
@@ -241,25 +215,25 @@ async fn report(edge: Arc<Edge>, f: Follow, client: HttpClient) {
             continue;
         }
         let report = EdgeReport {
-            edge: f.name.clone(),
+            edge: name.clone(),
             resources,
         };
         let Ok(body) = serde_json::to_vec(&report) else {
             continue;
         };
-        let Ok(req) = Request::post(&url)
-            .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-        else {
-            continue;
-        };
         // Reports are best effort: the chart shows a gap, nothing else depends on them.
-        if let Ok(Ok(resp)) = tokio::time::timeout(REPORT_EVERY, client.request(req)).await {
-            if resp.status().is_success() {
-                sent = now;
-            }
-            let _ = resp.into_body().collect().await;
+        let sent_ok = client
+            .call(
+                Method::POST,
+                "/edge/v1/stats",
+                Some(body),
+                64 << 10,
+                REPORT_EVERY,
+            )
+            .await
+            .is_ok_and(|(status, _)| status.is_success());
+        if sent_ok {
+            sent = now;
         }
     }
 }

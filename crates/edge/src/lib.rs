@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod body;
 pub mod cache;
 pub mod client_io;
+pub mod control_client;
 pub mod follow;
 pub mod forwarding;
 pub mod freshness;
@@ -125,20 +126,35 @@ impl Edge {
             .store(Arc::new(Routes::new(resources, Some(&old))));
     }
 
-    /// The `/metrics` page.
+    /// The `/metrics` page (Prometheus text format).
     pub fn render_metrics(&self) -> String {
-        let mut out = String::new();
-        for site in &self.routes.load().sites {
-            site.metrics.render(site.res.id, &mut out);
-        }
-        self.metrics.render(&mut out);
-        out.push_str(&format!(
-            "tollgate_cache_objects {}\ntollgate_cache_bytes {}\ntollgate_config_version {}\n",
-            self.cache.entry_count(),
-            self.cache.weighted_size(),
-            self.config_version
-                .load(std::sync::atomic::Ordering::Relaxed)
-        ));
-        out
+        let routes = self.routes.load();
+        let sites: Vec<_> = routes
+            .sites
+            .iter()
+            .map(|site| (site.res.id, &*site.metrics))
+            .collect();
+        metrics::render(
+            &sites,
+            &self.metrics,
+            &[
+                (
+                    "tollgate_cache_objects",
+                    "Objects in the cache.",
+                    self.cache.entry_count(),
+                ),
+                (
+                    "tollgate_cache_bytes",
+                    "Weight of the cache's objects in bytes (bodies, headers and a per-object share).",
+                    self.cache.weighted_size(),
+                ),
+                (
+                    "tollgate_config_version",
+                    "Version of the configuration this edge enforces.",
+                    self.config_version
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                ),
+            ],
+        )
     }
 }

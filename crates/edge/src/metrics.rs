@@ -151,55 +151,6 @@ impl ResourceMetrics {
             .origin_latency_sum_us
             .fetch_add(d.as_micros() as u64, Relaxed);
     }
-
-    /// Appends this resource's lines.
-    pub fn render(&self, id: u64, out: &mut String) {
-        let mut line = |outcome: &str, reason: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "tollgate_requests_total{{resource=\"{id}\",outcome=\"{outcome}\",reason=\"{reason}\"}} {v}"
-            );
-        };
-        line("hit", "", self.sum(|s| &s.hit));
-        line("miss", "", self.sum(|s| &s.miss));
-        line("stale", "", self.sum(|s| &s.stale));
-        line("pass", "", self.sum(|s| &s.pass));
-        for (i, r) in REASONS.iter().enumerate() {
-            line("refused", r, self.sum(|s| &s.refused[i]));
-        }
-        for (i, r) in ORIGIN_REASONS.iter().enumerate() {
-            line("origin_error", r, self.sum(|s| &s.origin_error[i]));
-        }
-        let _ = writeln!(
-            out,
-            "tollgate_cache_bytes_sent_total{{resource=\"{id}\",cache=\"hit\"}} {}",
-            self.sum(|s| &s.bytes_hit)
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_cache_bytes_sent_total{{resource=\"{id}\",cache=\"miss\"}} {}",
-            self.sum(|s| &s.bytes_miss)
-        );
-        let mut cumulative = 0;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            cumulative += self.sum(|s| &s.origin_latency[i]);
-            let _ = writeln!(out, "tollgate_origin_latency_seconds_bucket{{resource=\"{id}\",le=\"{b}\"}} {cumulative}");
-        }
-        cumulative += self.sum(|s| &s.origin_latency[BUCKETS.len()]);
-        let _ = writeln!(
-            out,
-            "tollgate_origin_latency_seconds_bucket{{resource=\"{id}\",le=\"+Inf\"}} {cumulative}"
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_origin_latency_seconds_sum{{resource=\"{id}\"}} {}",
-            self.sum(|s| &s.origin_latency_sum_us) as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_origin_latency_seconds_count{{resource=\"{id}\"}} {cumulative}"
-        );
-    }
 }
 
 /// Counters that belong to no resource.
@@ -213,25 +164,111 @@ pub struct EdgeMetrics {
     pub connections: AtomicU64,
 }
 
-impl EdgeMetrics {
-    /// Appends the edge-wide lines.
-    pub fn render(&self, out: &mut String) {
+/// Writes `# HELP` and `# TYPE` for one metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The `/metrics` page in Prometheus's text format (version 0.0.4): every family once, with
+/// its `# HELP` and `# TYPE`, and all its samples together, resource by resource. `gauges` are
+/// edge-wide values: name, help, value.
+pub fn render(
+    resources: &[(u64, &ResourceMetrics)],
+    edge: &EdgeMetrics,
+    gauges: &[(&str, &str, u64)],
+) -> String {
+    let mut out = String::with_capacity(512 + resources.len() * 2048);
+    family(
+        &mut out,
+        "tollgate_requests_total",
+        "counter",
+        "Requests by resource and outcome (hit, miss, stale, pass, refused, origin_error) with \
+         the refusal's or the origin failure's reason.",
+    );
+    for (id, m) in resources {
+        let mut line = |outcome: &str, reason: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "tollgate_requests_total{{resource=\"{id}\",outcome=\"{outcome}\",reason=\"{reason}\"}} {v}"
+            );
+        };
+        line("hit", "", m.sum(|s| &s.hit));
+        line("miss", "", m.sum(|s| &s.miss));
+        line("stale", "", m.sum(|s| &s.stale));
+        line("pass", "", m.sum(|s| &s.pass));
+        for (i, r) in REASONS.iter().enumerate() {
+            line("refused", r, m.sum(|s| &s.refused[i]));
+        }
+        for (i, r) in ORIGIN_REASONS.iter().enumerate() {
+            line("origin_error", r, m.sum(|s| &s.origin_error[i]));
+        }
+    }
+    family(
+        &mut out,
+        "tollgate_cache_bytes_sent_total",
+        "counter",
+        "Body bytes sent to viewers, from the cache (hit, stale) or from the origin (miss, pass).",
+    );
+    for (id, m) in resources {
+        for (cache, v) in [
+            ("hit", m.sum(|s| &s.bytes_hit)),
+            ("miss", m.sum(|s| &s.bytes_miss)),
+        ] {
+            let _ = writeln!(
+                out,
+                "tollgate_cache_bytes_sent_total{{resource=\"{id}\",cache=\"{cache}\"}} {v}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "tollgate_origin_latency_seconds",
+        "histogram",
+        "Time from sending a request to the origin to its response head.",
+    );
+    for (id, m) in resources {
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += m.sum(|s| &s.origin_latency[i]);
+            let _ = writeln!(
+                out,
+                "tollgate_origin_latency_seconds_bucket{{resource=\"{id}\",le=\"{b}\"}} {cumulative}"
+            );
+        }
+        cumulative += m.sum(|s| &s.origin_latency[BUCKETS.len()]);
         let _ = writeln!(
             out,
-            "tollgate_unknown_host_total {}",
-            self.unknown_host.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_bad_method_total {}",
-            self.bad_method.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "tollgate_connections_total {}",
-            self.connections.load(Relaxed)
+            "tollgate_origin_latency_seconds_bucket{{resource=\"{id}\",le=\"+Inf\"}} {cumulative}\n\
+             tollgate_origin_latency_seconds_sum{{resource=\"{id}\"}} {}\n\
+             tollgate_origin_latency_seconds_count{{resource=\"{id}\"}} {cumulative}",
+            m.sum(|s| &s.origin_latency_sum_us) as f64 / 1e6
         );
     }
+    for (name, help, v) in [
+        (
+            "tollgate_unknown_host_total",
+            "Requests for a host that no resource serves.",
+            &edge.unknown_host,
+        ),
+        (
+            "tollgate_bad_method_total",
+            "Requests with a method other than GET or HEAD.",
+            &edge.bad_method,
+        ),
+        (
+            "tollgate_connections_total",
+            "Client connections accepted.",
+            &edge.connections,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", v.load(Relaxed));
+    }
+    for (name, help, v) in gauges {
+        family(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {v}");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -243,8 +280,7 @@ mod tests {
         let m = ResourceMetrics::default();
         m.record(Outcome::Refused("expired"), 0);
         m.record(Outcome::Refused("a_reason_added_later"), 0);
-        let mut out = String::new();
-        m.render(7, &mut out);
+        let out = render(&[(7, &m)], &EdgeMetrics::default(), &[]);
         assert!(
             out.contains(r#"outcome="refused",reason="expired"} 1"#),
             "{out}"
@@ -253,5 +289,35 @@ mod tests {
             out.contains(r#"outcome="refused",reason="other"} 1"#),
             "{out}"
         );
+    }
+
+    #[test]
+    fn each_family_is_described_once_and_kept_together() {
+        let (a, b) = (ResourceMetrics::default(), ResourceMetrics::default());
+        b.record(Outcome::Hit, 10);
+        b.origin_latency(Duration::from_millis(30));
+        let out = render(
+            &[(1, &a), (2, &b)],
+            &EdgeMetrics::default(),
+            &[("tollgate_cache_objects", "Objects in the cache.", 3)],
+        );
+        let mut seen = Vec::new();
+        let mut current = "";
+        for line in out.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap_or("");
+                assert!(!seen.contains(&name), "{name} described twice:\n{out}");
+                seen.push(name);
+                current = name;
+            } else if !line.starts_with('#') {
+                assert!(
+                    line.starts_with(current),
+                    "{line} outside its family:\n{out}"
+                );
+            }
+        }
+        assert!(out.contains("# TYPE tollgate_origin_latency_seconds histogram"));
+        assert!(out.contains(r#"tollgate_requests_total{resource="2",outcome="hit",reason=""} 1"#));
+        assert!(out.contains("tollgate_cache_objects 3\n"));
     }
 }

@@ -64,6 +64,22 @@ thread_local! {
 
 static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// TLS client settings trusting the system's anchors and `extra_roots`: for HTTPS origins and
+/// for a control plane's `https://` URL.
+pub fn client_tls(extra_roots: &[CertificateDer<'static>]) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates leave only the explicit ones; HTTPS origins then fail
+    // verification with a 502 instead of the edge refusing to start.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    roots.add_parsable_certificates(extra_roots.iter().cloned());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .unwrap_or_else(|_| unreachable_tls_config())
+}
+
 /// The origin client: per-thread keep-alive pools sharing one TLS configuration.
 #[derive(Clone)]
 pub struct OriginClient {
@@ -76,20 +92,9 @@ pub struct OriginClient {
 impl OriginClient {
     /// A client with these timeouts, trusting the system's anchors and `extra_roots`.
     pub fn new(timeouts: Timeouts, extra_roots: &[CertificateDer<'static>]) -> OriginClient {
-        let mut roots = rustls::RootCertStore::empty();
-        // Unreadable system certificates leave only the explicit ones; HTTPS origins then fail
-        // verification with a 502 instead of the edge refusing to start.
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
-        roots.add_parsable_certificates(extra_roots.iter().cloned());
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            .unwrap_or_else(|_| unreachable_tls_config());
         OriginClient {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            tls,
+            tls: client_tls(extra_roots),
             timeouts,
         }
     }

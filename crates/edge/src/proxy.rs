@@ -129,25 +129,7 @@ pub async fn handle(
     let started = edge.log.enabled().then(Instant::now);
     let host = host_of(req.uri(), req.headers());
     // The routes are only looked at here: the site's Arc outlives a reload in flight.
-    let Some(site) = edge.routes.load().get(&host).cloned() else {
-        edge.metrics
-            .unknown_host
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return short(
-            StatusCode::NOT_FOUND,
-            "404 Not Found: no resource serves this host\n",
-        );
-    };
-    let head = req.method() == Method::HEAD;
-    if req.method() != Method::GET && !head {
-        edge.metrics
-            .bad_method
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut r = short(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
-    }
+    let site = edge.routes.load().get(&host).cloned();
     let client = edge.trusted.client_addr(
         peer,
         req.headers()
@@ -156,26 +138,58 @@ pub async fn handle(
             .map(|v| v.as_bytes()),
     );
     let raw = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let https = match site.res.resource.origin_protocol {
-        tollgate_model::OriginProtocol::Http => false,
-        tollgate_model::OriginProtocol::Https => true,
-        tollgate_model::OriginProtocol::Match => tls,
+    let head = req.method() == Method::HEAD;
+    let done = match &site {
+        None => {
+            edge.metrics
+                .unknown_host
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let text = "404 Not Found: no resource serves this host\n";
+            Done {
+                resp: short(StatusCode::NOT_FOUND, text),
+                outcome: None,
+                reason: "unknown_host",
+                bytes: text.len() as u64,
+            }
+        }
+        Some(_) if req.method() != Method::GET && !head => {
+            edge.metrics
+                .bad_method
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let text = "405 Method Not Allowed\n";
+            let mut resp = short(StatusCode::METHOD_NOT_ALLOWED, text);
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            Done {
+                resp,
+                outcome: None,
+                reason: "method_not_allowed",
+                bytes: text.len() as u64,
+            }
+        }
+        Some(site) => {
+            let https = match site.res.resource.origin_protocol {
+                tollgate_model::OriginProtocol::Http => false,
+                tollgate_model::OriginProtocol::Https => true,
+                tollgate_model::OriginProtocol::Match => tls,
+            };
+            gate_and_serve(&edge, site, &req, raw, client, head, https).await
+        }
     };
-    let done = gate_and_serve(&edge, &site, &req, raw, client, head, https).await;
-    let status = done.resp.status().as_u16();
-    if let Some(o) = done.outcome {
+    if let (Some(site), Some(o)) = (&site, done.outcome) {
         site.metrics.record(o, done.bytes);
     }
+    // Every response gets a line, refusals of unknown hosts and methods included.
     if edge.log.enabled() {
         let path = raw.split('?').next().unwrap_or("");
         edge.log.write(serde_json::json!({
             "ts": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
-            "resource": site.res.id,
+            "resource": site.as_ref().map(|s| s.res.id),
             "host": host,
             "client": client.to_string(),
             "method": req.method().as_str(),
             "path": path,
-            "status": status,
+            "status": done.resp.status().as_u16(),
             "reason": done.reason,
             "cache": done.resp.headers().get(&CACHE).and_then(|v| v.to_str().ok()),
             "bytes": done.bytes,

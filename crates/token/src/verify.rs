@@ -137,7 +137,7 @@ impl fmt::Display for Refusal {
             Refusal::Expired { expires, now } => write!(
                 f,
                 "the link expired {} s ago (expires {expires}, now {now})",
-                now - expires
+                now.saturating_sub(*expires)
             ),
         }
     }

@@ -66,7 +66,7 @@ fn verify_json_shape_and_exit_codes() {
         let text = out(&o);
         assert!(text.contains(want), "{text}");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        for field in ["status", "reason", "detail", "key_index"] {
+        for field in ["status", "reason", "detail", "key"] {
             assert!(v.get(field).is_some(), "{field} missing in {text}");
         }
     }
@@ -87,7 +87,56 @@ fn verify_reports_which_key_matched() {
         None,
     );
     assert!(o.status.success());
-    assert!(out(&o).contains("\"key_index\":1"), "{}", out(&o));
+    // The second --key, counted from 1 as the text output counts ("key 2").
+    assert!(out(&o).contains("\"key\":2"), "{}", out(&o));
+    let text = tollgate(
+        &["verify", "--key", "new_key_1", "--key", "secret_key", LINK],
+        None,
+    );
+    assert!(out(&text).contains("signed with key 2"), "{}", out(&text));
+}
+
+#[test]
+fn a_mismatch_without_ip_says_that_bound_links_need_it() {
+    let bound = {
+        let o = tollgate(
+            &[
+                "sign",
+                "--key",
+                "secret_key",
+                "--path",
+                "/v.mp4",
+                "--ip",
+                "1.2.3.4",
+                "--expires",
+                "2147483647",
+            ],
+            None,
+        );
+        out(&o).trim().to_owned()
+    };
+    for json in [false, true] {
+        let mut args = vec!["verify", "--key", "secret_key", &bound];
+        if json {
+            args.push("--json");
+        }
+        let o = tollgate(&args, None);
+        assert_eq!(o.status.code(), Some(1));
+        let text = out(&o);
+        assert!(
+            text.contains("no --ip was given") && text.contains("{client_ip}"),
+            "{text}"
+        );
+        if !json {
+            // The string that was hashed, without an address (key masked).
+            assert!(text.contains("hashed:   \"2147483647/v.mp4 "), "{text}");
+        }
+    }
+    let with_ip = tollgate(
+        &["verify", "--key", "secret_key", "--ip", "1.2.3.4", &bound],
+        None,
+    );
+    assert!(with_ip.status.success(), "{}", out(&with_ip));
 }
 
 #[test]
@@ -193,10 +242,19 @@ fn batch_signs_every_line_and_names_a_bad_one() {
     assert_eq!(text.lines().count(), 2);
     let bad = tollgate(
         &["sign", "--batch", "--key", "secret_key", "--ttl", "60"],
-        Some(b"/ok\n/x//y\n"),
+        Some(b"/ok\n/x//y\n\n/fine\n"),
     );
     assert_eq!(bad.status.code(), Some(2));
-    assert!(err(&bad).contains("line 2"), "{}", err(&bad));
+    let said = err(&bad);
+    assert!(said.contains("line 2: path has '//'"), "{said}");
+    assert!(said.contains("line 3: empty line"), "{said}");
+    assert!(
+        said.contains("2 line(s) not signed, 2 link(s) written"),
+        "{said}"
+    );
+    let links: Vec<_> = out(&bad).lines().map(str::to_owned).collect();
+    assert_eq!(links.len(), 2, "the good lines are signed: {links:?}");
+    assert!(links[0].starts_with("/ok?md5=") && links[1].starts_with("/fine?md5="));
 }
 
 #[test]

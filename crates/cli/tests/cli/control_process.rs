@@ -45,14 +45,113 @@ fn sign(api: &Api, id: u64, path: &str, ip: Option<&str>) -> String {
         .to_owned()
 }
 
+/// An edge token made as an operator makes one: `tollgate token create --role edge`.
 fn edge_token(api: &Api, name: &str) -> String {
-    let (status, r) = api.call(
-        "POST",
-        "/tollgate/tokens",
-        Some(&json!({"name": name, "role": "edge"})),
+    let control = format!("http://127.0.0.1:{}", api.port);
+    let o = crate::tollgate(
+        &[
+            "token",
+            "create",
+            "--control",
+            &control,
+            "--api-token",
+            &api.token,
+            "--role",
+            "edge",
+            "--name",
+            name,
+        ],
+        None,
     );
-    assert_eq!(status, 201, "{r}");
-    r["token"].as_str().unwrap().to_owned()
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("created edge token"), "{said}");
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    // Listed by name and role, never with the token itself.
+    let list = crate::tollgate(
+        &[
+            "token",
+            "list",
+            "--control",
+            &control,
+            "--api-token",
+            &api.token,
+        ],
+        None,
+    );
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.ends_with(&format!("\tedge\t{name}"))),
+        "{listed}"
+    );
+    assert!(!listed.contains(&token), "{listed}");
+    token
+}
+
+#[test]
+fn token_commands_name_what_is_wrong() {
+    let data = TempDir::new("token-cmd");
+    let (_ctl, api) = control(&["--data", &data.path("d")]);
+    let control = format!("http://127.0.0.1:{}", api.port);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "token",
+                "create",
+                "--role",
+                "edge",
+                "--name",
+                "e",
+                "--api-token",
+                "tg_wrong_token_000000",
+            ],
+            "--api-token",
+        ),
+        (
+            &[
+                "token",
+                "create",
+                "--role",
+                "edge",
+                "--name",
+                " ",
+                "--api-token",
+                TOKEN,
+            ],
+            "--name",
+        ),
+        (
+            &["token", "create", "--role", "edge", "--name", "e"],
+            "--api-token",
+        ),
+        (&["token", "revoke", "999", "--api-token", TOKEN], "404"),
+    ];
+    for (args, said) in cases {
+        let mut args = args.to_vec();
+        args.extend(["--control", &control]);
+        let o = crate::tollgate(&args, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    let down = crate::tollgate(
+        &[
+            "token",
+            "list",
+            "--api-token",
+            TOKEN,
+            "--control",
+            "http://127.0.0.1:1",
+        ],
+        None,
+    );
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert!(
+        err.contains("--control: http://127.0.0.1:1/tollgate/tokens"),
+        "{err}"
+    );
 }
 
 #[test]

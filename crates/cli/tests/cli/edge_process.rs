@@ -165,6 +165,23 @@ fn sighup_reload_under_load_fails_no_request_and_sigterm_finishes_in_flight() {
         text.contains("tollgate_origin_latency_seconds_bucket"),
         "{text}"
     );
+    // Prometheus's own checker reads the page: format, HELP/TYPE, naming conventions.
+    let mut check =
+        std::process::Command::new(tollgate_testkit::tools::require("promtool", "prometheus"))
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    std::io::Write::write_all(&mut check.stdin.take().unwrap(), &metrics.body).unwrap();
+    let checked = check.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let lines: Vec<String> = logs.try_iter().collect();
     assert_eq!(
         lines.iter().filter(|l| l.contains("reloaded")).count(),

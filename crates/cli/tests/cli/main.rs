@@ -18,6 +18,8 @@ pub fn tollgate(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(args)
         .env_remove("TOLLGATE_KEY")
+        .env_remove("TOLLGATE_API_TOKEN")
+        .env_remove("TOLLGATE_CONTROL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -438,3 +438,56 @@ fn an_origin_pause_longer_than_the_header_timeout_streams_through() {
         .enumerate()
         .all(|(i, b)| *b == pattern(i as u64)));
 }
+
+#[test]
+fn every_response_gets_an_access_log_line() {
+    let dir = tollgate_testkit::TempDir::new("access-log");
+    let log = dir.0.join("access.log");
+    let (_origin, edge) = setup(EdgeConfig {
+        access_log: Some(log.clone()),
+        ..EdgeConfig::default()
+    });
+    let good = link("/a.txt", now() + 60, None);
+    let sent = [
+        edge.get(T2, &good, &[]).status,
+        edge.get(T2, "/a.txt", &[]).status,
+        edge.get("nope.example.com", "/x", &[]).status,
+        edge.send(
+            Ipv4Addr::LOCALHOST,
+            "DELETE",
+            T2,
+            &good,
+            &[("Content-Length", "0")],
+        )
+        .status,
+    ];
+    assert_eq!(sent, [200, 403, 404, 405]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= sent.len() || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let seen: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|l| (l["status"].as_u64().unwrap(), l["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (200, ""),
+            (403, "missing_token"),
+            (404, "unknown_host"),
+            (405, "method_not_allowed"),
+        ],
+        "{lines:?}"
+    );
+    assert_eq!(lines[2]["resource"], serde_json::Value::Null);
+    assert_eq!(lines[3]["method"], "DELETE");
+}
