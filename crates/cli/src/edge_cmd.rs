@@ -29,7 +29,7 @@ pub struct EdgeArgs {
     /// Follow this control plane (e.g. http://10.0.0.5:9090) instead of a resources file.
     #[arg(long, value_name = "URL", requires = "edge_token")]
     control: Option<String>,
-    /// Edge token for the control plane (make one with POST /tollgate/tokens, role "edge").
+    /// Edge token for the control plane (make one with `tollgate token create --role edge`).
     #[arg(long, env = "TOLLGATE_EDGE_TOKEN", hide_env_values = true)]
     edge_token: Option<String>,
     /// Where the last good snapshot from the control plane is kept, to start without it.

@@ -67,7 +67,7 @@ function loginPage(message) {
     catch (e) { loginPage("That token was not accepted."); }
   } },
     el("label", { for: "login-token" }, "API token"), input,
-    el("p", { class: "hint" }, "Shown once when Tollgate first started, or made with POST /tollgate/tokens."),
+    el("p", { class: "hint" }, "Shown once when Tollgate first started, or made with: tollgate token create --role api --name NAME."),
     err, el("button", { type: "submit", id: "login-submit" }, "Log in"));
   show(el("div", { class: "card" }, el("h1", {}, "Log in"), form));
 }

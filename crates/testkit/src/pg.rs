@@ -278,6 +278,7 @@ fn cluster_dir(run_as: Option<&User>) -> Result<PathBuf, String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::repo_root().join("target"));
+    let target = target.canonicalize().unwrap_or(target);
     let mut bases = vec![target.join("tollgate-pg")];
     bases.push(std::env::temp_dir().join("tollgate-pg"));
     for base in bases {
