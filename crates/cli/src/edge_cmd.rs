@@ -66,6 +66,9 @@ pub struct EdgeOptions {
     /// Time to wait for an origin's response headers, and between two body reads.
     #[arg(long, default_value = "30s", value_parser = parse_timeout)]
     origin_read_timeout: Duration,
+    /// Time a whole fetch into the cache may take (viewers waiting on it are held no longer).
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    origin_total_timeout: Duration,
     /// Time a client has to send its request headers (from connecting, or from the end of its
     /// previous response).
     #[arg(long, default_value = "10s", value_parser = parse_timeout)]
@@ -133,6 +136,7 @@ fn config(args: &EdgeOptions) -> Result<EdgeConfig> {
         origin_timeouts: Timeouts {
             connect: args.origin_connect_timeout,
             read: args.origin_read_timeout,
+            total: args.origin_total_timeout,
         },
         limits: Limits {
             max_connections: args.max_connections,

@@ -121,8 +121,11 @@ pub async fn apply(
         return Ok(None);
     }
     if !head && matches!(resp.body(), EdgeBody::Stream(_)) {
-        if let EdgeBody::Stream(incoming) = std::mem::replace(resp.body_mut(), EdgeBody::empty()) {
-            let bytes = edge.origin.read_body(incoming, MANIFEST_CAP, None).await?;
+        if let EdgeBody::Stream(origin) = std::mem::replace(resp.body_mut(), EdgeBody::empty()) {
+            let bytes = edge
+                .origin
+                .read_body(origin.into_incoming(), MANIFEST_CAP, None)
+                .await?;
             *resp.body_mut() = EdgeBody::Full(Some(bytes));
         }
     }

@@ -7,7 +7,7 @@
 //! a response out; then `s-maxage`, `max-age`, `Expires` minus `Date`; and without any of
 //! those, the resource default, for 200 and 301 only (as nginx's `proxy_cache_valid 200`).
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{header, HeaderMap, StatusCode};
 
@@ -23,6 +23,11 @@ pub struct Freshness {
 
 /// Serve-stale window when the origin says nothing (`stale-if-error` sets its own).
 pub const DEFAULT_STALE_IF_ERROR_SECS: u64 = 600;
+
+/// The largest lifetime taken from a response: 2^31 seconds (68 years), the value RFC 9111
+/// 1.2.2 tells a cache to use for a delta-seconds too large to represent. Every lifetime is
+/// clamped to it, so that instants computed from it cannot overflow.
+pub const MAX_DELTA_SECS: u64 = 1 << 31;
 
 fn directives(headers: &HeaderMap) -> Vec<(String, Option<String>)> {
     headers
@@ -46,8 +51,24 @@ fn directives(headers: &HeaderMap) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// `t` plus `secs` (clamped to [`MAX_DELTA_SECS`]), never overflowing: on a platform whose
+/// clock cannot hold the sum, `t` itself (the object is then stale at once, not a panic).
+pub fn after(t: Instant, secs: u64) -> Instant {
+    t.checked_add(Duration::from_secs(secs.min(MAX_DELTA_SECS)))
+        .unwrap_or(t)
+}
+
+/// A delta-seconds value (RFC 9111 1.2.2: digits only), saturated at [`MAX_DELTA_SECS`].
 fn secs(v: &Option<String>) -> Option<u64> {
-    v.as_deref()?.parse().ok()
+    let v = v.as_deref()?;
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits only: a parse can fail only by overflowing, which saturates.
+    Some(
+        v.parse::<u64>()
+            .map_or(MAX_DELTA_SECS, |n| n.min(MAX_DELTA_SECS)),
+    )
 }
 
 /// The freshness of a response, or `None` when it must not be stored.
@@ -68,18 +89,19 @@ pub fn freshness(
             .and_then(|(_, v)| secs(v))
             .unwrap_or(DEFAULT_STALE_IF_ERROR_SECS)
     };
+    // Never shared, whatever the resource says: a response for one viewer (a cookie, private)
+    // or one the origin forbids storing.
+    if has("no-store") || has("private") || headers.contains_key(header::SET_COOKIE) {
+        return None;
+    }
     if let Some(secs) = override_secs {
         let overridable = matches!(status.as_u16(), 200 | 206 | 301 | 302);
         return (overridable && secs > 0).then_some(Freshness {
-            fresh_secs: secs,
+            fresh_secs: secs.min(MAX_DELTA_SECS),
             stale_if_error_secs,
         });
     }
-    if has("no-store")
-        || has("private")
-        || has("no-cache")
-        || headers.contains_key(header::SET_COOKIE)
-    {
+    if has("no-cache") {
         return None;
     }
     let vary_ok = headers.get_all(header::VARY).iter().all(|v| {
@@ -115,8 +137,7 @@ pub fn freshness(
             Some(
                 expires
                     .duration_since(date)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
+                    .map_or(0, |d| d.as_secs().min(MAX_DELTA_SECS)),
             )
         });
     let fresh_secs = match explicit {
@@ -129,7 +150,7 @@ pub fn freshness(
             s
         }
         Some(_) => return None,
-        None if matches!(status.as_u16(), 200 | 301) => default_secs,
+        None if matches!(status.as_u16(), 200 | 301) => default_secs.min(MAX_DELTA_SECS),
         None => return None,
     };
     (fresh_secs > 0).then_some(Freshness {
@@ -142,7 +163,6 @@ pub fn freshness(
 mod tests {
     use super::*;
     use http::HeaderValue;
-    use std::time::Duration;
 
     fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
@@ -203,8 +223,12 @@ mod tests {
             ),
             None
         );
+        // The resource's override does not make a viewer's response shareable.
+        assert_eq!(f(ok, &[("cache-control", "no-store")], Some(100)), None);
+        assert_eq!(f(ok, &[("cache-control", "private")], Some(100)), None);
+        assert_eq!(f(ok, &[("set-cookie", "sid=1")], Some(100)), None);
         assert_eq!(
-            f(ok, &[("cache-control", "no-store")], Some(100)),
+            f(ok, &[("cache-control", "no-cache")], Some(100)),
             Some(100)
         );
         assert_eq!(f(StatusCode::NOT_FOUND, &[], Some(100)), None);
@@ -220,5 +244,29 @@ mod tests {
         assert_eq!(s("max-age=5"), Some(DEFAULT_STALE_IF_ERROR_SECS));
         assert_eq!(s("max-age=5, stale-if-error=30"), Some(30));
         assert_eq!(s("max-age=5, must-revalidate"), Some(0));
+    }
+
+    #[test]
+    fn huge_lifetimes_saturate_instead_of_overflowing() {
+        let now = SystemTime::UNIX_EPOCH;
+        let f = |cc: &'static str| {
+            freshness(StatusCode::OK, &h(&[("cache-control", cc)]), None, 60, now)
+        };
+        for cc in [
+            "max-age=9223372036854775807",
+            "max-age=18446744073709551615",
+            "max-age=999999999999999999999999999",
+            "s-maxage=18446744073709551616",
+        ] {
+            assert_eq!(f(cc).map(|f| f.fresh_secs), Some(MAX_DELTA_SECS), "{cc}");
+        }
+        assert_eq!(
+            f("max-age=5, stale-if-error=18446744073709551615").map(|f| f.stale_if_error_secs),
+            Some(MAX_DELTA_SECS)
+        );
+        let over = freshness(StatusCode::OK, &HeaderMap::new(), Some(u64::MAX), 60, now);
+        assert_eq!(over.map(|f| f.fresh_secs), Some(MAX_DELTA_SECS));
+        let default = freshness(StatusCode::OK, &HeaderMap::new(), None, u64::MAX, now);
+        assert_eq!(default.map(|f| f.fresh_secs), Some(MAX_DELTA_SECS));
     }
 }

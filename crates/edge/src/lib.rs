@@ -63,6 +63,7 @@ impl Default for EdgeConfig {
             origin_timeouts: Timeouts {
                 connect: Duration::from_secs(5),
                 read: Duration::from_secs(30),
+                total: Duration::from_secs(60),
             },
             limits: server::Limits::default(),
             access_log: None,
@@ -106,6 +107,7 @@ impl Edge {
                     .open(p)?,
             ))),
         };
+        metrics::count_panics();
         Ok(Edge {
             routes: ArcSwap::from_pointee(routes),
             cache: Cache::new(config.cache_bytes, config.max_object_bytes),

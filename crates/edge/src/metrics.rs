@@ -153,6 +153,24 @@ impl ResourceMetrics {
     }
 }
 
+/// Panics anywhere in the process since it started (see [`count_panics`]).
+static PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts every panic of the process into `tollgate_panics_total`, keeping the hook that was
+/// there (which prints it). A panic on the request path drops that one connection (tokio ends
+/// its task); none is expected, so the counter is there to be alerted on. Installed once,
+/// however many edges a process starts.
+pub fn count_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Relaxed);
+            previous(info);
+        }));
+    });
+}
+
 /// Counters that belong to no resource.
 #[derive(Default)]
 pub struct EdgeMetrics {
@@ -259,6 +277,11 @@ pub fn render(
             "tollgate_connections_total",
             "Client connections accepted.",
             &edge.connections,
+        ),
+        (
+            "tollgate_panics_total",
+            "Panics in this process (each drops the connection it happened on); expected 0.",
+            &PANICS,
         ),
     ] {
         family(&mut out, name, "counter", help);

@@ -21,6 +21,9 @@ pub struct Timeouts {
     pub connect: Duration,
     /// For the response headers, and between two body reads.
     pub read: Duration,
+    /// For a whole fetch into the cache (head and body), however steadily the origin drips:
+    /// viewers waiting on a fetch are not held longer than this.
+    pub total: Duration,
 }
 
 /// Why an origin request failed.

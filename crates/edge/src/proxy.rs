@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use tollgate_token::sign::encode_path;
 use tollgate_token::{verify, verify_in_directory, Target};
 
-use crate::body::EdgeBody;
+use crate::body::{EdgeBody, OriginBody};
 use crate::cache::{CacheKey, Object, Role, Shared};
 use crate::freshness::freshness;
 use crate::metrics::Outcome;
@@ -139,7 +139,19 @@ pub async fn handle(
     );
     let raw = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let head = req.method() == Method::HEAD;
+    // Two Host headers: which one names the resource is ambiguous, so nginx refuses them.
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let duplicate_host = hosts.next().is_some() && hosts.next().is_some();
     let done = match &site {
+        _ if duplicate_host => {
+            let text = "400 Bad Request: more than one Host header\n";
+            Done {
+                resp: short(StatusCode::BAD_REQUEST, text),
+                outcome: None,
+                reason: "duplicate_host",
+                bytes: text.len() as u64,
+            }
+        }
         None => {
             edge.metrics
                 .unknown_host
@@ -301,10 +313,20 @@ async fn serve(
                     continue;
                 }
                 let mark = edge.cache.purge_mark();
-                let shared = fetch(edge, site, to).await;
+                let deadline = edge.origin.timeouts.total;
+                let shared = tokio::time::timeout(deadline, fetch(edge, site, to))
+                    .await
+                    .unwrap_or(Shared::Failed(OriginError::Timeout));
                 // `cached` is within its stale window: `Cache::get` returns nothing past it.
+                // A failed origin, or one answering 500/502/503/504, while a stale copy is in
+                // its window: the stale copy (RFC 5861 stale-if-error names those statuses).
+                let failed = match &shared {
+                    Shared::Failed(..) => true,
+                    Shared::Object(o, _) => matches!(o.status.as_u16(), 500 | 502 | 503 | 504),
+                    Shared::FetchYourself => false,
+                };
                 let shared = match (shared, cached) {
-                    (Shared::Failed(..), Some(stale)) => {
+                    (_, Some(stale)) if failed => {
                         leader.finish(Shared::Object(Arc::clone(&stale), true));
                         let (resp, bytes) = from_object(&stale, req, head, "STALE", Instant::now());
                         return Done {
@@ -323,24 +345,39 @@ async fn serve(
                 if let Shared::FetchYourself = shared {
                     edge.large.insert(key.clone(), Instant::now());
                 }
-                leader.finish(shared.clone());
+                // A response that may not be stored is this viewer's alone (a cookie, private,
+                // no-store): the followers fetch for themselves, as with nginx's
+                // proxy_cache_lock.
+                leader.finish(match &shared {
+                    Shared::Object(_, false) => Shared::FetchYourself,
+                    s => s.clone(),
+                });
                 return answer(edge, site, req, to, head, shared, "MISS").await;
             }
             Role::Follower(mut rx) => {
-                let outcome = rx
-                    .wait_for(|v| v.is_some())
+                // `None`: the wait timed out. (The watch's guard must not live across an await.)
+                let waited = tokio::time::timeout(LOCK_TIMEOUT, rx.wait_for(|v| v.is_some()))
                     .await
                     .ok()
-                    .and_then(|v| v.clone());
-                match outcome {
+                    .map(|r| r.ok().and_then(|v| v.clone()));
+                match waited {
+                    // The leader is slow: go to the origin without storing, as nginx does
+                    // after proxy_cache_lock_timeout.
+                    None => return pass_through(edge, site, req, to, head).await,
                     // The leader's client went away before the fetch ended: try again.
-                    None => continue,
-                    Some(shared) => return answer(edge, site, req, to, head, shared, "HIT").await,
+                    Some(None) => continue,
+                    Some(Some(shared)) => {
+                        return answer(edge, site, req, to, head, shared, "HIT").await
+                    }
                 }
             }
         }
     }
 }
+
+/// How long a request waits for another's fetch of the same object before it goes to the
+/// origin itself (nginx's `proxy_cache_lock_timeout`, whose default this is).
+const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn answer(
     edge: &Arc<Edge>,
@@ -467,12 +504,8 @@ async fn fetch(edge: &Arc<Edge>, site: &Arc<Site>, to: OriginTarget<'_>) -> Shar
         .and_then(|v| httpdate::parse_http_date(v).ok());
     let (fresh_until, stale_until) = match fresh {
         Some(f) => {
-            let fu =
-                received + std::time::Duration::from_secs(f.fresh_secs.saturating_sub(initial_age));
-            (
-                fu,
-                fu + std::time::Duration::from_secs(f.stale_if_error_secs),
-            )
+            let fu = crate::freshness::after(received, f.fresh_secs.saturating_sub(initial_age));
+            (fu, crate::freshness::after(fu, f.stale_if_error_secs))
         }
         None => (received, received),
     };
@@ -515,7 +548,7 @@ async fn pass_through(
     let body = if head {
         EdgeBody::empty()
     } else {
-        EdgeBody::Stream(body)
+        EdgeBody::Stream(OriginBody::new(body, edge.origin.timeouts.read))
     };
     Done {
         resp: Response::from_parts(parts, body),

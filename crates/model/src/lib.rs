@@ -19,7 +19,10 @@ pub use resource::{
 pub use snapshot::{
     glob_match, Counters, EdgeReport, Purge, PurgeRequest, Snapshot, MAX_PURGE_ENTRIES,
 };
-pub use validate::{FieldError, ForwardKeys, Forwarding, ValidResource, ValidSecureKey};
+pub use validate::{
+    FieldError, ForwardKeys, Forwarding, ValidResource, ValidSecureKey, DEFAULT_CACHE_SECS,
+    MAX_CACHE_SECS,
+};
 
 /// Parses a JSON array of resources (the edge's `--resources` file) and validates each one.
 /// Errors name the resource (by index and id) and the field.

@@ -106,6 +106,10 @@ impl ValidResource {
 /// reference edge's `proxy_cache_valid 200 60m`.
 pub const DEFAULT_CACHE_SECS: u64 = 3600;
 
+/// The longest cache time a resource may set (`edge_cache_settings.value` and `default`): a
+/// year. Longer is refused with a 400 naming the field, rather than clamped silently.
+pub const MAX_CACHE_SECS: u64 = 365 * 86_400;
+
 fn valid_hostname(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 253
@@ -118,6 +122,36 @@ fn valid_hostname(h: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+/// `host[:port]` as a Host header carries it: a hostname, an IPv4 address or a bracketed IPv6
+/// address, and a port of 1 to 65535.
+fn valid_host_port(v: &str) -> bool {
+    let (host, port) = match v.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, tail)) if ip.parse::<std::net::Ipv6Addr>().is_ok() => {
+                match tail.strip_prefix(':') {
+                    Some(p) => ("", Some(p)),
+                    None if tail.is_empty() => ("", None),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        },
+        None => match v.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (v, None),
+        },
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
+    port_ok
+        && (v.starts_with('[')
+            || host.parse::<std::net::Ipv4Addr>().is_ok()
+            || valid_hostname(host))
 }
 
 /// Most headers in `staticRequestHeaders`.
@@ -260,7 +294,20 @@ impl Resource {
                     })
                 }
             },
-            _ => None,
+            // Off, but stored and served back: what is stored is valid all the same, so that
+            // turning it on later cannot enable a key the API never checked.
+            Some(sk) => {
+                for (field, key) in [
+                    ("options.secure_key.key", &sk.key),
+                    ("options.secure_key.previous_key", &sk.previous_key),
+                ] {
+                    if let Some(Err(e)) = key.as_deref().map(Key::new) {
+                        err(field, e.to_string());
+                    }
+                }
+                None
+            }
+            None => None,
         };
         let forwarding = match self
             .options
@@ -348,38 +395,46 @@ impl Resource {
                 "needs the secure token on (it signs links with the resource's key)".into(),
             );
         }
-        let host_header = match &self.options.host_header {
-            Some(t) if t.enabled => {
-                if t.value.is_empty() || t.value.bytes().any(|b| b <= 0x20 || b == 0x7f) {
-                    err(
-                        "options.hostHeader.value",
-                        "must be a non-empty host without spaces".to_owned(),
-                    );
-                }
-                t.value.clone()
+        if let Some(t) = &self.options.host_header {
+            // Checked even when off: it is stored and served back.
+            if (t.enabled || !t.value.is_empty()) && !valid_host_port(&t.value) {
+                err(
+                    "options.hostHeader.value",
+                    format!(
+                        "{:?} is not a host[:port] (a hostname, an IPv4 address or [IPv6], and \
+                         a port of 1 to 65535)",
+                        t.value
+                    ),
+                );
             }
+        }
+        let host_header = match &self.options.host_header {
+            Some(t) if t.enabled => t.value.clone(),
             _ => self.cname.to_ascii_lowercase(),
         };
 
         let mut cache_override_secs = None;
         let mut cache_default_secs = DEFAULT_CACHE_SECS;
-        if let Some(c) = self
-            .options
-            .edge_cache_settings
-            .as_ref()
-            .filter(|c| c.enabled)
-        {
-            if let Some(v) = &c.value {
-                match parse_gcore_duration(v) {
-                    Ok(s) => cache_override_secs = Some(s),
-                    Err(e) => err("options.edge_cache_settings.value", e),
+        // Checked even when off (stored and served back); in force only when on.
+        if let Some(c) = self.options.edge_cache_settings.as_ref() {
+            let mut time = |field: &str, v: &Option<String>| -> Option<u64> {
+                match parse_gcore_duration(v.as_deref()?) {
+                    Ok(s) if s <= MAX_CACHE_SECS => Some(s),
+                    Ok(_) => {
+                        err(field, "at most 365d (one year)".to_owned());
+                        None
+                    }
+                    Err(e) => {
+                        err(field, e);
+                        None
+                    }
                 }
-            }
-            if let Some(v) = &c.default {
-                match parse_gcore_duration(v) {
-                    Ok(s) => cache_default_secs = s,
-                    Err(e) => err("options.edge_cache_settings.default", e),
-                }
+            };
+            let value = time("options.edge_cache_settings.value", &c.value);
+            let default = time("options.edge_cache_settings.default", &c.default);
+            if c.enabled {
+                cache_override_secs = value;
+                cache_default_secs = default.unwrap_or(DEFAULT_CACHE_SECS);
             }
         }
         let mut origin_headers = Vec::new();
@@ -486,6 +541,48 @@ mod tests {
                 GOOD.replace(r#""secure_key""#, r#""rewrite": {}, "secure_key""#),
                 "unknown field `rewrite`",
             ),
+            // Stored keys are checked even while the secure token is off.
+            (
+                GOOD.replace(r#""enabled": true, "key": "secret_key""#, r#""enabled": false, "key": "5char""#),
+                "options.secure_key.key",
+            ),
+            (
+                GOOD.replace(r#""enabled": true, "key": "secret_key""#, r#""enabled": false, "key": "a\u0000bcdefg""#),
+                "options.secure_key.key",
+            ),
+            (
+                GOOD.replace(r#""enabled": true, "key": "secret_key""#, r#""enabled": false, "key": "ключключключ""#),
+                "options.secure_key.key",
+            ),
+            (
+                GOOD.replace(r#""type": 2"#, r#""type": 2, "previous_key": "x\ny_zzzzzz""#),
+                "options.secure_key.previous_key",
+            ),
+            // Cache times beyond a year, and ones that would overflow, are refused.
+            (
+                GOOD.replace(r#""secure_key""#, r#""edge_cache_settings": {"enabled": true, "value": "213503982334601d"}, "secure_key""#),
+                "options.edge_cache_settings.value",
+            ),
+            (
+                GOOD.replace(r#""secure_key""#, r#""edge_cache_settings": {"enabled": true, "value": "18446744073709551615s"}, "secure_key""#),
+                "options.edge_cache_settings.value",
+            ),
+            (
+                GOOD.replace(r#""secure_key""#, r#""edge_cache_settings": {"enabled": false, "default": "366d"}, "secure_key""#),
+                "options.edge_cache_settings.default",
+            ),
+            (
+                GOOD.replace(r#""secure_key""#, r#""hostHeader": {"enabled": true, "value": "a b"}, "secure_key""#),
+                "options.hostHeader.value",
+            ),
+            (
+                GOOD.replace(r#""secure_key""#, r#""hostHeader": {"enabled": true, "value": "host/path"}, "secure_key""#),
+                "options.hostHeader.value",
+            ),
+            (
+                GOOD.replace(r#""secure_key""#, r#""hostHeader": {"enabled": true, "value": "origin.example.com:0"}, "secure_key""#),
+                "options.hostHeader.value",
+            ),
         ];
         for (json, want) in cases {
             let errs = parse_resources(&json).unwrap_err();
@@ -518,5 +615,36 @@ mod tests {
         let json = serde_json::to_string(&r[0].resource).unwrap();
         let again: crate::Resource = serde_json::from_str(&json).unwrap();
         assert_eq!(again, r[0].resource);
+    }
+
+    #[test]
+    fn host_header_takes_what_a_host_header_carries() {
+        for ok in [
+            "origin.example.com",
+            "origin.example.com:8080",
+            "10.0.0.1:80",
+            "[2001:db8::1]",
+            "[::1]:8443",
+        ] {
+            assert!(super::valid_host_port(ok), "{ok}");
+        }
+        for bad in [
+            "", "a b", "x/y", "h:", "h:65536", "h:0", "h:+1", "::1", "[::1", "[zz]:80", "[::1]x",
+            "a..b",
+        ] {
+            assert!(!super::valid_host_port(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_year_of_cache_is_the_most() {
+        let year = GOOD.replace(
+            r#""secure_key""#,
+            r#""edge_cache_settings": {"enabled": true, "value": "365d"}, "secure_key""#,
+        );
+        assert_eq!(
+            parse_resources(&year).unwrap()[0].cache_override_secs,
+            Some(super::MAX_CACHE_SECS)
+        );
     }
 }

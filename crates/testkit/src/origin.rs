@@ -7,6 +7,11 @@
 //! - `/pause/...`: 200 000 bytes of the pattern, with a pause of 1.5 s half-way through;
 //! - `/nostore/...`: `Cache-Control: no-store`;
 //! - `/short/...`: `Cache-Control: max-age=1`;
+//! - `/say/...?status=503&h=Name:Value&h=...&delay_ms=N`: that status (default 200) and those
+//!   headers (`%XX` decoded), after N ms, body `origin <path>`: an origin that misbehaves as a
+//!   test asks;
+//! - `/drip/...?total=N&chunk=C&every_ms=M`: `Content-Length: N`, sent `C` bytes at a time every
+//!   `M` ms (an origin too slow to finish, or one that stalls after its first chunk);
 //! - anything else: `origin <path>` as text.
 //!
 //! Every answer carries `X-Origin-Host` with the Host header received.
@@ -14,7 +19,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +35,7 @@ pub struct TestOrigin {
     pub port: u16,
     hits: Arc<Mutex<HashMap<String, usize>>>,
     stop: Arc<AtomicBool>,
+    fail_with: Arc<AtomicU16>,
 }
 
 /// The byte at `offset` of every generated body.
@@ -49,7 +55,8 @@ impl TestOrigin {
         let port = listener.local_addr().expect("local addr").port();
         let hits = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (Arc::clone(&hits), Arc::clone(&stop));
+        let fail_with = Arc::new(AtomicU16::new(0));
+        let (h, s, f) = (Arc::clone(&hits), Arc::clone(&stop), Arc::clone(&fail_with));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -59,13 +66,24 @@ impl TestOrigin {
                 // Headers and body go out in separate writes; without this, Nagle's algorithm
                 // and delayed ACKs add 40 ms to every response.
                 let _ = stream.set_nodelay(true);
-                let (h, s) = (Arc::clone(&h), Arc::clone(&s));
+                let (h, s, f) = (Arc::clone(&h), Arc::clone(&s), Arc::clone(&f));
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &h, &s);
+                    let _ = serve(stream, &h, &s, &f);
                 });
             }
         });
-        TestOrigin { port, hits, stop }
+        TestOrigin {
+            port,
+            hits,
+            stop,
+            fail_with,
+        }
+    }
+
+    /// From now on, answers every request with `status` (an empty body), or, with `None`, as
+    /// usual again: an origin that starts failing while the edge holds its objects.
+    pub fn answer_all_with(&self, status: Option<u16>) {
+        self.fail_with.store(status.unwrap_or(0), Ordering::SeqCst);
     }
 
     /// Requests received for `target` (path and query).
@@ -102,6 +120,7 @@ fn serve(
     stream: TcpStream,
     hits: &Mutex<HashMap<String, usize>>,
     stop: &AtomicBool,
+    fail_with: &AtomicU16,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -138,6 +157,14 @@ fn serve(
         }
         let path = target.split('?').next().unwrap_or("/").to_owned();
         let head = method == "HEAD";
+        let failing = fail_with.load(Ordering::SeqCst);
+        if failing != 0 {
+            write!(
+                out,
+                "HTTP/1.1 {failing} Failing\r\nContent-Length: 0\r\n\r\n"
+            )?;
+            continue;
+        }
         let mut extra = format!("X-Origin-Host: {host}\r\n");
         if path.starts_with("/slow/") {
             std::thread::sleep(Duration::from_secs(3));
@@ -190,6 +217,67 @@ fn serve(
             }
             continue;
         }
+        let query = target.split_once('?').map_or("", |(_, q)| q);
+        let param = |name: &str| -> Vec<String> {
+            query
+                .split('&')
+                .filter_map(|p| p.split_once('='))
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| percent_decode(v))
+                .collect()
+        };
+        if path.starts_with("/drip/") {
+            let num = |name: &str, default: u64| {
+                param(name)
+                    .first()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(default)
+            };
+            let (total, chunk, every) = (
+                num("total", 10_000),
+                num("chunk", 1000).max(1),
+                num("every_ms", 1000),
+            );
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n{extra}\r\n"
+            )?;
+            let mut sent = 0;
+            while sent < total && !head {
+                let n = chunk.min(total - sent);
+                let bytes: Vec<u8> = (sent..sent + n).map(pattern).collect();
+                out.write_all(&bytes)?;
+                out.flush()?;
+                sent += n;
+                if sent < total {
+                    std::thread::sleep(Duration::from_millis(every));
+                }
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+            }
+            continue;
+        }
+        if path.starts_with("/say/") {
+            let status = param("status").pop().unwrap_or_else(|| "200".into());
+            if let Some(ms) = param("delay_ms").first().and_then(|v| v.parse().ok()) {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+            for h in param("h") {
+                extra.push_str(&h);
+                extra.push_str("\r\n");
+            }
+            let body = format!("origin {path}\n");
+            write!(
+                out,
+                "HTTP/1.1 {status} Said\r\nContent-Length: {}\r\n{extra}\r\n",
+                body.len()
+            )?;
+            if !head {
+                out.write_all(body.as_bytes())?;
+            }
+            continue;
+        }
         let body: Vec<u8> = match path.strip_prefix("/size/") {
             Some(rest) => {
                 let n: u64 = rest
@@ -211,6 +299,31 @@ fn serve(
             out.write_all(&body)?;
         }
     }
+}
+
+/// `%XX` decoded (and `+` as a space), for `/say/` parameters.
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() && v.is_char_boundary(i + 3) => {
+                match u8::from_str_radix(&v[i + 1..i + 3], 16) {
+                    Ok(x) => {
+                        out.push(x);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse_range(v: &str) -> Option<(u64, u64)> {

@@ -204,6 +204,7 @@ fn slow_origin_gives_504() {
         origin_timeouts: Timeouts {
             connect: Duration::from_secs(1),
             read: Duration::from_millis(800),
+            ..EdgeConfig::default().origin_timeouts
         },
         ..EdgeConfig::default()
     };
