@@ -76,6 +76,12 @@ fn open_store(data: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
             )
             .create(data)
             .with_context(|| format!("--data: cannot create {}", data.display()))?;
+            // An existing directory keeps the mode it had (0755 is common under /var/lib):
+            // take it back to this user's only.
+            std::fs::set_permissions(data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .with_context(|| {
+                    format!("--data: cannot make {} private (0700)", data.display())
+                })?;
             let path = data.join("tollgate.db");
             Arc::new(
                 SqliteStore::open(&path).map_err(|e| anyhow!("--data {}: {e}", path.display()))?,

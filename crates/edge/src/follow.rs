@@ -67,6 +67,9 @@ pub fn save(dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
+    // An existing directory may have been made 0755 by hand: the snapshot's keys are this
+    // user's only.
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
     let body = serde_json::to_vec(&Snapshot {
         purges: Vec::new(),

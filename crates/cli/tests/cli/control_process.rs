@@ -421,3 +421,93 @@ fn control_nodes_on_one_postgres_database_share_changes() {
     let (s, r) = api_b.call("POST", "/cdn/resources", Some(&resource(origin.port, 2)));
     assert_eq!((s, r["field"].as_str()), (400, Some("cname")), "{r}");
 }
+
+/// Whether the user `nobody` can read `path` (run as root; `None` when we are not root and so
+/// cannot be another user).
+fn nobody_reads(path: &std::path::Path) -> Option<bool> {
+    let root = std::process::Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&root.stdout).trim() != "0" {
+        return None;
+    }
+    let status = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("setpriv (util-linux)");
+    Some(status.success())
+}
+
+#[test]
+fn keys_at_rest_are_unreadable_by_other_users_even_in_an_existing_0755_directory() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = TempDir::new("modes");
+    let dir = data.0.join("d");
+    let chmod = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    // A first start, then what an older version or an operator left: 0755 and 0644.
+    {
+        let (mut p, api, _) = crate::procs::serve(&data);
+        create(&api, &resource(1, 2));
+        until(Duration::from_secs(5), "a first snapshot", || {
+            dir.join("edge/snapshot.json").is_file()
+        });
+        p.kill9();
+    }
+    chmod(&data.0, 0o755);
+    chmod(&dir, 0o755);
+    for f in std::fs::read_dir(&dir).unwrap().flatten() {
+        if f.path().is_file() {
+            chmod(&f.path(), 0o644);
+        }
+    }
+    chmod(&dir.join("edge"), 0o755);
+    let (_p, api, _edge) = crate::procs::serve(&data);
+    // A key goes through the write-ahead log.
+    let mut r = resource(1, 2);
+    r["cname"] = json!("second.example.com");
+    r["options"]["secure_key"]["key"] = json!("another_key");
+    create(&api, &r);
+    let snapshot = dir.join("edge/snapshot.json");
+    until(
+        Duration::from_secs(5),
+        "the edge saved its snapshot",
+        || std::fs::read_to_string(&snapshot).is_ok_and(|s| s.contains("another_key")),
+    );
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mut files = vec![snapshot.clone()];
+    for name in ["tollgate.db", "tollgate.db-wal", "tollgate.db-shm"] {
+        files.push(dir.join(name));
+    }
+    for f in &files {
+        assert!(f.is_file(), "{} exists", f.display());
+        assert_eq!(mode(f) & 0o077, 0, "{} is {:o}", f.display(), mode(f));
+    }
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("edge")), 0o700);
+    // Another user, with the directories opened up again (as a careless chmod would): the
+    // files themselves still keep them out.
+    chmod(&dir, 0o755);
+    chmod(&dir.join("edge"), 0o755);
+    let open = data.0.join("readable.txt");
+    std::fs::write(&open, "x").unwrap();
+    chmod(&open, 0o644);
+    match nobody_reads(&open) {
+        Some(true) => {
+            for f in &files {
+                assert_eq!(nobody_reads(f), Some(false), "nobody read {}", f.display());
+            }
+        }
+        Some(false) => panic!("nobody cannot read even a 0644 file: the check proves nothing"),
+        None => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI runs as root so that this test can be another user"
+            );
+            eprintln!("not root: file modes checked, reading as another user not tried");
+        }
+    }
+}
