@@ -280,3 +280,57 @@ fn postgres_announces_commits_to_other_nodes() {
         .is_err());
     assert!(!b.wait_for_change(Duration::from_millis(300)));
 }
+
+/// With a retention of 0 s: after a second, the next purge drops the older records.
+fn an_edge_behind_the_retention_is_told_to_purge_everything(s: &dyn Store) {
+    let a = s
+        .create(&resource("a.example.com", "secret_one"), "t")
+        .unwrap();
+    let b = s
+        .create(&resource("b.example.com", "secret_two"), "t")
+        .unwrap();
+    let urls = |u: &str| PurgeRequest {
+        urls: Some(vec![u.to_owned()]),
+        paths: None,
+    };
+    assert_eq!(s.purge(a.id, &urls("/x"), "t").unwrap(), 3);
+    // Within the retention: the purge itself.
+    let snap = s.snapshot(2).unwrap();
+    assert_eq!(snap.purges.len(), 1);
+    assert_eq!(snap.purges[0].what, urls("/x"));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(s.purge(b.id, &urls("/y"), "t").unwrap(), 4);
+    // The record of version 3 is gone: an edge at version 2 may have missed it.
+    let snap = s.snapshot(2).unwrap();
+    let mut everything: Vec<_> = snap
+        .purges
+        .iter()
+        .map(|p| (p.resource, p.what.is_everything(), p.version))
+        .collect();
+    everything.sort();
+    assert_eq!(everything, [(a.id, true, 4), (b.id, true, 4)], "{snap:?}");
+    // An edge that saw version 3 missed nothing that was dropped.
+    let snap = s.snapshot(3).unwrap();
+    assert_eq!(snap.purges.len(), 1);
+    assert_eq!(
+        (snap.purges[0].resource, &snap.purges[0].what),
+        (b.id, &urls("/y"))
+    );
+    // A fresh edge (0) gets the resources and no purges, as before.
+    assert!(s.snapshot(0).unwrap().purges.is_empty());
+}
+
+#[test]
+fn sqlite_everything_purges_after_the_retention() {
+    let (_dir, s) = sqlite();
+    s.set_purge_retention(0);
+    an_edge_behind_the_retention_is_told_to_purge_everything(&s);
+}
+
+#[test]
+fn postgres_everything_purges_after_the_retention() {
+    let db = tollgate_testkit::pg::TempDb::create("retention");
+    let s = PgStore::open(&db.url).unwrap();
+    s.set_purge_retention(0);
+    an_edge_behind_the_retention_is_told_to_purge_everything(&s);
+}

@@ -144,9 +144,26 @@ pub trait Store: Send + Sync {
     fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
-/// Purges are kept this long for edges that were away; an edge gone longer restarts with an
-/// empty cache anyway, or (if it kept running, disconnected) is sent everything-purges below.
+/// Purges are kept this long for edges that were away. An edge that asks from a version older
+/// than a purge record that was dropped may have missed it: it is sent a purge of everything,
+/// for every resource, instead ([`everything_purges`]).
 pub const PURGE_RETENTION_SECS: i64 = 24 * 3600;
+
+/// A purge of every object of every resource, at `version`: what an edge away longer than the
+/// purge retention gets, since what was purged meanwhile is no longer known.
+pub fn everything_purges(resources: &[Resource], version: u64) -> Vec<tollgate_model::Purge> {
+    resources
+        .iter()
+        .map(|r| tollgate_model::Purge {
+            version,
+            resource: r.id,
+            what: PurgeRequest {
+                urls: None,
+                paths: Some(Vec::new()),
+            },
+        })
+        .collect()
+}
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::NotFound)

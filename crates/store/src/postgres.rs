@@ -9,8 +9,8 @@ use postgres::{Client, NoTls, Transaction};
 use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
 
 use crate::{
-    body_of, hostname_conflict, parse_body, to_i64, AuditEntry, Role, Store, StoreError, TokenInfo,
-    PURGE_RETENTION_SECS,
+    body_of, everything_purges, hostname_conflict, parse_body, to_i64, AuditEntry, Role, Store,
+    StoreError, TokenInfo, PURGE_RETENTION_SECS,
 };
 
 /// The PostgreSQL store.
@@ -19,6 +19,7 @@ pub struct PgStore {
     client: Mutex<Option<Client>>,
     /// A second connection that only LISTENs, for [`Store::wait_for_change`].
     listener: Mutex<Option<Client>>,
+    purge_retention_secs: std::sync::atomic::AtomicI64,
 }
 
 /// The channel every change is announced on, so that other control nodes learn of it at once
@@ -42,6 +43,7 @@ impl PgStore {
             url: url.to_owned(),
             client: Mutex::new(None),
             listener: Mutex::new(None),
+            purge_retention_secs: std::sync::atomic::AtomicI64::new(PURGE_RETENTION_SECS),
         };
         store.with(|c| {
             let mut tx = c.transaction().map_err(backend)?;
@@ -78,6 +80,13 @@ impl PgStore {
     }
 
     /// Runs `f` on the connection, connecting first if there is none or the last one broke.
+    /// Keeps purge records `secs` instead of [`PURGE_RETENTION_SECS`] (for tests of edges that
+    /// were away longer).
+    pub fn set_purge_retention(&self, secs: i64) {
+        self.purge_retention_secs
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
@@ -280,14 +289,27 @@ impl Store for PgStore {
             load(tx, id)?;
             let version = bump(tx)?;
             let body = serde_json::to_string(req).unwrap_or_default();
+            let retention = self
+                .purge_retention_secs
+                .load(std::sync::atomic::Ordering::Relaxed);
+            // Records past the retention go; the newest of them is remembered, so that an edge
+            // still behind it is told to purge everything (`snapshot`).
             tx.execute(
-                &format!("INSERT INTO purges (version, resource_id, body, created_at) VALUES ($1, $2, $3, {NOW})"),
-                &[&version, &id, &body],
+                &format!(
+                    "UPDATE config_version SET purges_forgotten_through = GREATEST(purges_forgotten_through,
+                        COALESCE((SELECT max(version) FROM purges WHERE created_at < {NOW} - $1), 0))"
+                ),
+                &[&retention],
             )
             .map_err(backend)?;
             tx.execute(
                 &format!("DELETE FROM purges WHERE created_at < {NOW} - $1"),
-                &[&PURGE_RETENTION_SECS],
+                &[&retention],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                &format!("INSERT INTO purges (version, resource_id, body, created_at) VALUES ($1, $2, $3, {NOW})"),
+                &[&version, &id, &body],
             )
             .map_err(backend)?;
             audit(tx, actor, "resource.purge", Some(id), &body)?;
@@ -313,10 +335,13 @@ impl Store for PgStore {
                 .read_only(true)
                 .start()
                 .map_err(backend)?;
-            let version: i64 = tx
-                .query_one("SELECT version FROM config_version", &[])
-                .map_err(backend)?
-                .get(0);
+            let row = tx
+                .query_one(
+                    "SELECT version, purges_forgotten_through FROM config_version",
+                    &[],
+                )
+                .map_err(backend)?;
+            let (version, forgotten): (i64, i64) = (row.get(0), row.get(1));
             let resources = tx
                 .query("SELECT id, body FROM resources ORDER BY id", &[])
                 .map_err(backend)?
@@ -324,7 +349,9 @@ impl Store for PgStore {
                 .map(|r| parse_body(r.get(1), r.get(0)))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut purges = Vec::new();
-            if since > 0 {
+            if since > 0 && since < forgotten {
+                purges = everything_purges(&resources, version as u64);
+            } else if since > 0 {
                 for r in tx
                     .query(
                         "SELECT version, resource_id, body FROM purges WHERE version > $1 ORDER BY version",

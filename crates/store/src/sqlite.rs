@@ -9,13 +9,14 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
 
 use crate::{
-    body_of, hostname_conflict, parse_body, to_i64, AuditEntry, Role, Store, StoreError, TokenInfo,
-    PURGE_RETENTION_SECS,
+    body_of, everything_purges, hostname_conflict, parse_body, to_i64, AuditEntry, Role, Store,
+    StoreError, TokenInfo, PURGE_RETENTION_SECS,
 };
 
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    purge_retention_secs: std::sync::atomic::AtomicI64,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -77,9 +78,17 @@ impl SqliteStore {
         .map_err(backend)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
+            purge_retention_secs: std::sync::atomic::AtomicI64::new(PURGE_RETENTION_SECS),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Keeps purge records `secs` instead of [`PURGE_RETENTION_SECS`] (for tests of edges that
+    /// were away longer).
+    pub fn set_purge_retention(&self, secs: i64) {
+        self.purge_retention_secs
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -276,14 +285,25 @@ impl Store for SqliteStore {
             load(tx, id)?;
             let version = bump(tx)?;
             let body = serde_json::to_string(req).unwrap_or_default();
+            let retention = self
+                .purge_retention_secs
+                .load(std::sync::atomic::Ordering::Relaxed);
+            // Records past the retention go; the newest of them is remembered, so that an edge
+            // still behind it is told to purge everything (`snapshot`).
             tx.execute(
-                "INSERT INTO purges (version, resource_id, body, created_at) VALUES (?1, ?2, ?3, unixepoch())",
-                params![version, id, body],
+                "UPDATE config_version SET purges_forgotten_through = max(purges_forgotten_through,
+                    COALESCE((SELECT max(version) FROM purges WHERE created_at < unixepoch() - ?1), 0))",
+                [retention],
             )
             .map_err(backend)?;
             tx.execute(
                 "DELETE FROM purges WHERE created_at < unixepoch() - ?1",
-                [PURGE_RETENTION_SECS],
+                [retention],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO purges (version, resource_id, body, created_at) VALUES (?1, ?2, ?3, unixepoch())",
+                params![version, id, body],
             )
             .map_err(backend)?;
             audit(tx, actor, "resource.purge", Some(id), &body)?;
@@ -304,8 +324,12 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         // One read transaction: resources, version and purges agree with each other.
         let tx = conn.transaction().map_err(backend)?;
-        let version: i64 = tx
-            .query_row("SELECT version FROM config_version", [], |r| r.get(0))
+        let (version, forgotten): (i64, i64) = tx
+            .query_row(
+                "SELECT version, purges_forgotten_through FROM config_version",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(backend)?;
         let mut resources = Vec::new();
         {
@@ -321,7 +345,9 @@ impl Store for SqliteStore {
             }
         }
         let mut purges = Vec::new();
-        if since > 0 {
+        if since > 0 && to_i64(since)? < forgotten {
+            purges = everything_purges(&resources, version as u64);
+        } else if since > 0 {
             let mut stmt = tx
                 .prepare("SELECT version, resource_id, body FROM purges WHERE version > ?1 ORDER BY version")
                 .map_err(backend)?;

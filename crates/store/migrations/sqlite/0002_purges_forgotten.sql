@@ -1,0 +1,3 @@
+-- The newest purge version whose record was dropped after the retention: an edge asking from
+-- an older version may have missed it, and is told to purge everything instead.
+ALTER TABLE config_version ADD COLUMN purges_forgotten_through INTEGER NOT NULL DEFAULT 0;
