@@ -20,6 +20,8 @@ pub enum BodyError {
     Origin(hyper::Error),
     /// The origin sent nothing for its read timeout.
     Stalled(Duration),
+    /// A manifest to rewrite went past this many bytes.
+    TooLarge(u64),
 }
 
 impl std::fmt::Display for BodyError {
@@ -27,6 +29,7 @@ impl std::fmt::Display for BodyError {
         match self {
             BodyError::Origin(e) => write!(f, "origin body: {e}"),
             BodyError::Stalled(d) => write!(f, "the origin sent nothing for {d:?}"),
+            BodyError::TooLarge(n) => write!(f, "a manifest over {n} bytes"),
         }
     }
 }
@@ -100,6 +103,8 @@ pub enum EdgeBody {
     /// the stream ends (so a pause of the origin is bounded by the origin's read timeout, not
     /// by the client's header timeout).
     Held(OriginBody, Serving),
+    /// A manifest rewritten as it is sent (boxed: rarer, and larger than the rest).
+    Rewritten(Box<crate::forwarding::RewriteBody>),
 }
 
 impl EdgeBody {
@@ -117,6 +122,10 @@ impl EdgeBody {
     pub fn hold(self, serving: Serving) -> EdgeBody {
         match self {
             EdgeBody::Stream(s) => EdgeBody::Held(s, serving),
+            EdgeBody::Rewritten(mut r) => {
+                r.hold(serving);
+                EdgeBody::Rewritten(r)
+            }
             other => other,
         }
     }
@@ -133,6 +142,7 @@ impl Body for EdgeBody {
         match self.get_mut() {
             EdgeBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             EdgeBody::Stream(s) | EdgeBody::Held(s, _) => Pin::new(s).poll_frame(cx),
+            EdgeBody::Rewritten(r) => Pin::new(r.as_mut()).poll_frame(cx),
         }
     }
 
@@ -140,6 +150,7 @@ impl Body for EdgeBody {
         match self {
             EdgeBody::Full(b) => b.is_none(),
             EdgeBody::Stream(s) | EdgeBody::Held(s, _) => s.is_end_stream(),
+            EdgeBody::Rewritten(r) => r.is_end_stream(),
         }
     }
 
@@ -147,6 +158,7 @@ impl Body for EdgeBody {
         match self {
             EdgeBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             EdgeBody::Stream(s) | EdgeBody::Held(s, _) => s.size_hint(),
+            EdgeBody::Rewritten(_) => SizeHint::default(),
         }
     }
 }

@@ -1,23 +1,27 @@
 //! The request side of query string forwarding: deciding whether a response is a manifest to
-//! rewrite, with what, and rewriting the buffered body of the response before it is sent. The
-//! cache keeps the origin's body; the rewrite is per request, so per-viewer tokens never split
-//! the cache.
+//! rewrite, with what, and rewriting its body as it is sent. The cache keeps the origin's body;
+//! the rewrite is per request, so per-viewer tokens never split the cache, and streamed, so a
+//! viewer (however slow) holds a piece of the rewritten manifest, never a copy of it.
 
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http_body::Frame;
 use tollgate_model::{Forwarding, ValidResource};
 use tollgate_token::verify::LinkParams;
 use tollgate_token::{RemoteAddr, Target};
 
-use crate::body::EdgeBody;
-use crate::origin::OriginError;
-use crate::Edge;
-use tollgate_manifest::{self as manifest, Addition, Kind, Rewrite};
+use crate::body::{BodyError, EdgeBody, OriginBody};
+use crate::client_io::Serving;
+use crate::routes::Site;
+use tollgate_manifest::{self as manifest, Addition, Kind, Rewrite, Rewriter};
 
-/// Largest manifest rewritten when it is too large for the cache (and so read whole for each
-/// request); a larger one is answered 502.
+/// Largest manifest rewritten when it is too large for the cache (and so streamed from the
+/// origin for each request); the response of a larger one is cut off there.
 pub const MANIFEST_CAP: u64 = 64 << 20;
 
 /// A manifest response to rewrite, decided from the request.
@@ -107,86 +111,210 @@ pub fn request_headers(req: &HeaderMap) -> std::borrow::Cow<'_, HeaderMap> {
     std::borrow::Cow::Owned(h)
 }
 
-/// Rewrites a 200 response in place. Returns the body bytes now sent, `None` when the response
-/// is left as it is. A body too large for the cache arrives streamed: it is read whole here
-/// (up to [`MANIFEST_CAP`]) to be rewritten.
-pub async fn apply(
-    edge: &Edge,
-    plan: &Plan,
-    res: &ValidResource,
+/// Makes a 200 response's body the rewritten manifest, streamed: the source (the cached body,
+/// or the origin's stream for one too large for the cache) is rewritten a piece at a time as
+/// the viewer takes it, so a viewer holds at most one rewritten piece (tens of kilobytes), never
+/// a rewritten copy of the manifest. Returns the bytes sent when known (for the log: the
+/// rewritten length of a small manifest, the origin's length of a streamed cached one, 0 for
+/// one streamed from the origin), or `None` when the response is left as it is.
+pub fn apply(
+    plan: Plan,
+    site: &Arc<Site>,
     resp: &mut Response<EdgeBody>,
     head: bool,
-) -> Result<Option<u64>, OriginError> {
+) -> Option<u64> {
     if resp.status() != StatusCode::OK {
-        return Ok(None);
+        return None;
     }
-    if !head && matches!(resp.body(), EdgeBody::Stream(_)) {
-        if let EdgeBody::Stream(origin) = std::mem::replace(resp.body_mut(), EdgeBody::empty()) {
-            let bytes = edge
-                .origin
-                .read_body(origin.into_incoming(), MANIFEST_CAP, None)
-                .await?;
-            *resp.body_mut() = EdgeBody::Full(Some(bytes));
-        }
-    }
-    let body = match resp.body() {
-        EdgeBody::Full(Some(b)) => b.clone(),
-        // HEAD: the length of this viewer's body is not known without rewriting it; say
-        // nothing rather than the origin's length.
-        EdgeBody::Full(None) if head => {
-            for name in [header::CONTENT_LENGTH, header::ETAG, header::LAST_MODIFIED] {
-                resp.headers_mut().remove(name);
-            }
-            return Ok(Some(0));
-        }
-        // Empty.
-        _ => return Ok(None),
-    };
-    let hosts = res.hostnames();
-    let own_host = |h: &[u8]| {
-        let host = if h.starts_with(b"[") {
-            &h[..h.iter().position(|&b| b == b']').map_or(h.len(), |i| i + 1)]
-        } else {
-            &h[..h.iter().position(|&b| b == b':').unwrap_or(h.len())]
-        };
-        hosts
-            .iter()
-            .any(|x| x.as_bytes().eq_ignore_ascii_case(host))
-    };
-    let f = res.forwarding.as_ref();
-    let to_types = f.map(|f| f.to_types.as_slice()).unwrap_or_default();
-    let addition = match (&plan.sign, &res.secure_key) {
-        (Some(s), Some(sk)) => Addition::SignEachDirectory {
-            key: &sk.keys[0],
-            expires: &plan.params,
-            ip: s.ip,
-            scope: &plan.scope,
-        },
-        _ => Addition::Copy(&plan.params),
-    };
-    let rewritten = manifest::rewrite(
-        plan.kind,
-        &body,
-        &Rewrite {
-            to_types,
-            param_names: &TOKEN_PARAMS,
-            addition,
-            base_dir: &plan.base_dir,
-            own_host: &own_host,
-        },
-    );
-    let len = rewritten.len() as u64;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.remove(header::TRANSFER_ENCODING);
-    // The body is this viewer's: no validators, no ranges, no shared caching downstream.
-    h.remove(header::ETAG);
-    h.remove(header::LAST_MODIFIED);
-    h.remove(header::ACCEPT_RANGES);
+    // The body is this viewer's: no validators, no ranges, no shared caching downstream; its
+    // length is known only once it is rewritten.
+    for name in [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::ETAG,
+        header::LAST_MODIFIED,
+        header::ACCEPT_RANGES,
+    ] {
+        h.remove(name);
+    }
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-cache"),
     );
-    *resp.body_mut() = EdgeBody::Full(Some(Bytes::from(rewritten)));
-    Ok(Some(len))
+    if head {
+        return Some(0);
+    }
+    let (source, len) = match std::mem::replace(resp.body_mut(), EdgeBody::empty()) {
+        EdgeBody::Full(Some(b)) => {
+            let len = b.len() as u64;
+            (Source::Cached(b), Some(len))
+        }
+        EdgeBody::Stream(o) | EdgeBody::Held(o, _) => (Source::Origin(o, Bytes::new(), 0), None),
+        other => {
+            *resp.body_mut() = other;
+            return None;
+        }
+    };
+    let mut body = RewriteBody {
+        rewriter: Rewriter::new(plan.kind),
+        site: Arc::clone(site),
+        plan,
+        source,
+        done: false,
+        serving: None,
+    };
+    // A small cached manifest (a live playlist, a master playlist: nearly all of them) is
+    // rewritten at once and sent with its length, as one buffer.
+    if let Source::Cached(b) = &body.source {
+        if b.len() <= WHOLE_UP_TO {
+            let input = b.clone();
+            let mut out = Vec::with_capacity(input.len() * 2 + 64);
+            body.step(Some(&input), &mut out);
+            body.step(None, &mut out);
+            let sent = out.len() as u64;
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(sent));
+            *resp.body_mut() = EdgeBody::Full(Some(Bytes::from(out)));
+            return Some(sent);
+        }
+    }
+    *resp.body_mut() = EdgeBody::Rewritten(Box::new(body));
+    Some(len.unwrap_or(0))
+}
+
+/// Cached manifests up to this size are rewritten whole (the result is a few times larger, a
+/// few hundred kilobytes at most); larger ones are streamed.
+const WHOLE_UP_TO: usize = 64 << 10;
+
+/// Input rewritten per step: small, so that a step's output (short segment names grow several
+/// times with a token) stays tens of kilobytes.
+const STEP_IN: usize = 2 << 10;
+/// A piece is sent once this much output is ready.
+const PIECE_OUT: usize = 16 << 10;
+
+enum Source {
+    /// The cached body, what is left of it.
+    Cached(Bytes),
+    /// The origin's body: the stream, what is left of its current frame, and the bytes read
+    /// (at most [`MANIFEST_CAP`]).
+    Origin(OriginBody, Bytes, u64),
+}
+
+/// A manifest rewritten as it is sent (see [`apply`]).
+pub struct RewriteBody {
+    rewriter: Rewriter,
+    site: Arc<Site>,
+    plan: Plan,
+    source: Source,
+    done: bool,
+    serving: Option<Serving>,
+}
+
+impl RewriteBody {
+    /// Keeps the client connection's request counted as in progress until the body ends (as a
+    /// streamed body does).
+    pub fn hold(&mut self, serving: Serving) {
+        self.serving = Some(serving);
+    }
+
+    /// Rewrites `input` (or, with `None`, the end) into `out`.
+    fn step(&mut self, input: Option<&[u8]>, out: &mut Vec<u8>) {
+        let res = &self.site.res;
+        let hosts = res.hostnames();
+        let own_host = |h: &[u8]| {
+            let host = if h.starts_with(b"[") {
+                &h[..h.iter().position(|&b| b == b']').map_or(h.len(), |i| i + 1)]
+            } else {
+                &h[..h.iter().position(|&b| b == b':').unwrap_or(h.len())]
+            };
+            hosts
+                .iter()
+                .any(|x| x.as_bytes().eq_ignore_ascii_case(host))
+        };
+        let to_types = res
+            .forwarding
+            .as_ref()
+            .map(|f| f.to_types.as_slice())
+            .unwrap_or_default();
+        let addition = match (&self.plan.sign, &res.secure_key) {
+            (Some(s), Some(sk)) => Addition::SignEachDirectory {
+                key: &sk.keys[0],
+                expires: &self.plan.params,
+                ip: s.ip,
+                scope: &self.plan.scope,
+            },
+            _ => Addition::Copy(&self.plan.params),
+        };
+        let rw = Rewrite {
+            to_types,
+            param_names: &TOKEN_PARAMS,
+            addition,
+            base_dir: &self.plan.base_dir,
+            own_host: &own_host,
+        };
+        match input {
+            Some(i) => self.rewriter.push(i, &rw, out),
+            None => self.rewriter.finish(&rw, out),
+        }
+    }
+}
+
+impl http_body::Body for RewriteBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let mut out = Vec::new();
+        let piece = |out: Vec<u8>| Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+        while !this.done {
+            let input = match &mut this.source {
+                Source::Cached(rest) if rest.is_empty() => None,
+                Source::Cached(rest) => Some(rest.split_to(rest.len().min(STEP_IN))),
+                Source::Origin(_, left, _) if !left.is_empty() => {
+                    Some(left.split_to(left.len().min(STEP_IN)))
+                }
+                Source::Origin(origin, left, read) => match Pin::new(origin).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data() {
+                            *read = read.saturating_add(data.len() as u64);
+                            if *read > MANIFEST_CAP {
+                                return Poll::Ready(Some(Err(BodyError::TooLarge(MANIFEST_CAP))));
+                            }
+                            *left = data;
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(None) => None,
+                    Poll::Pending if out.is_empty() => return Poll::Pending,
+                    Poll::Pending => return piece(out),
+                },
+            };
+            match input {
+                Some(i) => this.step(Some(&i), &mut out),
+                None => {
+                    this.step(None, &mut out);
+                    this.done = true;
+                    this.serving = None;
+                }
+            }
+            if out.len() >= PIECE_OUT {
+                return piece(out);
+            }
+        }
+        if out.is_empty() {
+            Poll::Ready(None)
+        } else {
+            piece(out)
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
 }

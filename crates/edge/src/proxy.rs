@@ -264,10 +264,8 @@ async fn gate_and_serve(
         Some(plan) => {
             let headers = crate::forwarding::request_headers(req.headers());
             let mut done = serve(edge, site, headers.as_ref(), key, to, head).await;
-            match crate::forwarding::apply(edge, &plan, &site.res, &mut done.resp, head).await {
-                Ok(Some(sent)) => done.bytes = sent,
-                Ok(None) => {}
-                Err(e) => return origin_failed(e),
+            if let Some(len) = crate::forwarding::apply(plan, site, &mut done.resp, head) {
+                done.bytes = len;
             }
             done
         }

@@ -76,15 +76,105 @@ pub struct Rewrite<'a> {
     pub own_host: &'a dyn Fn(&[u8]) -> bool,
 }
 
-/// Rewrites `body` of `kind`.
+/// Rewrites `body` of `kind`, whole.
 pub fn rewrite(kind: Kind, body: &[u8], rw: &Rewrite<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 4 + 64);
-    let mut tokens = HashMap::new();
-    match kind {
-        Kind::Hls => rewrite_hls(body, rw, &mut tokens, &mut out),
-        Kind::Dash => rewrite_dash(body, rw, &mut tokens, &mut out),
-    }
+    let mut r = Rewriter::new(kind);
+    r.push(body, rw, &mut out);
+    r.finish(rw, &mut out);
     out
+}
+
+/// A rewrite fed in pieces, so that a manifest goes out as it is rewritten and a viewer holds
+/// a piece of it, not a rewritten copy (which is several times the manifest: every short
+/// segment name gains a token). The pieces are cut where the whole-body rewrite has no state
+/// to carry: after a line's end (HLS), before a tag that is not `</BaseURL>` (DASH). What is
+/// held between pieces is the part after the last cut, at most [`MAX_PENDING`] bytes.
+pub struct Rewriter {
+    kind: Kind,
+    tokens: Tokens,
+    pending: Vec<u8>,
+}
+
+/// The most input a [`Rewriter`] holds back waiting for a place to cut. Past it (a line of a
+/// quarter of a megabyte: no real manifest has one), it is rewritten as if it ended there.
+pub const MAX_PENDING: usize = 256 << 10;
+
+impl Rewriter {
+    /// A rewriter for a manifest of `kind`.
+    pub fn new(kind: Kind) -> Rewriter {
+        Rewriter {
+            kind,
+            tokens: HashMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Rewrites what `input` completes into `out`, keeping the rest for the next piece.
+    pub fn push(&mut self, input: &[u8], rw: &Rewrite<'_>, out: &mut Vec<u8>) {
+        let (whole, rest): (&[u8], &[u8]) = if self.pending.is_empty() {
+            match self.cut(input) {
+                Some(at) => (&input[..at], &input[at..]),
+                None => (&[], input),
+            }
+        } else {
+            self.pending.extend_from_slice(input);
+            let at = self.cut(&self.pending).unwrap_or(0);
+            let held = std::mem::take(&mut self.pending);
+            self.run(&held[..at], rw, out);
+            self.pending.extend_from_slice(&held[at..]);
+            (&[], &[])
+        };
+        self.run(whole, rw, out);
+        self.pending.extend_from_slice(rest);
+        if self.pending.len() > MAX_PENDING {
+            let held = std::mem::take(&mut self.pending);
+            self.run(&held, rw, out);
+        }
+    }
+
+    /// Rewrites whatever is left: the manifest has ended.
+    pub fn finish(&mut self, rw: &Rewrite<'_>, out: &mut Vec<u8>) {
+        let held = std::mem::take(&mut self.pending);
+        self.run(&held, rw, out);
+    }
+
+    /// Where `buf` may be cut: the length of its longest prefix that rewrites alone as it
+    /// would within the whole body.
+    fn cut(&self, buf: &[u8]) -> Option<usize> {
+        match self.kind {
+            Kind::Hls => memchr::memrchr(b'\n', buf).map(|i| i + 1),
+            Kind::Dash => {
+                let mut end = buf.len();
+                const BASE_END: &[u8] = b"</BaseURL";
+                while let Some(i) = memchr::memrchr(b'<', &buf[..end]) {
+                    // Before `</BaseURL`, the text of the BaseURL would be cut from its end
+                    // (and a tag too short to tell may still become one).
+                    let tail = &buf[i..];
+                    let base_end = if tail.len() >= BASE_END.len() {
+                        tail.starts_with(BASE_END)
+                    } else {
+                        BASE_END.starts_with(tail)
+                    };
+                    if !base_end {
+                        return (i > 0).then_some(i);
+                    }
+                    end = i;
+                }
+                None
+            }
+        }
+    }
+
+    fn run(&mut self, piece: &[u8], rw: &Rewrite<'_>, out: &mut Vec<u8>) {
+        if piece.is_empty() {
+            return;
+        }
+        match self.kind {
+            Kind::Hls => rewrite_hls(piece, rw, &mut self.tokens, out),
+            Kind::Dash => rewrite_dash(piece, rw, &mut self.tokens, out),
+        }
+    }
 }
 
 type Tokens = HashMap<Vec<u8>, Option<Vec<u8>>>;
@@ -528,6 +618,68 @@ mod tests {
         fn xml_without_link_attributes_comes_back_identical(body in "[a-zA-Z0-9<>/=\" .\n]{0,300}") {
             proptest::prop_assume!(!body.contains("BaseURL") && !body.contains("media=") && !body.contains("initialization=") && !body.contains("sourceURL="));
             proptest::prop_assert_eq!(copy(Kind::Dash, &body), body);
+        }
+    }
+
+    fn pieces(kind: Kind, body: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let t = types();
+        let key = Key::new("secret_key").unwrap();
+        let rw = Rewrite {
+            to_types: &t,
+            param_names: &[b"md5", b"expires"],
+            addition: Addition::SignEachDirectory {
+                key: &key,
+                expires: b"1",
+                ip: None,
+                scope: b"/",
+            },
+            base_dir: b"/v/",
+            own_host: &|_| true,
+        };
+        let (mut r, mut out, mut at) = (Rewriter::new(kind), Vec::new(), 0);
+        for c in cuts.iter().cycle() {
+            if at >= body.len() {
+                break;
+            }
+            let end = (at + c).min(body.len());
+            r.push(&body[at..end], &rw, &mut out);
+            at = end;
+        }
+        r.finish(&rw, &mut out);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rewriting_in_pieces_is_rewriting_whole(
+            hls in proptest::collection::vec(proptest::sample::select(vec![
+                "#EXTM3U\n", "#EXTINF:4,\n", "seg1.ts\n", "a/b.ts?x=1\r\n", "../c/d.ts\n",
+                "#EXT-X-KEY:METHOD=AES-128,URI=\"k/key.ts\"\n", "http://cdn.example.com/v.ts\n",
+                "http://other.example/v.ts\n", "\n", "  x.ts  \n", "y.ts",
+            ]), 0..40),
+            dash in proptest::collection::vec(proptest::sample::select(vec![
+                "<MPD>", "<BaseURL>", "v/", "http://cdn.example.com/b/", "</BaseURL>", "\n", " ",
+                "<SegmentTemplate media=\"s$Number$.mp4\" initialization=\"i.mp4\"/>",
+                "<SegmentURL media=\"x/1.mp4?a=1\"/>", "<BaseURL/>", "</MPD>",
+            ]), 0..40),
+            cuts in proptest::collection::vec(1usize..48, 1..12),
+        ) {
+            let hls = hls.concat();
+            let dash = dash.concat();
+            proptest::prop_assert_eq!(pieces(Kind::Hls, hls.as_bytes(), &cuts), copy_bytes(Kind::Hls, hls.as_bytes()));
+            proptest::prop_assert_eq!(pieces(Kind::Dash, dash.as_bytes(), &cuts), copy_bytes(Kind::Dash, dash.as_bytes()));
+        }
+
+        #[test]
+        fn what_a_rewriter_holds_back_is_bounded(len in 0usize..(3 * MAX_PENDING), newline: bool) {
+            let t = types();
+            let rw = Rewrite { to_types: &t, param_names: &[b"md5"], addition: Addition::Copy(b"md5=x"), base_dir: b"/", own_host: &|_| true };
+            let mut r = Rewriter::new(if newline { Kind::Hls } else { Kind::Dash });
+            let mut out = Vec::new();
+            for _ in 0..(len / 4096 + 1) {
+                r.push(&[b'a'; 4096], &rw, &mut out);
+                proptest::prop_assert!(r.pending.len() <= MAX_PENDING);
+            }
         }
     }
 

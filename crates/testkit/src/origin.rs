@@ -12,6 +12,8 @@
 //!   test asks;
 //! - `/drip/...?total=N&chunk=C&every_ms=M`: `Content-Length: N`, sent `C` bytes at a time every
 //!   `M` ms (an origin too slow to finish, or one that stalls after its first chunk);
+//! - `/hls/N/...`: an HLS media playlist of at least N bytes (4 s segments `seg<i>.ts`), for
+//!   the rewrite's memory tests;
 //! - anything else: `origin <path>` as text.
 //!
 //! Every answer carries `X-Origin-Host` with the Host header received.
@@ -279,6 +281,21 @@ fn serve(
             continue;
         }
         let body: Vec<u8> = match path.strip_prefix("/size/") {
+            None if path.starts_with("/hls/") => {
+                let n: usize = path[5..]
+                    .split('/')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let mut b = b"#EXTM3U\n#EXT-X-TARGETDURATION:4\n".to_vec();
+                let mut i = 0u64;
+                while b.len() < n {
+                    b.extend_from_slice(format!("#EXTINF:4,\nseg{i}.ts\n").as_bytes());
+                    i += 1;
+                }
+                b.extend_from_slice(b"#EXT-X-ENDLIST\n");
+                b
+            }
             Some(rest) => {
                 let n: u64 = rest
                     .split('/')

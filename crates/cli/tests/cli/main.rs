@@ -7,6 +7,7 @@ mod customer_side;
 mod docs;
 mod edge_process;
 mod panel_browser;
+mod playlist_memory;
 mod procs;
 mod seed_scripts;
 mod streaming;
