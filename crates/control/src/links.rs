@@ -92,6 +92,14 @@ pub async fn sign(
                 ApiError::invalid("ip", format!("{text:?} is not an IPv4 or IPv6 address"))
             })?),
         };
+    // The snippets put the path into PHP, Python, JavaScript and shell string literals; a
+    // control character (a newline ends a shell line) has no safe spelling in all four.
+    if req.path.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "path",
+            "control characters (newline, tab, NUL...) cannot be in a path the snippets sign",
+        ));
+    }
     let lifetime = req.lifetime.unwrap_or(3600);
     if !(1..=10 * 365 * 86400).contains(&lifetime) {
         return Err(ApiError::invalid(

@@ -580,6 +580,14 @@ fn link_generator_snippets_make_links_the_token_core_accepts() {
         sign(json!({"path": "/a", "ip": "1.2.3.4", "lifetime": 0})).1["field"],
         "lifetime"
     );
+    for bad in ["/a\nb.mp4", "/a\u{0}b", "/tab\there", "/del\u{7f}"] {
+        let (s, r) = sign(json!({"path": bad, "ip": "1.2.3.4"}));
+        assert_eq!(
+            (s, r["field"].as_str()),
+            (400, Some("path")),
+            "{bad:?}: {r}"
+        );
+    }
 
     let key = tollgate_token::Key::new("k'ey$\\with\"quotes").unwrap();
     for (path, ip) in [
@@ -636,4 +644,37 @@ fn link_generator_rounds_the_url_as_its_snippets_do() {
         php == url || php.ends_with(&format!("&expires={}", expires + window)),
         "{php} against {url}"
     );
+}
+
+#[test]
+fn out_of_range_cache_times_and_bad_stored_keys_are_refused_naming_the_field() {
+    let r = start("ranges");
+    let api = &r.api;
+    let cases = [
+        (
+            json!({"edge_cache_settings": {"enabled": true, "value": "213503982334601d"}}),
+            "options.edge_cache_settings.value",
+        ),
+        (
+            json!({"edge_cache_settings": {"enabled": true, "value": "18446744073709551615s"}}),
+            "options.edge_cache_settings.value",
+        ),
+        (
+            json!({"secure_key": {"enabled": false, "key": "5char", "type": 2}}),
+            "options.secure_key.key",
+        ),
+        (
+            json!({"hostHeader": {"enabled": true, "value": "origin.example.com/x"}}),
+            "options.hostHeader.value",
+        ),
+    ];
+    for (options, field) in cases {
+        let mut body = good();
+        for (k, v) in options.as_object().unwrap() {
+            body["options"][k] = v.clone();
+        }
+        let (s, resp) = api.call("POST", "/cdn/resources", Some(&body));
+        assert_eq!((s, resp["field"].as_str()), (400, Some(field)), "{resp}");
+    }
+    assert_eq!(api.call("GET", "/cdn/resources", None).1, json!([]));
 }
