@@ -33,6 +33,8 @@ const MAX_SNAPSHOT: usize = 64 << 20;
 /// How often counters are reported.
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 const SNAPSHOT_FILE: &str = "snapshot.json";
+/// The longest wait between two tries to reach a control plane that is down.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Why applying a snapshot failed.
 #[derive(Debug)]
@@ -179,7 +181,9 @@ pub async fn run(
                     () = tokio::time::sleep(backoff) => {}
                     () = &mut stop => break,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // At most half a second between tries: the first change after an outage must
+                // reach the edge within a second (it took 1.6 s with a 5 s cap).
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

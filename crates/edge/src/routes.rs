@@ -27,15 +27,20 @@ pub struct Routes {
 impl Routes {
     /// Builds the table; counters of resources already in `previous` carry over.
     pub fn new(resources: Vec<ValidResource>, previous: Option<&Routes>) -> Routes {
-        let mut by_host = HashMap::new();
-        let mut sites = Vec::new();
+        let mut by_host = HashMap::with_capacity(resources.len());
+        let mut sites = Vec::with_capacity(resources.len());
+        // By id, so that carrying the counters over costs one lookup per resource (a search of
+        // the previous list made a reload quadratic in the number of resources).
+        let counters: HashMap<u64, &Arc<ResourceMetrics>> = previous
+            .map(|p| p.sites.iter().map(|s| (s.res.id, &s.metrics)).collect())
+            .unwrap_or_default();
         for res in resources {
             if !res.resource.active {
                 continue;
             }
-            let metrics = previous
-                .and_then(|p| p.sites.iter().find(|s| s.res.id == res.id))
-                .map(|s| Arc::clone(&s.metrics))
+            let metrics = counters
+                .get(&res.id)
+                .map(|m| Arc::clone(m))
                 .unwrap_or_default();
             let site = Arc::new(Site { res, metrics });
             for h in site.res.hostnames() {
