@@ -1,15 +1,16 @@
 //! The response body: a buffered object from the cache, or a stream from the origin.
 //! An enum rather than a boxed trait object, so a cache hit costs no allocation here.
 
-use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::time::Sleep;
 
 use crate::client_io::Serving;
 
@@ -22,6 +23,8 @@ pub enum BodyError {
     Stalled(Duration),
     /// A manifest to rewrite went past this many bytes.
     TooLarge(u64),
+    /// The viewer took nothing for the send timeout; the origin's connection was dropped.
+    ViewerStalled,
 }
 
 impl std::fmt::Display for BodyError {
@@ -30,34 +33,63 @@ impl std::fmt::Display for BodyError {
             BodyError::Origin(e) => write!(f, "origin body: {e}"),
             BodyError::Stalled(d) => write!(f, "the origin sent nothing for {d:?}"),
             BodyError::TooLarge(n) => write!(f, "a manifest over {n} bytes"),
+            BodyError::ViewerStalled => f.write_str("the viewer took nothing for the send timeout"),
         }
     }
 }
 
 impl std::error::Error for BodyError {}
 
-/// A body streamed from the origin, with the origin's read timeout between two chunks (as
-/// nginx's `proxy_read_timeout`): an origin that stalls mid-body ends the response instead of
-/// holding the viewer and the connection.
+/// A body streamed from the origin. A small task of its own reads the origin and hands the
+/// viewer one frame at a time, and gives up, dropping the origin's connection:
+/// - when the origin sends nothing for its read timeout (as nginx's `proxy_read_timeout`);
+/// - when the viewer takes nothing for the send timeout. Over HTTP/2 a viewer can stop taking
+///   a stream without stalling its connection (a zero window), which the connection's own
+///   send timeout never sees; without this, such streams held origin connections for good.
+///
+/// The viewer's side then ends with an error, and the stream is reset (HTTP/2) or the
+/// connection closed (HTTP/1.1) when it is next polled.
 pub struct OriginBody {
-    incoming: Incoming,
-    timeout: Duration,
-    idle: Pin<Box<Sleep>>,
+    frames: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BodyError>>,
+    complete: Arc<AtomicBool>,
+    hint: SizeHint,
+    ended: bool,
 }
 
 impl OriginBody {
-    /// `incoming`, failing when the origin sends nothing for `timeout`.
-    pub fn new(incoming: Incoming, timeout: Duration) -> OriginBody {
+    /// Starts relaying `incoming`; `read` bounds the wait for the origin's next frame, `send`
+    /// the wait for the viewer to take one.
+    pub fn new(incoming: Incoming, read: Duration, send: Duration) -> OriginBody {
+        let (tx, frames) = tokio::sync::mpsc::channel(1);
+        let complete = Arc::new(AtomicBool::new(false));
+        let hint = incoming.size_hint();
+        let done = Arc::clone(&complete);
+        tokio::spawn(async move {
+            let mut incoming = incoming;
+            loop {
+                let item = match tokio::time::timeout(read, incoming.frame()).await {
+                    Err(_) => Err(BodyError::Stalled(read)),
+                    Ok(None) => {
+                        done.store(true, Ordering::Release);
+                        return;
+                    }
+                    Ok(Some(r)) => r.map_err(BodyError::Origin),
+                };
+                let last = item.is_err();
+                match tokio::time::timeout(send, tx.send(item)).await {
+                    Ok(Ok(())) if !last => {}
+                    // The viewer is gone, has taken nothing for the send timeout, or was
+                    // just told of an error: the origin's connection goes.
+                    _ => return,
+                }
+            }
+        });
         OriginBody {
-            incoming,
-            timeout,
-            idle: Box::pin(tokio::time::sleep(timeout)),
+            frames,
+            complete,
+            hint,
+            ended: false,
         }
-    }
-
-    /// The origin's body itself, for a caller that reads it whole with its own timeouts.
-    pub fn into_incoming(self) -> Incoming {
-        self.incoming
     }
 }
 
@@ -69,27 +101,28 @@ impl Body for OriginBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.incoming).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                // The timeout counts from the last chunk to the next one.
-                let next = tokio::time::Instant::now() + this.timeout;
-                this.idle.as_mut().reset(next);
-                Poll::Ready(frame.map(|f| f.map_err(BodyError::Origin)))
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.frames.poll_recv(cx) {
+            Poll::Ready(None) => {
+                self.ended = true;
+                if self.complete.load(Ordering::Acquire) {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(BodyError::ViewerStalled)))
+                }
             }
-            Poll::Pending => match this.idle.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Stalled(this.timeout)))),
-                Poll::Pending => Poll::Pending,
-            },
+            other => other,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
+        self.ended
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.incoming.size_hint()
+        self.hint
     }
 }
 

@@ -88,6 +88,9 @@ pub struct Edge {
     pub trusted: TrustedProxies,
     /// Edge-wide counters.
     pub metrics: EdgeMetrics,
+    /// How long a viewer may take nothing of a streamed response before the origin's side of
+    /// it is dropped (the listeners' send timeout).
+    pub send_timeout: Duration,
     /// Access log.
     pub log: AccessLog,
     /// Version of the control plane's snapshot being served (0 with a resources file).
@@ -116,6 +119,7 @@ impl Edge {
             origin: OriginClient::new(config.origin_timeouts, &config.origin_ca),
             trusted: config.trusted.clone(),
             metrics: EdgeMetrics::default(),
+            send_timeout: config.limits.send_timeout,
             log,
             config_version: std::sync::atomic::AtomicU64::new(0),
         })

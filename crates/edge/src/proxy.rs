@@ -546,7 +546,11 @@ async fn pass_through(
     let body = if head {
         EdgeBody::empty()
     } else {
-        EdgeBody::Stream(OriginBody::new(body, edge.origin.timeouts.read))
+        EdgeBody::Stream(OriginBody::new(
+            body,
+            edge.origin.timeouts.read,
+            edge.send_timeout,
+        ))
     };
     Done {
         resp: Response::from_parts(parts, body),

@@ -38,6 +38,7 @@ pub struct TestOrigin {
     hits: Arc<Mutex<HashMap<String, usize>>>,
     stop: Arc<AtomicBool>,
     fail_with: Arc<AtomicU16>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The byte at `offset` of every generated body.
@@ -58,7 +59,9 @@ impl TestOrigin {
         let hits = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let fail_with = Arc::new(AtomicU16::new(0));
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (h, s, f) = (Arc::clone(&hits), Arc::clone(&stop), Arc::clone(&fail_with));
+        let o = Arc::clone(&open);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -68,9 +71,16 @@ impl TestOrigin {
                 // Headers and body go out in separate writes; without this, Nagle's algorithm
                 // and delayed ACKs add 40 ms to every response.
                 let _ = stream.set_nodelay(true);
-                let (h, s, f) = (Arc::clone(&h), Arc::clone(&s), Arc::clone(&f));
+                let (h, s, f, o) = (
+                    Arc::clone(&h),
+                    Arc::clone(&s),
+                    Arc::clone(&f),
+                    Arc::clone(&o),
+                );
+                o.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let _ = serve(stream, &h, &s, &f);
+                    o.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -79,7 +89,13 @@ impl TestOrigin {
             hits,
             stop,
             fail_with,
+            open,
         }
+    }
+
+    /// Connections open now (accepted and not yet closed by either side).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     /// From now on, answers every request with `status` (an empty body), or, with `None`, as

@@ -2,6 +2,8 @@
 //! test against a real edge and a test origin that misbehaves on purpose.
 
 use std::io::{Read, Write};
+
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use tollgate_edge::origin::Timeouts;
@@ -249,4 +251,67 @@ fn a_streamed_body_that_stalls_is_cut_at_the_origin_read_timeout() {
         took < Duration::from_secs(10),
         "the viewer was held {took:?}"
     );
+}
+
+#[test]
+fn http2_streams_with_a_zero_window_hold_no_origin_connection_past_the_send_timeout() {
+    let origin = TestOrigin::start();
+    let mut config = EdgeConfig::default();
+    config.limits.send_timeout = Duration::from_secs(2);
+    let json = resources(origin.port, &[("open.example.com", None)]);
+    let edge = RunningEdge::start(&json, config);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", edge.port))
+            .await
+            .unwrap();
+        // A real HTTP/2 client that lets no stream receive a byte of body.
+        let (client, conn) = h2::client::Builder::new()
+            .initial_window_size(0)
+            .handshake::<_, Bytes>(tcp)
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let mut streams = Vec::new();
+        for i in 0..20 {
+            let req = http::Request::get(format!("http://open.example.com/big/z{i}"))
+                .body(())
+                .unwrap();
+            let (resp, _) = client.send_request(req, true).unwrap();
+            streams.push(resp);
+            client = client.ready().await.unwrap();
+        }
+        let mut bodies = Vec::new();
+        for s in streams {
+            let resp = s.await.unwrap();
+            assert_eq!(resp.status(), 200);
+            bodies.push(resp.into_body());
+        }
+        let held = origin.open_connections();
+        assert!(
+            held >= 20,
+            "the edge fetches each stream: {held} origin connections"
+        );
+        let t = Instant::now();
+        while origin.open_connections() > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "{} origin connections still held after {:?}",
+                origin.open_connections(),
+                t.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!(
+            "20 zero-window streams: origin connections released after {:?}",
+            t.elapsed()
+        );
+        drop(bodies);
+    });
 }
