@@ -162,6 +162,8 @@ pub struct EdgeMetrics {
     pub bad_method: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Connections closed at accept because their address had its cap open already.
+    pub connections_over_address_cap: AtomicU64,
 }
 
 /// Writes `# HELP` and `# TYPE` for one metric family.
@@ -259,6 +261,11 @@ pub fn render(
             "tollgate_connections_total",
             "Client connections accepted.",
             &edge.connections,
+        ),
+        (
+            "tollgate_connections_over_address_cap_total",
+            "Client connections closed at accept: their address had --max-connections-per-ip open.",
+            &edge.connections_over_address_cap,
         ),
     ] {
         family(&mut out, name, "counter", help);
