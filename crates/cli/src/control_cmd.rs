@@ -4,14 +4,17 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use tollgate::units::{parse_size, parse_timeout};
 use tollgate_control::Control;
 use tollgate_edge::follow::Follow;
 use tollgate_store::{PgStore, SqliteStore, Store};
 
 use crate::edge_cmd::{self, EdgeOptions, Source};
+use crate::listen;
 
 /// Where the control plane keeps its state.
 #[derive(Args)]
@@ -42,6 +45,37 @@ pub struct StoreArgs {
     api_token: Option<String>,
 }
 
+/// Limits on request bodies, for `control` and `serve`.
+#[derive(Args)]
+pub struct BodyArgs {
+    /// Time a client has to send a whole request body, from the end of its headers (408 and
+    /// the connection closed after).
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    body_timeout: Duration,
+    /// Largest request body (413 above).
+    #[arg(long, default_value = "1M", value_parser = parse_size)]
+    max_body_size: u64,
+}
+
+/// Limits on the control plane's clients; `serve` takes them from the edge's flags of the
+/// same names.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// Time a client has to send its request headers (from connecting, or from the end of its
+    /// previous response).
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    header_timeout: Duration,
+    /// Time a client may leave a response unread before it is cut off.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    send_timeout: Duration,
+    /// Open client connections at most; further clients wait to be accepted.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Open connections from one client address at most (0: no cap); more are closed at once.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_ip: usize,
+}
+
 #[derive(Args)]
 pub struct ControlArgs {
     #[command(flatten)]
@@ -49,6 +83,10 @@ pub struct ControlArgs {
     /// Address for the API and the panel.
     #[arg(long, default_value = "127.0.0.1:9090")]
     listen: SocketAddr,
+    #[command(flatten)]
+    clients: ClientArgs,
+    #[command(flatten)]
+    body: BodyArgs,
 }
 
 #[derive(Args)]
@@ -63,6 +101,36 @@ pub struct ServeArgs {
     edge_listen: SocketAddr,
     #[command(flatten)]
     edge: EdgeOptions,
+    #[command(flatten)]
+    body: BodyArgs,
+}
+
+impl ControlArgs {
+    fn limits(&self) -> listen::Limits {
+        listen::Limits {
+            max_connections: self.clients.max_connections,
+            max_connections_per_ip: self.clients.max_connections_per_ip,
+            header_timeout: self.clients.header_timeout,
+            send_timeout: self.clients.send_timeout,
+            body_timeout: self.body.body_timeout,
+            max_body_bytes: self.body.max_body_size,
+            ..listen::Limits::default()
+        }
+    }
+}
+
+impl ServeArgs {
+    fn limits(&self) -> listen::Limits {
+        listen::Limits {
+            max_connections: self.edge.max_connections,
+            max_connections_per_ip: self.edge.max_connections_per_ip,
+            header_timeout: self.edge.header_timeout,
+            send_timeout: self.edge.send_timeout,
+            body_timeout: self.body.body_timeout,
+            max_body_bytes: self.body.max_body_size,
+            ..listen::Limits::default()
+        }
+    }
 }
 
 fn open_store(data: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
@@ -94,6 +162,7 @@ fn open_store(data: &Path, database: Option<&str>) -> Result<Arc<dyn Store>> {
 async fn start_control(
     args: &StoreArgs,
     listen: SocketAddr,
+    limits: listen::Limits,
     edge_tokens: &[String],
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(Arc<Control>, SocketAddr, tokio::task::JoinHandle<()>)> {
@@ -116,8 +185,7 @@ async fn start_control(
     .await
     .context("opening the store")??;
     control.add_edge_addresses(&args.edge_address);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = tollgate_edge::server::bind(listen)
         .with_context(|| format!("cannot bind the control listener {listen}"))?;
     let addr = listener.local_addr()?;
     match (first, args.api_token.is_some()) {
@@ -137,13 +205,7 @@ async fn start_control(
             edge_cmd::stopped(stop).await;
             c.stop();
         };
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            eprintln!("tollgate control: {e}");
-        }
+        listen::serve(app, listener, limits, shutdown).await;
     });
     Ok((control, addr, server))
 }
@@ -151,7 +213,8 @@ async fn start_control(
 pub fn run_control(args: ControlArgs) -> Result<()> {
     edge_cmd::runtime()?.block_on(async {
         let stop = edge_cmd::stop_on_signals()?;
-        let (_, _, server) = start_control(&args.store, args.listen, &[], stop).await?;
+        let (_, _, server) =
+            start_control(&args.store, args.listen, args.limits(), &[], stop).await?;
         let _ = server.await;
         Ok(())
     })
@@ -166,6 +229,7 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
         let (_, addr, server) = start_control(
             &args.store,
             args.control_listen,
+            args.limits(),
             std::slice::from_ref(&edge_token),
             stop.clone(),
         )
@@ -179,7 +243,13 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
             state_dir: edge_state_dir(&args.store.data),
             name: "embedded".into(),
         };
-        edge_cmd::serve(&args.edge, args.edge_listen, Source::Control(follow), stop).await?;
+        edge_cmd::serve(
+            &args.edge,
+            &[args.edge_listen],
+            Source::Control(follow),
+            stop,
+        )
+        .await?;
         let _ = server.await;
         Ok(())
     })

@@ -38,9 +38,10 @@ pub struct EdgeArgs {
     /// This edge's name in the control plane's reports (default: the listen address).
     #[arg(long)]
     name: Option<String>,
-    /// Address to serve clients on.
+    /// Address to serve clients on (repeatable: `--listen 0.0.0.0:8080 --listen [::]:8080`
+    /// for both families; an IPv6 address takes IPv6 clients only).
     #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    listen: Vec<SocketAddr>,
     #[command(flatten)]
     opts: EdgeOptions,
 }
@@ -72,19 +73,24 @@ pub struct EdgeOptions {
     /// Time a client has to send its request headers (from connecting, or from the end of its
     /// previous response).
     #[arg(long, default_value = "10s", value_parser = parse_timeout)]
-    header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
     /// Time a client may leave a response unread before it is cut off.
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
-    send_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     /// Worker threads serving clients (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
-    /// Open client connections at most.
+    /// Open client connections at most, over every listener.
     #[arg(long, default_value_t = 10_000)]
-    max_connections: usize,
-    /// Address to serve TLS clients on (HTTP/2 and HTTP/1.1 by ALPN); needs --tls-cert.
+    pub(crate) max_connections: usize,
+    /// Open connections from one client address at most (0: no cap); more are closed at once.
+    /// Peers inside --trust-proxy are not capped.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) max_connections_per_ip: usize,
+    /// Address to serve TLS clients on (HTTP/2 and HTTP/1.1 by ALPN; repeatable); needs
+    /// --tls-cert.
     #[arg(long, value_name = "ADDR", requires = "tls_cert")]
-    tls_listen: Option<SocketAddr>,
+    tls_listen: Vec<SocketAddr>,
     /// Certificate for one hostname, chosen by SNI: HOST=CERT.pem,KEY.pem (repeatable).
     #[arg(long, value_name = "HOST=CERT,KEY", value_parser = HostCert::from_arg, requires = "tls_listen")]
     tls_cert: Vec<HostCert>,
@@ -140,6 +146,7 @@ fn config(args: &EdgeOptions) -> Result<EdgeConfig> {
         },
         limits: Limits {
             max_connections: args.max_connections,
+            max_connections_per_ip: args.max_connections_per_ip,
             header_read_timeout: args.header_timeout,
             send_timeout: args.send_timeout,
             ..Limits::default()
@@ -165,13 +172,19 @@ pub fn run(args: EdgeArgs) -> Result<()> {
             control: check_url(url)?,
             token: args.edge_token.clone().unwrap_or_default(),
             state_dir: args.state_dir.clone(),
-            name: args.name.clone().unwrap_or_else(|| args.listen.to_string()),
+            name: args.name.clone().unwrap_or_else(|| {
+                args.listen
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
         }),
         (None, None) => bail!("--resources or --control is required"),
     };
     runtime()?.block_on(async {
         let stop = stop_on_signals()?;
-        serve(&args.opts, args.listen, source, stop).await
+        serve(&args.opts, &args.listen, source, stop).await
     })
 }
 
@@ -206,31 +219,40 @@ pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Runs an edge until `stop_rx` says stop.
+/// Runs an edge on the `listen` addresses until `stop_rx` says stop.
 pub async fn serve(
     args: &EdgeOptions,
-    listen: SocketAddr,
+    listen: &[SocketAddr],
     source: Source,
     stop_rx: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
 
     let config = config(args)?;
+    let mut refused = None;
     let (resources, since) = match &source {
         Source::File(path) => (load(path)?, 0),
         Source::Control(f) => match follow::load_saved(&f.state_dir) {
-            Some(snap) => match tollgate_model::validate_all(snap.resources) {
-                Ok(r) => {
-                    eprintln!(
-                        "tollgate edge: serving the saved config version {} from {} until the control plane answers",
-                        snap.version,
-                        f.state_dir.display()
-                    );
-                    (r, snap.version)
-                }
-                Err(_) => (Vec::new(), 0),
-            },
-            None => (Vec::new(), 0),
+            follow::Saved::Good(snap, r) => {
+                eprintln!(
+                    "tollgate edge: serving the saved config version {} from {} until the control plane answers",
+                    snap.version,
+                    f.state_dir.display()
+                );
+                (r, snap.version)
+            }
+            follow::Saved::Bad(bad) => {
+                eprintln!(
+                    "tollgate edge: error: {bad}; serving no resources until the control plane {} answers",
+                    f.control
+                );
+                refused = Some(format!(
+                    "no configuration: {bad}; the control plane {} has not answered yet",
+                    f.control
+                ));
+                (Vec::new(), 0)
+            }
+            follow::Saved::Nothing => (Vec::new(), 0),
         },
     };
     let count = resources.len();
@@ -240,13 +262,18 @@ pub async fn serve(
     let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).context("--access-log")?);
     edge.config_version
         .store(since, std::sync::atomic::Ordering::Relaxed);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("--listen: cannot bind {listen}"))?;
-    eprintln!(
-        "tollgate edge: listening on {} ({count} resources)",
-        listener.local_addr()?
-    );
+    if let Some(why) = refused {
+        edge.set_problem(why);
+    }
+    let mut listeners = Vec::new();
+    for addr in listen {
+        let tcp = server::bind(*addr).with_context(|| format!("--listen: cannot bind {addr}"))?;
+        eprintln!(
+            "tollgate edge: listening on {} ({count} resources)",
+            tcp.local_addr()?
+        );
+        listeners.push(server::Listener { tcp, tls: None });
+    }
     let stopped = |rx: tokio::sync::watch::Receiver<bool>| stopped(rx);
     if let Some(addr) = args.admin {
         let admin = tokio::net::TcpListener::bind(addr)
@@ -289,36 +316,20 @@ pub async fn serve(
             ));
         }
     }
-    let tls = match args.tls_listen {
-        Some(addr) => {
-            let cfg = server_config(&args.tls_cert).map_err(|e| anyhow!("--tls-cert: {e}"))?;
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("--tls-listen: cannot bind {addr}"))?;
-            eprintln!("tollgate edge: TLS on {}", l.local_addr()?);
-            Some(tokio::spawn(server::serve(
-                Arc::clone(&edge),
-                l,
-                config.limits,
-                Some(tokio_rustls::TlsAcceptor::from(cfg)),
-                workers,
-                stopped(stop_rx.clone()),
-            )))
+    if !args.tls_listen.is_empty() {
+        let cfg = server_config(&args.tls_cert).map_err(|e| anyhow!("--tls-cert: {e}"))?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+        for addr in &args.tls_listen {
+            let tcp =
+                server::bind(*addr).with_context(|| format!("--tls-listen: cannot bind {addr}"))?;
+            eprintln!("tollgate edge: TLS on {}", tcp.local_addr()?);
+            listeners.push(server::Listener {
+                tcp,
+                tls: Some(acceptor.clone()),
+            });
         }
-        None => None,
-    };
-    server::serve(
-        edge,
-        listener,
-        config.limits,
-        None,
-        workers,
-        stopped(stop_rx),
-    )
-    .await;
-    if let Some(t) = tls {
-        let _ = t.await;
     }
+    server::serve_all(edge, listeners, config.limits, workers, stopped(stop_rx)).await;
     eprintln!("tollgate edge: stopped");
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod control_cmd;
 mod edge_cmd;
+mod listen;
 mod token_cmd;
 
 use std::io::{self, IsTerminal, Write};

@@ -31,7 +31,11 @@ impl ControlClient {
             .enable_http1()
             .wrap_connector(conn);
         ControlClient {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            // Idle connections are dropped before the control plane's header timeout (10 s by
+            // default) would close them, so a call rarely races a closing connection.
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build(https),
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         }

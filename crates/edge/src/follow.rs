@@ -55,10 +55,83 @@ pub fn apply(edge: &Edge, snap: &Snapshot) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// The snapshot saved in `dir`, if there is a readable one.
-pub fn load_saved(dir: &Path) -> Option<Snapshot> {
-    let text = std::fs::read(dir.join(SNAPSHOT_FILE)).ok()?;
-    serde_json::from_slice(&text).ok()
+/// What was found in a state directory.
+#[derive(Debug)]
+pub enum Saved {
+    /// No saved snapshot (a first start).
+    Nothing,
+    /// A snapshot whose every resource validates.
+    Good(Snapshot, Vec<tollgate_model::ValidResource>),
+    /// A snapshot that could not be used; it was moved aside, never deleted.
+    Bad(BadSnapshot),
+}
+
+/// A saved snapshot that does not read, parse or validate.
+#[derive(Debug)]
+pub struct BadSnapshot {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+    /// Where it was moved (`snapshot.json.bad-UNIXTIME`), or why it could not be.
+    pub kept_as: Result<PathBuf, String>,
+}
+
+impl std::fmt::Display for BadSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "saved snapshot {} refused: {}; ",
+            self.path.display(),
+            self.reason
+        )?;
+        match &self.kept_as {
+            Ok(p) => write!(f, "kept as {}", p.display()),
+            Err(e) => write!(f, "left in place ({e})"),
+        }
+    }
+}
+
+/// Moves `path` aside as `PATH.bad-UNIXTIME` (with `-N` after it if that name is taken).
+fn set_aside(path: &Path) -> Result<PathBuf, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = format!("{}.bad-{now}", path.display());
+    let mut to = PathBuf::from(&base);
+    let mut n = 1u32;
+    while to.exists() && n < 1000 {
+        to = PathBuf::from(format!("{base}-{n}"));
+        n += 1;
+    }
+    std::fs::rename(path, &to)
+        .map(|()| to)
+        .map_err(|e| format!("cannot rename it: {e}"))
+}
+
+/// The snapshot saved in `dir`: none, a good one, or a bad one (moved aside, with the reason).
+pub fn load_saved(dir: &Path) -> Saved {
+    let path = dir.join(SNAPSHOT_FILE);
+    let reason = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Saved::Nothing,
+        Err(e) => format!("cannot read it: {e}"),
+        Ok(text) => match serde_json::from_slice::<Snapshot>(&text) {
+            Err(e) => format!("not a snapshot: {e}"),
+            Ok(snap) => match tollgate_model::validate_all(snap.resources.clone()) {
+                Ok(valid) => return Saved::Good(snap, valid),
+                Err(errs) => {
+                    let list: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                    format!("invalid: {}", list.join("; "))
+                }
+            },
+        },
+    };
+    let kept_as = set_aside(&path);
+    Saved::Bad(BadSnapshot {
+        path,
+        reason,
+        kept_as,
+    })
 }
 
 /// Saves `snap` (without its purges) so that it replaces the old file whole or not at all.
@@ -142,7 +215,7 @@ pub async fn run(
             () = &mut stop => break,
         };
         match polled {
-            Ok(Polled::Same) => {}
+            Ok(Polled::Same) => edge.clear_problem(),
             Ok(Polled::New(snap)) => {
                 if failing {
                     eprintln!("tollgate edge: control plane {} reachable again", f.control);
@@ -151,6 +224,7 @@ pub async fn run(
                 backoff = Duration::from_millis(200);
                 match apply(&edge, &snap) {
                     Ok(()) => {
+                        edge.clear_problem();
                         eprintln!(
                             "tollgate edge: config version {} applied ({} resources, {} purges)",
                             snap.version,

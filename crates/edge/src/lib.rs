@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod body;
 pub mod cache;
 pub mod client_io;
+pub mod conn_limit;
 pub mod control_client;
 pub mod follow;
 pub mod forwarding;
@@ -95,6 +96,8 @@ pub struct Edge {
     pub log: AccessLog,
     /// Version of the control plane's snapshot being served (0 with a resources file).
     pub config_version: std::sync::atomic::AtomicU64,
+    /// Why the edge is not fit to serve, for `/healthz` (503 while there is one).
+    problem: std::sync::Mutex<Option<String>>,
 }
 
 impl Edge {
@@ -122,7 +125,30 @@ impl Edge {
             send_timeout: config.limits.send_timeout,
             log,
             config_version: std::sync::atomic::AtomicU64::new(0),
+            problem: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Marks the edge unfit to serve: `/healthz` answers 503 with `why` until
+    /// [`Edge::clear_problem`].
+    pub fn set_problem(&self, why: String) {
+        *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    /// The edge is fit to serve again (its control plane answered).
+    pub fn clear_problem(&self) {
+        let mut p = self.problem.lock().unwrap_or_else(|p| p.into_inner());
+        if p.is_some() {
+            *p = None;
+        }
+    }
+
+    /// Why the edge is unfit to serve, if it is.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the routing table; requests in flight finish with the one they started with.

@@ -180,6 +180,8 @@ pub struct EdgeMetrics {
     pub bad_method: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Connections closed at accept because their address had its cap open already.
+    pub connections_over_address_cap: AtomicU64,
 }
 
 /// Writes `# HELP` and `# TYPE` for one metric family.
@@ -282,6 +284,11 @@ pub fn render(
             "tollgate_panics_total",
             "Panics in this process (each drops the connection it happened on); expected 0.",
             &PANICS,
+        ),
+        (
+            "tollgate_connections_over_address_cap_total",
+            "Client connections closed at accept: their address had --max-connections-per-ip open.",
+            &edge.connections_over_address_cap,
         ),
     ] {
         family(&mut out, name, "counter", help);

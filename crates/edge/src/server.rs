@@ -1,6 +1,7 @@
-//! Listeners: the public one (HTTP/1.1 and HTTP/2 with prior knowledge, limits on connections
-//! and on header size and read time) and the admin one (`/metrics`, `/healthz`), both stopping
-//! gracefully: no new connections, requests in flight finish.
+//! Listeners: the public ones (HTTP/1.1 and HTTP/2 with prior knowledge, or TLS; limits on
+//! connections, on connections per client address, and on header size and read time) and the
+//! admin one (`/metrics`, `/healthz`), both stopping gracefully: no new connections, requests
+//! in flight finish.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::client_io::{ClientIo, Sweeper};
+use crate::conn_limit::{AddressSlot, PerAddress};
 use crate::{proxy, Edge};
 
 /// Limits on client connections.
@@ -29,6 +31,9 @@ use crate::{proxy, Edge};
 pub struct Limits {
     /// Open connections at most; further clients wait to be accepted.
     pub max_connections: usize,
+    /// Open connections from one peer address at most (0 for no cap); a connection over it is
+    /// closed at once, before anything is read. Trusted proxies are not capped.
+    pub max_connections_per_ip: usize,
     /// Time a client has to send a request's headers, counted from the connection's start or
     /// the end of the previous response (slow and idle clients are cut off).
     pub header_read_timeout: Duration,
@@ -44,6 +49,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 10_000,
+            max_connections_per_ip: 256,
             header_read_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(60),
             max_header_bytes: 16 * 1024,
@@ -67,8 +73,64 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// What an accepted connection holds until its task ends: its slot among all connections and
+/// its slot among its address's.
+pub struct Slots {
+    _all: OwnedSemaphorePermit,
+    _address: Option<AddressSlot>,
+}
+
 /// A connection on its way from the acceptor to a worker.
-type Dealt = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
+struct Dealt {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    slots: Slots,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// A bound public listener, plain or TLS.
+pub struct Listener {
+    /// The socket.
+    pub tcp: TcpListener,
+    /// With it, connections are TLS (HTTP/2 or HTTP/1.1 by ALPN).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Binds `addr` for listening as nginx does: an IPv6 address accepts IPv6 only
+/// (`IPV6_V6ONLY`), so `[::]` does not also take IPv4 clients as `::ffff:a.b.c.d` (whose
+/// IP-bound links would not match); bind `0.0.0.0` as well for both families.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    // As tokio's `TcpListener::bind`: a restart does not wait for old connections' TIME_WAIT.
+    sock.set_reuse_address(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    TcpListener::from_std(sock.into())
+}
+
+/// Accepts from whichever listener has a connection first (starting the scan at `next`, so
+/// a busy listener does not starve the others). Returns the listener's index.
+async fn accept_any(
+    listeners: &[Listener],
+    next: usize,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr, usize)> {
+    std::future::poll_fn(|cx| {
+        let n = listeners.len();
+        for k in 0..n {
+            let i = (next + k) % n;
+            if let std::task::Poll::Ready(r) = listeners[i].tcp.poll_accept(cx) {
+                return std::task::Poll::Ready(r.map(|(s, a)| (s, a, i)));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
 
 /// Serves the edge on `listener` until `shutdown` completes, then lets requests in flight
 /// finish (at most `limits.shutdown_grace`). With `tls`, connections are TLS (HTTP/2 or
@@ -87,7 +149,22 @@ pub async fn serve(
     workers: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    let listener = Listener { tcp: listener, tls };
+    serve_all(edge, vec![listener], limits, workers, shutdown).await;
+}
+
+/// Serves the edge on every listener in `listeners` as [`serve`] does on one: one acceptor,
+/// one set of workers, and the limits (`max_connections`, `max_connections_per_ip`) counted
+/// over all the listeners together.
+pub async fn serve_all(
+    edge: Arc<Edge>,
+    listeners: Vec<Listener>,
+    limits: Limits,
+    workers: usize,
+    shutdown: impl Future<Output = ()>,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = PerAddress::new(limits.max_connections_per_ip);
     let mut deal = Vec::new();
     let mut threads = Vec::new();
     for i in 0..workers.max(1) {
@@ -99,10 +176,10 @@ pub async fn serve(
             Ok(rt) => rt,
             Err(_) => break,
         };
-        let (edge, tls) = (Arc::clone(&edge), tls.clone());
+        let edge = Arc::clone(&edge);
         let spawned = std::thread::Builder::new()
             .name(format!("edge-worker-{i}"))
-            .spawn(move || rt.block_on(worker(edge, rx, limits, tls)));
+            .spawn(move || rt.block_on(worker(edge, rx, limits)));
         if let Ok(t) = spawned {
             deal.push(tx);
             threads.push(t);
@@ -110,33 +187,56 @@ pub async fn serve(
     }
     tokio::pin!(shutdown);
     let mut next = 0usize;
-    while !deal.is_empty() {
+    let mut from = 0usize;
+    while !deal.is_empty() && !listeners.is_empty() {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = &mut shutdown => break,
         };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
+        let (stream, peer, i) = tokio::select! {
+            r = accept_any(&listeners, from) => match r {
                 Ok(s) => s,
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
             },
             _ = &mut shutdown => break,
         };
+        from = i.wrapping_add(1);
+        // Over its address's cap: closed before anything is read (nginx's limit_conn would
+        // answer 503; closing costs less and tells the client as much).
+        let address = if per_address.is_capped() && !edge.trusted.trusts(peer.ip()) {
+            match per_address.try_acquire(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    edge.metrics
+                        .connections_over_address_cap
+                        .fetch_add(1, Relaxed);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         let _ = stream.set_nodelay(true);
         edge.metrics.connections.fetch_add(1, Relaxed);
         let Ok(stream) = stream.into_std() else {
             continue;
         };
-        if deal[next % deal.len()]
-            .send((stream, peer, permit))
-            .is_err()
-        {
+        let dealt = Dealt {
+            stream,
+            peer,
+            slots: Slots {
+                _all: permit,
+                _address: address,
+            },
+            tls: listeners[i].tls.clone(),
+        };
+        if deal[next % deal.len()].send(dealt).is_err() {
             break;
         }
         next = next.wrapping_add(1);
     }
-    drop(listener);
+    drop(listeners);
     // Closing the channels tells each worker to drain its connections and stop.
     drop(deal);
     let _ = tokio::task::spawn_blocking(move || {
@@ -152,19 +252,23 @@ async fn worker(
     edge: Arc<Edge>,
     mut dealt: tokio::sync::mpsc::UnboundedReceiver<Dealt>,
     limits: Limits,
-    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let graceful = GracefulShutdown::new();
     let builder = builder(&limits);
-    let is_tls = tls.is_some();
     let mut sweeper = Sweeper::new(limits.header_read_timeout, limits.send_timeout);
     let mut sweeps = tokio::time::interval(sweeper.interval());
     sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let (stream, peer, permit) = tokio::select! {
+        let Dealt {
+            stream,
+            peer,
+            slots: permit,
+            tls,
+        } = tokio::select! {
             d = dealt.recv() => match d { Some(d) => d, None => break },
             _ = sweeps.tick() => { sweeper.sweep(); continue; }
         };
+        let is_tls = tls.is_some();
         let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
             continue;
         };
@@ -251,7 +355,14 @@ pub async fn serve_admin(
                         "text/plain; version=0.0.4",
                         edge.render_metrics(),
                     ),
-                    "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+                    "/healthz" => match edge.problem() {
+                        None => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+                        Some(why) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "text/plain",
+                            format!("unhealthy: {why}\n"),
+                        ),
+                    },
                     _ => (
                         StatusCode::NOT_FOUND,
                         "text/plain",

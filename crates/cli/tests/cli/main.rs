@@ -6,6 +6,7 @@ mod control_process;
 mod customer_side;
 mod docs;
 mod edge_process;
+mod hardening;
 mod panel_browser;
 mod playlist_memory;
 mod procs;
