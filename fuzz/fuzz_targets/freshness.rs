@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(f) = freshness(status, &headers, override_secs, default_secs, now) {
         assert!(f.fresh_secs <= MAX_DELTA_SECS && f.stale_if_error_secs <= MAX_DELTA_SECS);
         let t = Instant::now();
+        // Exact: the clamp leaves sums a monotonic clock holds, so `after` never falls back.
         let fresh_until = after(t, f.fresh_secs);
-        assert!(after(fresh_until, f.stale_if_error_secs) >= fresh_until);
+        assert_eq!(fresh_until - t, Duration::from_secs(f.fresh_secs));
+        let stale_until = after(fresh_until, f.stale_if_error_secs);
+        assert_eq!(stale_until - fresh_until, Duration::from_secs(f.stale_if_error_secs));
     }
 });

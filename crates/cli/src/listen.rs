@@ -312,16 +312,5 @@ pub async fn serve(
         });
     }
     drop(listener);
-    // Draining: connections still go on being swept.
-    let drain = async {
-        loop {
-            sweeps.tick().await;
-            sweeper.sweep();
-        }
-    };
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(limits.shutdown_grace) => {}
-        _ = drain => {}
-    }
+    tollgate_edge::server::drain(graceful, sweeper, limits.shutdown_grace).await;
 }

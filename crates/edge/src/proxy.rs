@@ -44,6 +44,16 @@ fn short(status: StatusCode, text: &'static str) -> Response<EdgeBody> {
     r
 }
 
+/// A short text answer of the edge's own, counted for no resource.
+fn own_answer(status: StatusCode, text: &'static str, reason: &'static str) -> Done {
+    Done {
+        resp: short(status, text),
+        outcome: None,
+        reason,
+        bytes: text.len() as u64,
+    }
+}
+
 fn refused(status: u16, reason: &'static str) -> Done {
     let (code, text) = match status {
         400 => (StatusCode::BAD_REQUEST, "400 Bad Request\n"),
@@ -143,41 +153,34 @@ pub async fn handle(
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let duplicate_host = hosts.next().is_some() && hosts.next().is_some();
     let done = match &site {
-        _ if duplicate_host => {
-            let text = "400 Bad Request: more than one Host header\n";
-            Done {
-                resp: short(StatusCode::BAD_REQUEST, text),
-                outcome: None,
-                reason: "duplicate_host",
-                bytes: text.len() as u64,
-            }
-        }
+        _ if duplicate_host => own_answer(
+            StatusCode::BAD_REQUEST,
+            "400 Bad Request: more than one Host header\n",
+            "duplicate_host",
+        ),
         None => {
             edge.metrics
                 .unknown_host
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let text = "404 Not Found: no resource serves this host\n";
-            Done {
-                resp: short(StatusCode::NOT_FOUND, text),
-                outcome: None,
-                reason: "unknown_host",
-                bytes: text.len() as u64,
-            }
+            own_answer(
+                StatusCode::NOT_FOUND,
+                "404 Not Found: no resource serves this host\n",
+                "unknown_host",
+            )
         }
         Some(_) if req.method() != Method::GET && !head => {
             edge.metrics
                 .bad_method
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let text = "405 Method Not Allowed\n";
-            let mut resp = short(StatusCode::METHOD_NOT_ALLOWED, text);
-            resp.headers_mut()
+            let mut done = own_answer(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed\n",
+                "method_not_allowed",
+            );
+            done.resp
+                .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            Done {
-                resp,
-                outcome: None,
-                reason: "method_not_allowed",
-                bytes: text.len() as u64,
-            }
+            done
         }
         Some(site) => {
             let https = match site.res.resource.origin_protocol {

@@ -314,8 +314,15 @@ async fn worker(
             }
         }
     }
-    // Draining: connections still go on being swept.
-    let drain = async {
+    crate::server::drain(graceful, sweeper, limits.shutdown_grace).await;
+}
+
+/// Lets the connections watched by `graceful` finish, at most `grace`, still sweeping them
+/// (a slow or idle client is cut off while draining, as before).
+pub async fn drain(graceful: GracefulShutdown, mut sweeper: Sweeper, grace: Duration) {
+    let mut sweeps = tokio::time::interval(sweeper.interval());
+    sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sweeping = async {
         loop {
             sweeps.tick().await;
             sweeper.sweep();
@@ -323,8 +330,8 @@ async fn worker(
     };
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(limits.shutdown_grace) => {}
-        _ = drain => {}
+        _ = tokio::time::sleep(grace) => {}
+        _ = sweeping => {}
     }
 }
 

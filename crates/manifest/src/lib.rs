@@ -621,10 +621,12 @@ mod tests {
         }
     }
 
-    fn pieces(kind: Kind, body: &[u8], cuts: &[usize]) -> Vec<u8> {
+    /// The settings of the signing tests: every host the resource's, links signed per
+    /// directory under `/`.
+    fn signing<R>(f: impl FnOnce(&Rewrite<'_>) -> R) -> R {
         let t = types();
         let key = Key::new("secret_key").unwrap();
-        let rw = Rewrite {
+        f(&Rewrite {
             to_types: &t,
             param_names: &[b"md5", b"expires"],
             addition: Addition::SignEachDirectory {
@@ -635,17 +637,24 @@ mod tests {
             },
             base_dir: b"/v/",
             own_host: &|_| true,
-        };
+        })
+    }
+
+    fn pieces(kind: Kind, body: &[u8], cuts: &[usize]) -> Vec<u8> {
+        signing(|rw| pieces_with(kind, body, cuts, rw))
+    }
+
+    fn pieces_with(kind: Kind, body: &[u8], cuts: &[usize], rw: &Rewrite<'_>) -> Vec<u8> {
         let (mut r, mut out, mut at) = (Rewriter::new(kind), Vec::new(), 0);
         for c in cuts.iter().cycle() {
             if at >= body.len() {
                 break;
             }
             let end = (at + c).min(body.len());
-            r.push(&body[at..end], &rw, &mut out);
+            r.push(&body[at..end], rw, &mut out);
             at = end;
         }
-        r.finish(&rw, &mut out);
+        r.finish(rw, &mut out);
         out
     }
 
@@ -684,20 +693,6 @@ mod tests {
     }
 
     fn copy_bytes(kind: Kind, body: &[u8]) -> Vec<u8> {
-        let t = types();
-        let key = Key::new("secret_key").unwrap();
-        let rw = Rewrite {
-            to_types: &t,
-            param_names: &[b"md5", b"expires"],
-            addition: Addition::SignEachDirectory {
-                key: &key,
-                expires: b"1",
-                ip: None,
-                scope: b"/",
-            },
-            base_dir: b"/v/",
-            own_host: &|_| true,
-        };
-        rewrite(kind, body, &rw)
+        signing(|rw| rewrite(kind, body, rw))
     }
 }

@@ -70,8 +70,9 @@ fn a_cluster_whose_process_is_killed_is_stopped_and_removed() {
 
     run.kill().expect("kill -9");
     let _ = run.wait();
-    let _ = Command::new("kill").arg(sleeper).status();
+    // The command is still running: the cluster must go with its owner, not with the command.
     let took = until_gone(url, &dir);
+    let _ = Command::new("kill").arg(sleeper).status();
     eprintln!("cluster gone {took:?} after kill -9 of its process");
 }
 
