@@ -209,13 +209,16 @@ pub async fn run(
     tokio::pin!(stop);
     let mut backoff = Duration::from_millis(200);
     let mut failing = false;
+    // Set while the newest version was refused: a later "no change" must not clear a problem.
+    let mut refused = false;
     loop {
         let polled = tokio::select! {
             r = poll(&client, since) => r,
             () = &mut stop => break,
         };
         match polled {
-            Ok(Polled::Same) => edge.clear_problem(),
+            Ok(Polled::Same) if !refused => edge.clear_problem(),
+            Ok(Polled::Same) => {}
             Ok(Polled::New(snap)) => {
                 if failing {
                     eprintln!("tollgate edge: control plane {} reachable again", f.control);
@@ -224,6 +227,9 @@ pub async fn run(
                 backoff = Duration::from_millis(200);
                 match apply(&edge, &snap) {
                     Ok(()) => {
+                        refused = false;
+                        edge.config_refused
+                            .store(0, std::sync::atomic::Ordering::Relaxed);
                         edge.clear_problem();
                         eprintln!(
                             "tollgate edge: config version {} applied ({} resources, {} purges)",
@@ -238,10 +244,24 @@ pub async fn run(
                             );
                         }
                     }
-                    Err(e) => eprintln!(
-                        "tollgate edge: config version {} refused, keeping version {since}: {}",
-                        snap.version, e.0
-                    ),
+                    Err(e) => {
+                        // The resources stay as they were, but purges never widen what is
+                        // served: they are applied all the same, so none is lost by skipping
+                        // this version. The edge stays healthy (it serves its last good
+                        // config); `tollgate_config_refused_version` says which was refused.
+                        for p in &snap.purges {
+                            edge.cache.purge(p.resource, &p.what);
+                        }
+                        refused = true;
+                        edge.config_refused
+                            .store(snap.version, std::sync::atomic::Ordering::Relaxed);
+                        eprintln!(
+                            "tollgate edge: error: config version {} refused, keeping version {}: {}",
+                            snap.version,
+                            edge.config_version.load(std::sync::atomic::Ordering::Relaxed),
+                            e.0
+                        );
+                    }
                 }
                 // Move on either way: asking again for a refused version would spin.
                 since = snap.version;

@@ -96,6 +96,8 @@ pub struct Edge {
     pub log: AccessLog,
     /// Version of the control plane's snapshot being served (0 with a resources file).
     pub config_version: std::sync::atomic::AtomicU64,
+    /// The newest config version refused as invalid (0: none since the last one applied).
+    pub config_refused: std::sync::atomic::AtomicU64,
     /// Why the edge is not fit to serve, for `/healthz` (503 while there is one).
     problem: std::sync::Mutex<Option<String>>,
 }
@@ -126,6 +128,7 @@ impl Edge {
             log,
             config_version: std::sync::atomic::AtomicU64::new(0),
             problem: std::sync::Mutex::new(None),
+            config_refused: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -179,6 +182,12 @@ impl Edge {
                     "tollgate_cache_bytes",
                     "Weight of the cache's objects in bytes (bodies, headers and a per-object share).",
                     self.cache.weighted_size(),
+                ),
+                (
+                    "tollgate_config_refused_version",
+                    "The newest configuration version refused as invalid (0: none since the last one applied).",
+                    self.config_refused
+                        .load(std::sync::atomic::Ordering::Relaxed),
                 ),
                 (
                     "tollgate_config_version",
