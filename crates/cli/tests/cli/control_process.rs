@@ -511,3 +511,84 @@ fn keys_at_rest_are_unreadable_by_other_users_even_in_an_existing_0755_directory
         }
     }
 }
+
+/// The `Cache` header of a GET through the edge.
+fn cache_label(port: u16, target: &str) -> (u16, Option<String>) {
+    let r = request(
+        Ipv4Addr::LOCALHOST,
+        port,
+        "GET",
+        target.as_bytes(),
+        &[("Host", HOST)],
+    )
+    .unwrap();
+    (r.status, r.header("cache").map(str::to_owned))
+}
+
+#[test]
+fn a_refused_config_version_keeps_serving_the_last_good_one_and_still_purges() {
+    let origin = TestOrigin::start();
+    let data = TempDir::new("refused");
+    let db = data.0.join("d/tollgate.db");
+    let port = tollgate_testkit::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let start_control = || {
+        let mut p = crate::procs::Proc::spawn(&[
+            "control",
+            "--listen",
+            &listen,
+            "--api-token",
+            TOKEN,
+            "--data",
+            &data.path("d"),
+        ]);
+        p.port_after("Panel and API: ");
+        p
+    };
+    let mut ctl = start_control();
+    let api = Api {
+        port,
+        token: TOKEN.into(),
+    };
+    let token = edge_token(&api, "refusing-edge");
+    let (_edge, edge_port) = edge(port, &token, &data.path("e"));
+    let a = create(&api, &resource(origin.port, 2));
+    let mut other = resource(origin.port, 2);
+    other["cname"] = json!("other.example.com");
+    let b = create(&api, &other);
+    let link = sign(&api, a, "/size/10", None);
+    until(Duration::from_secs(5), "the edge serves A", || {
+        cache_label(edge_port, &link).0 == 200
+    });
+    assert_eq!(cache_label(edge_port, &link), (200, Some("HIT".into())));
+    ctl.kill9();
+
+    // What an older version could have stored: B with a key this version refuses (the secure
+    // token off), and a purge of everything of A at the next version.
+    let script = format!(
+        "import sqlite3; c = sqlite3.connect({db:?}); \
+         v = c.execute('SELECT version FROM config_version').fetchone()[0] + 1; \
+         c.execute(\"UPDATE resources SET body = json_set(body, '$.options.secure_key', json('{{\\\"enabled\\\": false, \\\"key\\\": \\\"5char\\\"}}')) WHERE id = {b}\"); \
+         c.execute(\"INSERT INTO purges (version, resource_id, body, created_at) VALUES (?, {a}, '{{\\\"paths\\\": []}}', strftime('%s','now'))\", (v,)); \
+         c.execute('UPDATE config_version SET version = ?', (v,)); c.commit()",
+        db = db.display().to_string()
+    );
+    let edited = std::process::Command::new(tollgate_testkit::tools::require("python3", "python3"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        edited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edited.stderr)
+    );
+    let _ctl = start_control();
+
+    // The version is refused (B does not validate), A is still served, and its purge applied.
+    until(
+        Duration::from_secs(5),
+        "the purge of the refused version reaches the edge",
+        || cache_label(edge_port, &link) == (200, Some("MISS".into())),
+    );
+    assert_eq!(cache_label(edge_port, &link), (200, Some("HIT".into())));
+}
