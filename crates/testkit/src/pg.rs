@@ -62,21 +62,53 @@ impl Cluster {
     pub fn start() -> Result<Cluster, String> {
         let bin = pg_bin_dir()?;
         let run_as = unprivileged_user()?;
-        let dir = cluster_dir(run_as.as_ref())?;
+        // A port that was free a moment ago; a rare collision shows as a failed start, retried
+        // with a new cluster (the watcher of a failed one removes its directory). The first
+        // error is the one reported.
+        let mut first_error = None;
+        for _ in 0..3 {
+            match Self::start_once(&bin, run_as.as_ref()) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_default())
+    }
+
+    fn start_once(bin: &Path, run_as: Option<&User>) -> Result<Cluster, String> {
+        let dir = cluster_dir(run_as)?;
         let data = dir.join("data");
         let sock = dir.join("sock");
         std::fs::create_dir_all(&sock).map_err(|e| format!("creating {}: {e}", sock.display()))?;
-        if let Some(user) = &run_as {
-            for p in [&dir, &sock] {
+        // Other local users cannot reach the socket, the log or the password file, and over
+        // TCP they would need the password: a trust-auth superuser on a loopback port would
+        // let any of them run programs as the cluster's user (COPY ... TO PROGRAM).
+        let password = random_hex()?;
+        let pwfile = dir.join("pwfile");
+        std::fs::write(&pwfile, &password).map_err(|e| format!("{}: {e}", pwfile.display()))?;
+        for p in [&dir, &sock, &pwfile] {
+            let mode = if p == &pwfile { 0o600 } else { 0o700 };
+            std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+            if let Some(user) = run_as {
                 std::os::unix::fs::chown(p, Some(user.uid), Some(user.gid))
                     .map_err(|e| format!("chown {} to {}: {e}", p.display(), user.name))?;
             }
         }
 
-        let mut initdb = as_user(run_as.as_ref(), &bin.join("initdb"));
+        let mut initdb = as_user(run_as, &bin.join("initdb"));
         initdb
-            .args(["--auth=trust", "--username=postgres", "--encoding=UTF8"])
-            .args(["--locale=C", "--no-sync", "--pgdata"])
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "--username=postgres",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .arg("--pgdata")
             .arg(&data);
         let out = initdb
             .output()
@@ -90,17 +122,8 @@ impl Cluster {
             ));
         }
 
-        // A port that was free a moment ago; a rare collision shows as a failed start, retried.
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let port = crate::free_port();
-            match Self::run(&bin, run_as.as_ref(), &dir, &data, &sock, port) {
-                Ok(c) => return Ok(c),
-                Err(e) => last_error = e,
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        Err(last_error)
+        let port = crate::free_port();
+        Self::run(bin, run_as, &dir, &data, &sock, port, &password)
     }
 
     fn run(
@@ -110,6 +133,7 @@ impl Cluster {
         data: &Path,
         sock: &Path,
         port: u16,
+        password: &str,
     ) -> Result<Cluster, String> {
         // The watcher: starts the server, waits for its standard input to close (or for the
         // server to exit), then stops the server and removes the directory. It lives in its own
@@ -149,7 +173,7 @@ impl Cluster {
             .spawn()
             .map_err(|e| format!("starting the PostgreSQL watcher (setsid, sh): {e}"))?;
         let stop_pipe = watcher.stdin.take();
-        let url = format!("postgres://postgres@127.0.0.1:{port}");
+        let url = format!("postgres://postgres:{password}@127.0.0.1:{port}");
         let mut cluster = Cluster {
             url,
             dir: dir.to_owned(),
@@ -159,7 +183,22 @@ impl Cluster {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match Client::connect(&format!("{}/postgres", cluster.url), NoTls) {
-                Ok(_) => return Ok(cluster),
+                // Ours, not another server that took the port first.
+                Ok(mut c) => {
+                    let theirs: Option<String> = c
+                        .query_one("SHOW data_directory", &[])
+                        .ok()
+                        .map(|r| r.get(0));
+                    let ours = data.canonicalize().unwrap_or_else(|_| data.to_owned());
+                    if theirs.as_deref().map(Path::new) == Some(ours.as_path()) {
+                        return Ok(cluster);
+                    }
+                    cluster.stop();
+                    return Err(format!(
+                        "port {port} answers for another PostgreSQL ({theirs:?}, not {})",
+                        ours.display()
+                    ));
+                }
                 Err(e) => {
                     let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
                     if let Ok(Some(status)) = cluster.watcher.try_wait() {
@@ -313,6 +352,16 @@ fn unique_suffix() -> String {
         std::process::id(),
         crate::rng::Rng::new(seed).next_u64() % 1_000_000_000
     )
+}
+
+/// 32 hex digits from the system's random source.
+fn random_hex() -> Result<String, String> {
+    use std::io::Read as _;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// A database created for one test and dropped when this goes out of scope.

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls};
 use tollgate_testkit::pg::{Cluster, SERVER_ENV};
 
+fn accepts_url(url: &str) -> Result<(), postgres::Error> {
+    Client::connect(url, NoTls).map(drop)
+}
+
 fn accepts(url: &str) -> bool {
     Client::connect(&format!("{url}/postgres"), NoTls)
         .and_then(|mut c| c.simple_query("SELECT 1"))
@@ -32,9 +36,23 @@ fn a_started_cluster_serves_and_stops_with_its_directory_removed() {
     let mut c = Cluster::start().expect("private cluster");
     assert!(accepts(&c.url), "{} accepts connections", c.url);
     assert!(
-        c.url.starts_with("postgres://postgres@127.0.0.1:"),
+        c.url.starts_with("postgres://postgres:") && c.url.contains("@127.0.0.1:"),
         "{}",
         c.url
+    );
+    // Over TCP the superuser needs the cluster's password: another local user cannot get in.
+    let port = c.url.rsplit(':').next().unwrap();
+    for wrong in [
+        format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        format!("postgres://postgres:guess@127.0.0.1:{port}/postgres"),
+    ] {
+        assert!(accepts_url(&wrong).is_err(), "{wrong} was let in");
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&c.dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o700,
+        "the cluster's directory (socket, log, password) is private"
     );
     assert!(c.dir.join("data/PG_VERSION").is_file());
     c.stop();
