@@ -319,7 +319,10 @@ fn addition_for<'m>(link: &[u8], rw: &'m Rewrite<'_>, tokens: &'m mut Tokens) ->
             .iter()
             .position(|&b| b == b'/' || b == b'?' || b == b'#')
             .unwrap_or(rest.len());
-        if !(rw.own_host)(&rest[..host_end]) {
+        let authority = &rest[..host_end];
+        // A link with user information (`own.host@other.host`) goes to the host after the
+        // `@`: never the resource's own, so never given a token.
+        if authority.contains(&b'@') || !(rw.own_host)(authority) {
             return None;
         }
         (&rest[host_end..], true)
@@ -488,6 +491,35 @@ mod tests {
                     https://cdn.example.com/v/seg2.m4s?md5=TOK&expires=99\r\nhttps://other.example.net/seg3.m4s\r\n\
                     seg4.m4s?md5=own&expires=1\r\npicture.jpg\r\n#EXT-X-ENDLIST";
         assert_eq!(copy(Kind::Hls, body), want);
+    }
+
+    #[test]
+    fn a_link_with_user_information_gets_no_token() {
+        // The edge's own-host check, which cuts a port off at the first `:`.
+        let t = types();
+        let rw = Rewrite {
+            to_types: &t,
+            param_names: &[b"md5", b"expires"],
+            addition: Addition::Copy(b"md5=TOK&expires=99"),
+            base_dir: b"/v/",
+            own_host: &|h| h.split(|&b| b == b':').next() == Some(b"cdn.example.com"),
+        };
+        for link in [
+            "http://cdn.example.com:80@evil.example/x.ts",
+            "https://cdn.example.com:@evil.example/x.ts",
+            "//cdn.example.com:x@evil.example/x.ts",
+        ] {
+            let body = format!("#EXTM3U\n{link}\n");
+            assert_eq!(
+                rewrite(Kind::Hls, body.as_bytes(), &rw),
+                body.as_bytes(),
+                "{link}"
+            );
+        }
+        assert_eq!(
+            copy(Kind::Hls, "http://cdn.example.com/x.ts\n"),
+            "http://cdn.example.com/x.ts?md5=TOK&expires=99\n"
+        );
     }
 
     #[test]
