@@ -88,17 +88,29 @@ pub fn rewrite(kind: Kind, body: &[u8], rw: &Rewrite<'_>) -> Vec<u8> {
 /// A rewrite fed in pieces, so that a manifest goes out as it is rewritten and a viewer holds
 /// a piece of it, not a rewritten copy (which is several times the manifest: every short
 /// segment name gains a token). The pieces are cut where the whole-body rewrite has no state
-/// to carry: after a line's end (HLS), before a tag that is not `</BaseURL>` (DASH). What is
-/// held between pieces is the part after the last cut, at most [`MAX_PENDING`] bytes.
+/// to carry: after a line's end (HLS); before a tag, outside a `<BaseURL>` element, whose text
+/// runs to the next `<` of any kind (DASH). Each byte is scanned once, however the input is
+/// pieced; what is held between pieces is the part after the last cut, at most
+/// [`MAX_PENDING`] bytes.
 pub struct Rewriter {
     kind: Kind,
     tokens: Tokens,
+    /// Input not rewritten yet.
     pending: Vec<u8>,
+    /// How much of `pending` has been scanned for cuts.
+    scanned: usize,
+    /// The last place `pending` may be cut, if any.
+    cut: Option<usize>,
+    /// DASH: inside a `<BaseURL>` element (no cut until its end tag).
+    in_base: bool,
 }
 
 /// The most input a [`Rewriter`] holds back waiting for a place to cut. Past it (a line of a
 /// quarter of a megabyte: no real manifest has one), it is rewritten as if it ended there.
 pub const MAX_PENDING: usize = 256 << 10;
+
+/// Enough of a tag to tell `<BaseURL`, `</BaseURL` and the rest apart.
+const TAG_PREFIX: usize = b"</BaseURL".len() + 1;
 
 impl Rewriter {
     /// A rewriter for a manifest of `kind`.
@@ -107,29 +119,27 @@ impl Rewriter {
             kind,
             tokens: HashMap::new(),
             pending: Vec::new(),
+            scanned: 0,
+            cut: None,
+            in_base: false,
         }
     }
 
     /// Rewrites what `input` completes into `out`, keeping the rest for the next piece.
     pub fn push(&mut self, input: &[u8], rw: &Rewrite<'_>, out: &mut Vec<u8>) {
-        let (whole, rest): (&[u8], &[u8]) = if self.pending.is_empty() {
-            match self.cut(input) {
-                Some(at) => (&input[..at], &input[at..]),
-                None => (&[], input),
-            }
-        } else {
-            self.pending.extend_from_slice(input);
-            let at = self.cut(&self.pending).unwrap_or(0);
+        self.pending.extend_from_slice(input);
+        self.scan();
+        if let Some(at) = self.cut.take() {
             let held = std::mem::take(&mut self.pending);
             self.run(&held[..at], rw, out);
             self.pending.extend_from_slice(&held[at..]);
-            (&[], &[])
-        };
-        self.run(whole, rw, out);
-        self.pending.extend_from_slice(rest);
+            self.scanned -= at;
+        }
         if self.pending.len() > MAX_PENDING {
             let held = std::mem::take(&mut self.pending);
             self.run(&held, rw, out);
+            self.scanned = 0;
+            self.in_base = false;
         }
     }
 
@@ -137,31 +147,51 @@ impl Rewriter {
     pub fn finish(&mut self, rw: &Rewrite<'_>, out: &mut Vec<u8>) {
         let held = std::mem::take(&mut self.pending);
         self.run(&held, rw, out);
+        (self.scanned, self.cut, self.in_base) = (0, None, false);
     }
 
-    /// Where `buf` may be cut: the length of its longest prefix that rewrites alone as it
-    /// would within the whole body.
-    fn cut(&self, buf: &[u8]) -> Option<usize> {
+    /// Scans the bytes of `pending` not scanned yet, moving `cut` to the last place found.
+    fn scan(&mut self) {
+        let buf = &self.pending;
         match self.kind {
-            Kind::Hls => memchr::memrchr(b'\n', buf).map(|i| i + 1),
-            Kind::Dash => {
-                let mut end = buf.len();
-                const BASE_END: &[u8] = b"</BaseURL";
-                while let Some(i) = memchr::memrchr(b'<', &buf[..end]) {
-                    // Before `</BaseURL`, the text of the BaseURL would be cut from its end
-                    // (and a tag too short to tell may still become one).
-                    let tail = &buf[i..];
-                    let base_end = if tail.len() >= BASE_END.len() {
-                        tail.starts_with(BASE_END)
-                    } else {
-                        BASE_END.starts_with(tail)
-                    };
-                    if !base_end {
-                        return (i > 0).then_some(i);
-                    }
-                    end = i;
+            Kind::Hls => {
+                if let Some(i) = memchr::memrchr(b'\n', &buf[self.scanned..]) {
+                    self.cut = Some(self.scanned + i + 1);
                 }
-                None
+                self.scanned = buf.len();
+            }
+            Kind::Dash => {
+                let mut at = self.scanned;
+                while let Some(rel) = memchr::memchr(b'<', &buf[at..]) {
+                    let i = at + rel;
+                    let tag = &buf[i..];
+                    if tag.len() < TAG_PREFIX {
+                        // Too short to tell: scanned again with the next piece.
+                        self.scanned = i;
+                        return;
+                    }
+                    if self.in_base {
+                        self.in_base = !tag.starts_with(b"</BaseURL");
+                    } else {
+                        if i > 0 {
+                            self.cut = Some(i);
+                        }
+                        if tag.starts_with(b"<BaseURL")
+                            && (tag[8] == b'>' || tag[8].is_ascii_whitespace())
+                        {
+                            match memchr::memchr(b'>', tag) {
+                                // `<BaseURL/>` has no text.
+                                Some(end) => self.in_base = tag[end - 1] != b'/',
+                                None => {
+                                    self.scanned = i;
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    at = i + 1;
+                }
+                self.scanned = buf.len();
             }
         }
     }
@@ -690,6 +720,21 @@ mod tests {
         out
     }
 
+    #[test]
+    fn a_comment_inside_base_url_is_not_a_place_to_cut() {
+        let body =
+            b"<MPD><BaseURL>v.mp4<!--c--></BaseURL><BaseURL>w.mp4<![CDATA[x]]></BaseURL></MPD>";
+        let whole = copy_bytes(Kind::Dash, body);
+        assert!(String::from_utf8_lossy(&whole).contains("v.mp4?md5="));
+        for first in 1..body.len() {
+            assert_eq!(
+                pieces(Kind::Dash, body, &[first, body.len()]),
+                whole,
+                "cut at {first}"
+            );
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn rewriting_in_pieces_is_rewriting_whole(
@@ -702,6 +747,7 @@ mod tests {
                 "<MPD>", "<BaseURL>", "v/", "http://cdn.example.com/b/", "</BaseURL>", "\n", " ",
                 "<SegmentTemplate media=\"s$Number$.mp4\" initialization=\"i.mp4\"/>",
                 "<SegmentURL media=\"x/1.mp4?a=1\"/>", "<BaseURL/>", "</MPD>",
+                "<!--c-->", "<![CDATA[x]]>", "<BaseURL a=\"1\">", "<Base>",
             ]), 0..40),
             cuts in proptest::collection::vec(1usize..48, 1..12),
         ) {
@@ -719,7 +765,7 @@ mod tests {
             let mut out = Vec::new();
             for _ in 0..(len / 4096 + 1) {
                 r.push(&[b'a'; 4096], &rw, &mut out);
-                proptest::prop_assert!(r.pending.len() <= MAX_PENDING);
+                proptest::prop_assert!(r.pending.len() <= MAX_PENDING && r.scanned <= r.pending.len());
             }
         }
     }
