@@ -67,7 +67,12 @@ impl OriginBody {
         tokio::spawn(async move {
             let mut incoming = incoming;
             loop {
-                let item = match tokio::time::timeout(read, incoming.frame()).await {
+                // A viewer gone while the origin pauses releases the origin at once.
+                let next = tokio::select! {
+                    r = tokio::time::timeout(read, incoming.frame()) => r,
+                    () = tx.closed() => return,
+                };
+                let item = match next {
                     Err(_) => Err(BodyError::Stalled(read)),
                     Ok(None) => {
                         done.store(true, Ordering::Release);

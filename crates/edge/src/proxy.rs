@@ -391,20 +391,18 @@ async fn answer(
 ) -> Done {
     match shared {
         Shared::Object(obj, stored) => {
-            let (resp, bytes) = from_object(
-                &obj,
-                req,
-                head,
-                if stored { label } else { "MISS" },
-                Instant::now(),
-            );
-            let outcome = if !stored {
-                Outcome::Pass
+            let now = Instant::now();
+            // A follower of a leader that fell back on the stale copy gets it as STALE too.
+            let (label, outcome) = if !stored {
+                ("MISS", Outcome::Pass)
+            } else if !obj.is_fresh(now) {
+                ("STALE", Outcome::Stale)
             } else if label == "HIT" {
-                Outcome::Hit
+                ("HIT", Outcome::Hit)
             } else {
-                Outcome::Miss
+                ("MISS", Outcome::Miss)
             };
+            let (resp, bytes) = from_object(&obj, req, head, label, now);
             Done {
                 resp,
                 outcome: Some(outcome),

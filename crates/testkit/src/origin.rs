@@ -98,8 +98,9 @@ impl TestOrigin {
         self.open.load(Ordering::SeqCst)
     }
 
-    /// From now on, answers every request with `status` (an empty body), or, with `None`, as
-    /// usual again: an origin that starts failing while the edge holds its objects.
+    /// From now on, answers every request with `status` (an empty body, after a `/say/`
+    /// request's `delay_ms`), or, with `None`, as usual again: an origin that starts failing
+    /// while the edge holds its objects.
     pub fn answer_all_with(&self, status: Option<u16>) {
         self.fail_with.store(status.unwrap_or(0), Ordering::SeqCst);
     }
@@ -177,6 +178,13 @@ fn serve(
         let head = method == "HEAD";
         let failing = fail_with.load(Ordering::SeqCst);
         if failing != 0 {
+            // A failing origin keeps a `/say/` request's delay: slow to fail, as real ones are.
+            let delay = target
+                .split_once("delay_ms=")
+                .and_then(|(_, v)| v.split('&').next()?.parse().ok());
+            if let Some(ms) = delay {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
             write!(
                 out,
                 "HTTP/1.1 {failing} Failing\r\nContent-Length: 0\r\n\r\n"

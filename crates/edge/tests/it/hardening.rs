@@ -315,3 +315,70 @@ fn http2_streams_with_a_zero_window_hold_no_origin_connection_past_the_send_time
         drop(bodies);
     });
 }
+
+#[test]
+fn viewers_waiting_on_a_fetch_that_falls_back_on_the_stale_copy_get_it_as_stale() {
+    let origin = TestOrigin::start();
+    let edge = edge_with(&origin, serde_json::json!({}), EdgeConfig::default());
+    let target = "/say/stale-followers?delay_ms=400&h=Cache-Control:max-age%3D1";
+    assert_eq!(edge.get(HOST, &signed(target), &[]).status, 200);
+    std::thread::sleep(Duration::from_millis(1300)); // past max-age=1
+    origin.answer_all_with(Some(503));
+    let labels: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..10)
+            .map(|_| {
+                s.spawn(|| {
+                    let r = edge.get(HOST, &signed(target), &[]);
+                    (r.status, r.header("cache").map(str::to_owned))
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        labels.iter().all(|l| *l == (200, Some("STALE".to_owned()))),
+        "{labels:?}"
+    );
+}
+
+#[test]
+fn a_viewer_gone_while_the_origin_pauses_releases_the_origin_at_once() {
+    let origin = TestOrigin::start();
+    // Streamed through (larger than the cache takes), with the default 30 s read timeout.
+    let config = EdgeConfig {
+        max_object_bytes: 1000,
+        ..EdgeConfig::default()
+    };
+    let edge = edge_with(&origin, serde_json::json!({}), config);
+    let target = signed("/drip/gone?total=100000&chunk=2000&every_ms=60000");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", edge.port)).unwrap();
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {HOST}\r\n\r\n").unwrap();
+    let mut first = [0u8; 512];
+    let n = s.read(&mut first).unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    // The test origin notices a closed connection only when it next writes (a minute away),
+    // so the edge's side is counted: its established connections to the origin's port.
+    let to_origin = || {
+        let port = format!(":{:04X} ", origin.port);
+        std::fs::read_to_string("/proc/net/tcp")
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && format!("{} ", f[2]).ends_with(&port) && f[3] == "01"
+            })
+            .count()
+    };
+    assert!(to_origin() >= 1, "the edge streams from the origin");
+    drop(s);
+    let t = Instant::now();
+    while to_origin() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the origin connection is held {:?} after the viewer left",
+            t.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
