@@ -176,6 +176,19 @@ async fn start_control(
     let edge_tokens = edge_tokens.to_vec();
     let (control, first) = tokio::task::spawn_blocking(move || -> Result<_> {
         let store = open_store(&data, database.as_deref())?;
+        // A resource an older version stored that this one refuses makes edges refuse every
+        // snapshot (they keep their last good one): name it, so that it can be fixed.
+        for r in store.list().map_err(|e| anyhow!("store: {e}"))? {
+            let id = r.id;
+            if let Err(errs) = r.validate() {
+                let list: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                eprintln!(
+                    "tollgate control: error: stored resource {id} does not validate, and edges \
+                     will refuse configurations until it is fixed (PUT or PATCH it): {}",
+                    list.join("; ")
+                );
+            }
+        }
         let control = Control::new(store, &edge_tokens).map_err(|e| anyhow!("store: {e}"))?;
         let first = control
             .bootstrap(given.as_deref())

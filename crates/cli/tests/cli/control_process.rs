@@ -582,7 +582,14 @@ fn a_refused_config_version_keeps_serving_the_last_good_one_and_still_purges() {
         "{}",
         String::from_utf8_lossy(&edited.stderr)
     );
-    let _ctl = start_control();
+    let ctl = start_control();
+    // The control plane names the row to fix.
+    let said = ctl.seen.join("\n");
+    assert!(
+        said.contains(&format!("stored resource {b} does not validate"))
+            && said.contains("options.secure_key.key"),
+        "{said}"
+    );
 
     // The version is refused (B does not validate), A is still served, and its purge applied.
     until(
