@@ -230,16 +230,16 @@ pub async fn serve(
 
     let config = config(args)?;
     let mut refused = None;
-    let (resources, since) = match &source {
-        Source::File(path) => (load(path)?, 0),
+    let held = match &source {
+        Source::File(_) => follow::HeldConfig::default(),
         Source::Control(f) => match follow::load_saved(&f.state_dir) {
-            follow::Saved::Good(snap, r) => {
+            follow::Saved::Good(held) => {
                 eprintln!(
                     "tollgate edge: serving the saved config version {} from {} until the control plane answers",
-                    snap.version,
+                    held.version,
                     f.state_dir.display()
                 );
-                (r, snap.version)
+                held
             }
             follow::Saved::Bad(bad) => {
                 eprintln!(
@@ -250,10 +250,14 @@ pub async fn serve(
                     "no configuration: {bad}; the control plane {} has not answered yet",
                     f.control
                 ));
-                (Vec::new(), 0)
+                follow::HeldConfig::default()
             }
-            follow::Saved::Nothing => (Vec::new(), 0),
+            follow::Saved::Nothing => follow::HeldConfig::default(),
         },
+    };
+    let (resources, since): (Vec<Arc<tollgate_model::ValidResource>>, u64) = match &source {
+        Source::File(path) => (load(path)?.into_iter().map(Arc::new).collect(), 0),
+        Source::Control(_) => (held.resources().cloned().collect(), held.version),
     };
     let count = resources.len();
     let workers = args
@@ -311,7 +315,7 @@ pub async fn serve(
             tokio::spawn(follow::run(
                 Arc::clone(&edge),
                 f,
-                since,
+                held,
                 stopped(stop_rx.clone()),
             ));
         }

@@ -27,26 +27,43 @@ fn number(q: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, 
     }
 }
 
-/// `GET /edge/v1/config?since=V&wait=S`: the snapshot as soon as its version differs from
-/// `since` (at once if it already does), or 304 after `wait` seconds (default 25, at most 60).
-/// A version below `since` means the database was replaced: the edge gets it all again.
+/// `GET /edge/v1/config?since=V&wait=S[&epoch=E]`: the snapshot as soon as its version differs
+/// from `since` (at once if it already does), or 304 after `wait` seconds (default 25, at most
+/// 60). A version below `since` means the database was replaced: the edge gets it all again.
+///
+/// An edge that sends `epoch` takes deltas: it is given only what changed after `since` when its
+/// state is part of the database's history (and everything, at once, when it is not; `E` = 0
+/// waits for a change and then takes everything). See [`tollgate_store::Store::snapshot`].
 pub async fn config(
     State(c): State<Arc<Control>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let since = number(&q, "since", 0)?;
     let wait = Duration::from_secs(number(&q, "wait", 25)?).min(MAX_WAIT);
-    let mut rx = c.version.subscribe();
-    let changed = tokio::select! {
-        r = tokio::time::timeout(wait, rx.wait_for(|v| *v != since)) => matches!(r, Ok(Ok(_))),
-        () = c.stopped() => false,
+    // Only edges that take deltas send their epoch (0: they hold nothing they trust).
+    let epoch = match q.get("epoch") {
+        None => None,
+        Some(_) => Some(number(&q, "epoch", 0)?),
     };
+    let mut rx = c.version.subscribe();
+    // An edge whose configuration cannot be patched (from another database's history, or
+    // before a record that was dropped) is answered at once: it must be replaced whole, whether
+    // or not anything changes.
+    let stale_epoch = match epoch {
+        Some(e) if e != 0 => !c.blocking(move |s| s.can_patch(since, e)).await?,
+        _ => false,
+    };
+    let changed = stale_epoch
+        || tokio::select! {
+            r = tokio::time::timeout(wait, rx.wait_for(|v| *v != since)) => matches!(r, Ok(Ok(_))),
+            () = c.stopped() => false,
+        };
     if !changed {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let current = *rx.borrow();
     let from = if since <= current { since } else { 0 };
-    let snap = c.blocking(move |s| s.snapshot(from)).await?;
+    let snap = c.blocking(move |s| s.snapshot(from, epoch)).await?;
     Ok(Json(snap).into_response())
 }
 

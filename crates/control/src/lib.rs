@@ -63,6 +63,15 @@ impl Control {
     /// A control plane over `store`; `edge_tokens` are accepted from edges besides stored ones.
     pub fn new(store: Arc<dyn Store>, edge_tokens: &[String]) -> Result<Arc<Control>, StoreError> {
         let version = store.version()?;
+        // A new epoch per start: edges replace their configuration whole once, so that a
+        // database restored from a backup is never patched with deltas of another history.
+        // It need not be secret, only new: the clock stands in if the OS has no randomness.
+        let random = getrandom::u64().unwrap_or_else(|_| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+        store.begin_epoch(tollgate_store::epoch_from(random))?;
         Ok(Arc::new(Control {
             store,
             version: watch::channel(version).0,

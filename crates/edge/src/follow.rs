@@ -1,7 +1,8 @@
-//! Following a control plane: long-poll `GET /edge/v1/config` for the next snapshot, apply it
-//! whole (routes swapped atomically, purges applied), and save it, so that an edge restarted
-//! while the control plane is down serves the last good configuration. Counters go back with
-//! `POST /edge/v1/stats` for the panel's chart.
+//! Following a control plane: long-poll `GET /edge/v1/config` for the next snapshot (a delta
+//! of what changed since the version held, or everything), apply it (every change or none;
+//! routes swapped atomically, purges applied), and save the result in the background, so that
+//! an edge restarted while the control plane is down serves the last good configuration.
+//! Counters go back with `POST /edge/v1/stats` for the panel's chart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,30 +30,27 @@ pub struct Follow {
 /// Seconds the control plane may hold a poll.
 const WAIT_SECS: u64 = 25;
 /// Largest snapshot accepted.
-const MAX_SNAPSHOT: usize = 64 << 20;
+const MAX_SNAPSHOT: usize = 256 << 20;
 /// How often counters are reported.
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 const SNAPSHOT_FILE: &str = "snapshot.json";
 /// The longest wait between two tries to reach a control plane that is down.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
-/// Why applying a snapshot failed.
-#[derive(Debug)]
-pub struct ApplyError(pub String);
+pub use crate::held::{ApplyError, HeldConfig};
 
-/// Validates a snapshot and makes it the edge's configuration: every resource or none.
-pub fn apply(edge: &Edge, snap: &Snapshot) -> Result<(), ApplyError> {
-    let valid = tollgate_model::validate_all(snap.resources.clone()).map_err(|errs| {
-        let list: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        ApplyError(list.join("; "))
-    })?;
-    edge.replace_routes(valid);
-    for p in &snap.purges {
-        edge.cache.purge(p.resource, &p.what);
+/// Makes `snap` the edge's configuration, reached from `held` (every change or none), and
+/// returns the configuration now held. Purges are the caller's: they apply even to a refused
+/// snapshot.
+pub fn apply(edge: &Edge, held: &HeldConfig, snap: Snapshot) -> Result<HeldConfig, ApplyError> {
+    let (next, change) = held.next(snap)?;
+    match change {
+        crate::held::Change::Whole => edge.replace_routes(next.resources().cloned()),
+        crate::held::Change::Delta { changed, removed } => edge.patch_routes(&changed, &removed),
     }
     edge.config_version
-        .store(snap.version, std::sync::atomic::Ordering::Relaxed);
-    Ok(())
+        .store(next.version, std::sync::atomic::Ordering::Relaxed);
+    Ok(next)
 }
 
 /// What was found in a state directory.
@@ -61,7 +59,7 @@ pub enum Saved {
     /// No saved snapshot (a first start).
     Nothing,
     /// A snapshot whose every resource validates.
-    Good(Snapshot, Vec<tollgate_model::ValidResource>),
+    Good(HeldConfig),
     /// A snapshot that could not be used; it was moved aside, never deleted.
     Bad(BadSnapshot),
 }
@@ -117,12 +115,9 @@ pub fn load_saved(dir: &Path) -> Saved {
         Err(e) => format!("cannot read it: {e}"),
         Ok(text) => match serde_json::from_slice::<Snapshot>(&text) {
             Err(e) => format!("not a snapshot: {e}"),
-            Ok(snap) => match tollgate_model::validate_all(snap.resources.clone()) {
-                Ok(valid) => return Saved::Good(snap, valid),
-                Err(errs) => {
-                    let list: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-                    format!("invalid: {}", list.join("; "))
-                }
+            Ok(snap) => match HeldConfig::whole(snap) {
+                Ok(held) => return Saved::Good(held),
+                Err(e) => format!("invalid: {e}"),
             },
         },
     };
@@ -134,8 +129,8 @@ pub fn load_saved(dir: &Path) -> Saved {
     })
 }
 
-/// Saves `snap` (without its purges) so that it replaces the old file whole or not at all.
-pub fn save(dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
+/// Saves `held` so that it replaces the old file whole or not at all.
+pub fn save(dir: &Path, held: &HeldConfig) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new()
@@ -146,10 +141,7 @@ pub fn save(dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
     // user's only.
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    let body = serde_json::to_vec(&Snapshot {
-        purges: Vec::new(),
-        ..snap.clone()
-    })?;
+    let body = held.to_json()?;
     // The snapshot holds the resources' keys: readable by this user only.
     let mut f = {
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -167,13 +159,72 @@ pub fn save(dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Saves configurations on a thread of its own, newest first: a change is enforced as soon as
+/// it is applied, without waiting for a whole snapshot to be written and synced (hundreds of
+/// milliseconds at 100,000 resources), and when changes come faster than saves, the ones in
+/// between are skipped (each save is whole).
+struct Saver {
+    latest: Arc<(
+        std::sync::Mutex<Option<Arc<HeldConfig>>>,
+        std::sync::Condvar,
+    )>,
+}
+
+impl Saver {
+    fn start(dir: PathBuf) -> Saver {
+        let latest: Arc<(
+            std::sync::Mutex<Option<Arc<HeldConfig>>>,
+            std::sync::Condvar,
+        )> = Arc::default();
+        let shared = Arc::clone(&latest);
+        let spawned = std::thread::Builder::new()
+            .name("tollgate-save".into())
+            .spawn(move || loop {
+                let held = {
+                    let (lock, cv) = &*shared;
+                    let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    loop {
+                        if let Some(h) = slot.take() {
+                            break h;
+                        }
+                        // The follower is gone: nothing more will come.
+                        if Arc::strong_count(&shared) == 1 {
+                            return;
+                        }
+                        slot = cv
+                            .wait_timeout(slot, Duration::from_secs(1))
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                };
+                if let Err(e) = save(&dir, &held) {
+                    eprintln!(
+                        "tollgate edge: cannot save the snapshot in {}: {e}",
+                        dir.display()
+                    );
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("tollgate edge: cannot start the thread saving snapshots: {e}");
+        }
+        Saver { latest }
+    }
+
+    fn save(&self, held: Arc<HeldConfig>) {
+        let (lock, cv) = &*self.latest;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(held);
+        cv.notify_one();
+    }
+}
+
 enum Polled {
     New(Snapshot),
     Same,
 }
 
-async fn poll(client: &ControlClient, since: u64) -> Result<Polled, String> {
-    let path = format!("/edge/v1/config?since={since}&wait={WAIT_SECS}");
+/// `epoch` is the epoch of the configuration held, 0 to be sent everything at the next change.
+async fn poll(client: &ControlClient, since: u64, epoch: u64) -> Result<Polled, String> {
+    let path = format!("/edge/v1/config?since={since}&wait={WAIT_SECS}&epoch={epoch}");
     let (status, body) = client
         .call(
             Method::GET,
@@ -196,79 +247,104 @@ async fn poll(client: &ControlClient, since: u64) -> Result<Polled, String> {
     }
 }
 
-/// Follows the control plane until `stop` resolves. `since` is the version already applied
-/// (from a saved snapshot), 0 for none.
+/// Follows the control plane until `stop` resolves, from `held` (a saved configuration, or an
+/// empty one at version 0).
 pub async fn run(
     edge: Arc<Edge>,
     f: Follow,
-    mut since: u64,
+    held: HeldConfig,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let client = ControlClient::new(&f.control, &f.token, edge.origin.tls_config());
     let reporter = tokio::spawn(report(Arc::clone(&edge), f.name.clone(), client.clone()));
+    let saver = Saver::start(f.state_dir.clone());
     tokio::pin!(stop);
+    let mut held = Arc::new(held);
+    // The version asked from: the one held, or a refused one (asking again would spin).
+    let mut since = held.version;
+    // 0 after a refusal: the next change must come whole, since a delta would build on the
+    // refused version.
+    let mut epoch = held.epoch;
     let mut backoff = Duration::from_millis(200);
     let mut failing = false;
     // Set while the newest version was refused: a later "no change" must not clear a problem.
     let mut refused = false;
     loop {
         let polled = tokio::select! {
-            r = poll(&client, since) => r,
+            r = poll(&client, since, epoch) => r,
             () = &mut stop => break,
         };
         match polled {
             Ok(Polled::Same) if !refused => edge.clear_problem(),
             Ok(Polled::Same) => {}
-            Ok(Polled::New(snap)) => {
+            Ok(Polled::New(mut snap)) => {
                 if failing {
                     eprintln!("tollgate edge: control plane {} reachable again", f.control);
                     failing = false;
                 }
                 backoff = Duration::from_millis(200);
-                match apply(&edge, &snap) {
-                    Ok(()) => {
+                let purges = std::mem::take(&mut snap.purges);
+                let version = snap.version;
+                let kind = match snap.delta_from {
+                    Some(_) => format!(
+                        "delta: {} changed, {} deleted",
+                        snap.resources.len(),
+                        snap.deleted.len()
+                    ),
+                    None => "whole".to_owned(),
+                };
+                // At 100,000 resources a whole snapshot takes a few hundred milliseconds to
+                // validate and index: off the runtime's threads, which serve viewers.
+                let (edge2, held2) = (Arc::clone(&edge), Arc::clone(&held));
+                let started = std::time::Instant::now();
+                let applied =
+                    tokio::task::spawn_blocking(move || apply(&edge2, &held2, snap)).await;
+                let took = started.elapsed();
+                let applied = applied.unwrap_or_else(|e| Err(ApplyError(format!("panicked: {e}"))));
+                // Purges never widen what is served: they are applied even when the
+                // resources are refused, so none is lost by skipping a version.
+                for p in &purges {
+                    edge.cache.purge(p.resource, &p.what);
+                }
+                match applied {
+                    Ok(next) => {
                         refused = false;
                         edge.config_refused
                             .store(0, std::sync::atomic::Ordering::Relaxed);
                         edge.clear_problem();
                         eprintln!(
-                            "tollgate edge: config version {} applied ({} resources, {} purges)",
-                            snap.version,
-                            snap.resources.len(),
-                            snap.purges.len()
+                            "tollgate edge: config version {version} applied ({} resources; {kind}; {} purges; {:.1} ms)",
+                            next.len(),
+                            purges.len(),
+                            took.as_secs_f64() * 1000.0
                         );
-                        if let Err(e) = save(&f.state_dir, &snap) {
-                            eprintln!(
-                                "tollgate edge: cannot save the snapshot in {}: {e}",
-                                f.state_dir.display()
-                            );
-                        }
+                        held = Arc::new(next);
+                        epoch = held.epoch;
+                        saver.save(Arc::clone(&held));
                     }
                     Err(e) => {
-                        // The resources stay as they were, but purges never widen what is
-                        // served: they are applied all the same, so none is lost by skipping
-                        // this version. The edge stays healthy (it serves its last good
-                        // config); `tollgate_config_refused_version` says which was refused.
-                        for p in &snap.purges {
-                            edge.cache.purge(p.resource, &p.what);
-                        }
+                        // The resources stay as they were and the edge stays healthy (it
+                        // serves its last good config); `tollgate_config_refused_version` says
+                        // which was refused.
                         refused = true;
+                        epoch = 0;
                         edge.config_refused
-                            .store(snap.version, std::sync::atomic::Ordering::Relaxed);
+                            .store(version, std::sync::atomic::Ordering::Relaxed);
                         eprintln!(
-                            "tollgate edge: error: config version {} refused, keeping version {}: {}",
-                            snap.version,
-                            edge.config_version.load(std::sync::atomic::Ordering::Relaxed),
-                            e.0
+                            "tollgate edge: error: config version {version} refused, keeping version {}: {e}",
+                            held.version
                         );
                     }
                 }
                 // Move on either way: asking again for a refused version would spin.
-                since = snap.version;
+                since = version;
             }
             Err(e) => {
                 if !failing {
-                    eprintln!("tollgate edge: control plane: {e}; serving config version {since}, retrying");
+                    eprintln!(
+                        "tollgate edge: control plane: {e}; serving config version {}, retrying",
+                        held.version
+                    );
                     failing = true;
                 }
                 tokio::select! {
@@ -297,8 +373,8 @@ async fn report(edge: Arc<Edge>, name: String, client: ControlClient) {
         let now: BTreeMap<u64, Counters> = edge
             .routes
             .load()
-            .sites
-            .iter()
+            .sites()
+            .filter(|s| s.metrics.is_used())
             .map(|s| (s.res.id, s.metrics.counters()))
             .collect();
         let resources: BTreeMap<u64, Counters> = now

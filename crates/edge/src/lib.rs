@@ -14,6 +14,7 @@ pub mod control_client;
 pub mod follow;
 pub mod forwarding;
 pub mod freshness;
+pub mod held;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;
@@ -155,18 +156,27 @@ impl Edge {
     }
 
     /// Replaces the routing table; requests in flight finish with the one they started with.
-    pub fn replace_routes(&self, resources: Vec<tollgate_model::ValidResource>) {
+    pub fn replace_routes<I>(&self, resources: I)
+    where
+        I: IntoIterator,
+        I::Item: Into<Arc<tollgate_model::ValidResource>>,
+    {
         let old = self.routes.load_full();
         self.routes
             .store(Arc::new(Routes::new(resources, Some(&old))));
+    }
+
+    /// Patches the routing table: `changed` resources replaced or added, `removed` ids gone.
+    pub fn patch_routes(&self, changed: &[Arc<tollgate_model::ValidResource>], removed: &[u64]) {
+        let old = self.routes.load_full();
+        self.routes.store(Arc::new(old.patched(changed, removed)));
     }
 
     /// The `/metrics` page (Prometheus text format).
     pub fn render_metrics(&self) -> String {
         let routes = self.routes.load();
         let sites: Vec<_> = routes
-            .sites
-            .iter()
+            .sites()
             .map(|site| (site.res.id, &*site.metrics))
             .collect();
         metrics::render(

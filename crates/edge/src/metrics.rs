@@ -78,20 +78,29 @@ thread_local! {
     };
 }
 
-/// One resource's counters.
+/// One resource's counters, allocated at its first request: 2 KiB of shards for each of
+/// 100,000 resources, most of them idle on any one edge, was 200 MiB.
 #[derive(Default)]
 pub struct ResourceMetrics {
-    shards: [Shard; SHARDS],
+    shards: std::sync::OnceLock<Box<[Shard; SHARDS]>>,
 }
 
 impl ResourceMetrics {
     fn shard(&self) -> &Shard {
-        &self.shards[SHARD.with(|s| *s)]
+        &self.shards.get_or_init(Box::default)[SHARD.with(|s| *s)]
     }
 
     /// The sum over shards of one counter.
     fn sum(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
-        self.shards.iter().map(|s| counter(s).load(Relaxed)).sum()
+        self.shards.get().map_or(0, |shards| {
+            shards.iter().map(|s| counter(s).load(Relaxed)).sum()
+        })
+    }
+
+    /// Whether anything was ever counted (resources that never had a request are left out of
+    /// `/metrics` and of reports).
+    pub fn is_used(&self) -> bool {
+        self.shards.get().is_some()
     }
 
     /// Counts a request and the body bytes it was sent.
@@ -190,13 +199,20 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The `/metrics` page in Prometheus's text format (version 0.0.4): every family once, with
-/// its `# HELP` and `# TYPE`, and all its samples together, resource by resource. `gauges` are
-/// edge-wide values: name, help, value.
+/// its `# HELP` and `# TYPE`, and all its samples together, resource by resource, for the
+/// resources that had a request since they were loaded. `gauges` are edge-wide values: name,
+/// help, value.
 pub fn render(
     resources: &[(u64, &ResourceMetrics)],
     edge: &EdgeMetrics,
     gauges: &[(&str, &str, u64)],
 ) -> String {
+    let resources: Vec<(u64, &ResourceMetrics)> = resources
+        .iter()
+        .copied()
+        .filter(|(_, m)| m.is_used())
+        .collect();
+    let resources = &resources[..];
     let mut out = String::with_capacity(512 + resources.len() * 2048);
     family(
         &mut out,

@@ -9,17 +9,34 @@ use crate::validate::FieldError;
 /// Most entries in one purge request, as Gcore allows.
 pub const MAX_PURGE_ENTRIES: usize = 100;
 
-/// A versioned configuration for edges.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A versioned configuration for edges: every resource, or (a delta) what changed since the
+/// version an edge holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// Grows with every change; an edge asks for anything newer than the version it holds.
     pub version: u64,
-    /// Every resource, active or not.
+    /// The control plane's epoch: a delta applies only to a configuration of the same epoch. It
+    /// changes whenever a control plane starts (a database may have been restored), and is 0
+    /// for edges that do not take deltas (the field is then left out, for older edges).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+    /// `Some(v)` for a delta from version `v`: `resources` holds only those created or changed
+    /// after `v`, and `deleted` the ids removed after it. `None`: every resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_from: Option<u64>,
+    /// Every resource, active or not (in a delta, the ones that changed).
     pub resources: Vec<Resource>,
+    /// Ids of the resources deleted after `delta_from` (empty unless a delta).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<u64>,
     /// Purges newer than the version the edge asked from, oldest first.
     #[serde(default)]
     pub purges: Vec<Purge>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// A purge as edges apply it.

@@ -53,15 +53,15 @@ fn crud_and_versions(s: &dyn Store) {
         )
         .unwrap();
     assert_eq!(v, 4);
-    let snap = s.snapshot(3).unwrap();
+    let snap = s.snapshot(3, None).unwrap();
     assert_eq!(
         (snap.version, snap.resources.len(), snap.purges.len()),
         (4, 2, 1)
     );
     assert_eq!(snap.purges[0].resource, a.id);
-    assert!(s.snapshot(4).unwrap().purges.is_empty());
+    assert!(s.snapshot(4, None).unwrap().purges.is_empty());
     assert!(
-        s.snapshot(0).unwrap().purges.is_empty(),
+        s.snapshot(0, None).unwrap().purges.is_empty(),
         "a new edge has nothing to purge"
     );
 
@@ -295,13 +295,13 @@ fn an_edge_behind_the_retention_is_told_to_purge_everything(s: &dyn Store) {
     };
     assert_eq!(s.purge(a.id, &urls("/x"), "t").unwrap(), 3);
     // Within the retention: the purge itself.
-    let snap = s.snapshot(2).unwrap();
+    let snap = s.snapshot(2, None).unwrap();
     assert_eq!(snap.purges.len(), 1);
     assert_eq!(snap.purges[0].what, urls("/x"));
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(s.purge(b.id, &urls("/y"), "t").unwrap(), 4);
     // The record of version 3 is gone: an edge at version 2 may have missed it.
-    let snap = s.snapshot(2).unwrap();
+    let snap = s.snapshot(2, None).unwrap();
     let mut everything: Vec<_> = snap
         .purges
         .iter()
@@ -310,14 +310,14 @@ fn an_edge_behind_the_retention_is_told_to_purge_everything(s: &dyn Store) {
     everything.sort();
     assert_eq!(everything, [(a.id, true, 4), (b.id, true, 4)], "{snap:?}");
     // An edge that saw version 3 missed nothing that was dropped.
-    let snap = s.snapshot(3).unwrap();
+    let snap = s.snapshot(3, None).unwrap();
     assert_eq!(snap.purges.len(), 1);
     assert_eq!(
         (snap.purges[0].resource, &snap.purges[0].what),
         (b.id, &urls("/y"))
     );
     // A fresh edge (0) gets the resources and no purges, as before.
-    assert!(s.snapshot(0).unwrap().purges.is_empty());
+    assert!(s.snapshot(0, None).unwrap().purges.is_empty());
 }
 
 #[test]
@@ -333,4 +333,134 @@ fn postgres_everything_purges_after_the_retention() {
     let s = PgStore::open(&db.url).unwrap();
     s.set_purge_retention(0);
     an_edge_behind_the_retention_is_told_to_purge_everything(&s);
+}
+
+fn deltas(s: &dyn Store) {
+    const E: u64 = 77;
+    s.begin_epoch(E).unwrap();
+    let a = s
+        .create(&resource("a.example.com", "secret_one"), "t")
+        .unwrap();
+    let b = s
+        .create(&resource("b.example.com", "secret_two"), "t")
+        .unwrap();
+    let ids = |snap: &tollgate_model::Snapshot| -> Vec<u64> {
+        snap.resources.iter().map(|r| r.id).collect()
+    };
+    // A new edge, or one that trusts nothing it holds (epoch 0): everything.
+    for (since, epoch) in [(0, Some(E)), (2, Some(0)), (0, Some(0))] {
+        let snap = s.snapshot(since, epoch).unwrap();
+        assert_eq!(
+            (snap.delta_from, ids(&snap), snap.epoch),
+            (None, vec![a.id, b.id], E)
+        );
+    }
+    // Up to date: an empty delta.
+    let snap = s.snapshot(2, Some(E)).unwrap();
+    assert_eq!(
+        (snap.delta_from, ids(&snap), snap.version),
+        (Some(2), vec![], 2)
+    );
+
+    let mut changed = resource("a.example.com", "secret_one");
+    changed.resource.origin = "127.0.0.1:9".into();
+    s.update(&with_id(changed, a.id), "t").unwrap();
+    s.delete(b.id, "t").unwrap();
+    let c = s
+        .create(&resource("b.example.com", "secret_three"), "t")
+        .unwrap();
+    let snap = s.snapshot(2, Some(E)).unwrap();
+    assert_eq!(
+        (
+            snap.version,
+            snap.delta_from,
+            ids(&snap),
+            snap.deleted.clone()
+        ),
+        (5, Some(2), vec![a.id, c.id], vec![b.id]),
+        "{snap:?}"
+    );
+    assert_eq!(snap.resources[0].origin, "127.0.0.1:9");
+    // From version 4: only what came after.
+    let snap = s.snapshot(4, Some(E)).unwrap();
+    assert_eq!((ids(&snap), snap.deleted), (vec![c.id], vec![]));
+    // Another epoch, an edge ahead of the database, and an edge taking whole snapshots only:
+    // everything (the last without an epoch, as older edges expect).
+    for (since, epoch, answer_epoch) in [(2, Some(E + 1), E), (9, Some(E), E), (2, None, 0)] {
+        let snap = s.snapshot(since, epoch).unwrap();
+        assert_eq!(
+            (snap.delta_from, ids(&snap), snap.deleted.len(), snap.epoch),
+            (None, vec![a.id, c.id], 0, answer_epoch),
+            "since {since}, epoch {epoch:?}"
+        );
+    }
+    assert!(s.can_patch(2, E).unwrap());
+    assert!(!s.can_patch(2, E + 1).unwrap());
+    assert!(!s.can_patch(9, E).unwrap());
+    // A control plane started again at version 5: an edge of the epoch before, at 5 or below,
+    // holds a state of this history and is patched, with the new epoch in the answer.
+    s.begin_epoch(E + 5).unwrap();
+    let snap = s.snapshot(5, Some(E)).unwrap();
+    assert_eq!((snap.delta_from, snap.epoch), (Some(5), E + 5));
+    assert!(s.can_patch(4, E).unwrap());
+    let d = s
+        .create(&resource("d.example.com", "secret_four"), "t")
+        .unwrap();
+    assert_eq!(ids(&s.snapshot(4, Some(E)).unwrap()), vec![c.id, d.id]);
+    // An edge claiming a version of the old epoch that this database never had under it (as
+    // after restoring a backup taken at version 5): everything.
+    assert!(!s.can_patch(6, E).unwrap());
+    assert_eq!(s.snapshot(6, Some(E)).unwrap().delta_from, None);
+    assert!(s.can_patch(6, E + 5).unwrap());
+    s.begin_epoch(E + 9).unwrap();
+    assert!(s.can_patch(6, E + 5).unwrap());
+    assert!(s.can_patch(5, E).unwrap());
+    assert!(!s.can_patch(6, E).unwrap());
+}
+
+fn deltas_after_the_retention(s: &dyn Store) {
+    const E: u64 = 5;
+    s.begin_epoch(E).unwrap();
+    let a = s
+        .create(&resource("a.example.com", "secret_one"), "t")
+        .unwrap();
+    let b = s
+        .create(&resource("b.example.com", "secret_two"), "t")
+        .unwrap();
+    s.create(&resource("c.example.com", "secret_two"), "t")
+        .unwrap();
+    s.delete(a.id, "t").unwrap();
+    assert_eq!(s.snapshot(3, Some(E)).unwrap().deleted, vec![a.id]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s.delete(b.id, "t").unwrap();
+    // The tombstone of version 4 is gone: an edge at 3 may have missed it, and gets everything.
+    let snap = s.snapshot(3, Some(E)).unwrap();
+    assert_eq!(
+        (snap.delta_from, snap.resources.len()),
+        (None, 1),
+        "{snap:?}"
+    );
+    // An edge that saw version 4 missed nothing that was dropped.
+    let snap = s.snapshot(4, Some(E)).unwrap();
+    assert_eq!((snap.delta_from, snap.deleted), (Some(4), vec![b.id]));
+}
+
+#[test]
+fn sqlite_deltas() {
+    let (_dir, s) = sqlite();
+    deltas(&s);
+    let (_dir, s) = sqlite();
+    s.set_purge_retention(0);
+    deltas_after_the_retention(&s);
+}
+
+#[test]
+fn postgres_deltas() {
+    let db = tollgate_testkit::pg::TempDb::create("deltas");
+    let s = PgStore::open(&db.url).unwrap();
+    deltas(&s);
+    let db = tollgate_testkit::pg::TempDb::create("deltas_retention");
+    let s = PgStore::open(&db.url).unwrap();
+    s.set_purge_retention(0);
+    deltas_after_the_retention(&s);
 }

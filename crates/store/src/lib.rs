@@ -119,9 +119,22 @@ pub trait Store: Send + Sync {
     fn purge(&self, id: u64, req: &PurgeRequest, actor: &str) -> Result<u64, StoreError>;
     /// The current snapshot version.
     fn version(&self) -> Result<u64, StoreError>;
-    /// Every resource at the current version, with the purges made after `since` (none when
+    /// What an edge at version `since` needs, with the purges made after `since` (none when
     /// `since` is 0: a new edge has nothing cached).
-    fn snapshot(&self, since: u64) -> Result<Snapshot, StoreError>;
+    ///
+    /// `epoch` is `None` for an edge that takes whole snapshots only: every resource, epoch 0.
+    /// `Some(e)` is an edge that takes deltas and holds a configuration of epoch `e` (0: none it
+    /// trusts): it is given only what changed after `since` when its state is part of this
+    /// database's history and every change since is still known ([`Head::delta_from`]), every
+    /// resource otherwise; the answer carries the current epoch.
+    fn snapshot(&self, since: u64, epoch: Option<u64>) -> Result<Snapshot, StoreError>;
+    /// Whether an edge holding version `since` of `epoch` can be patched with a delta (else
+    /// it must be given every resource, and is, at once).
+    fn can_patch(&self, since: u64, epoch: u64) -> Result<bool, StoreError>;
+    /// Starts a new epoch, as every control plane does when it starts: edges holding a
+    /// configuration of an older one are given every resource again, so that a database
+    /// restored from a backup is never patched with deltas meant for another history.
+    fn begin_epoch(&self, epoch: u64) -> Result<(), StoreError>;
     /// How many tokens exist.
     fn token_count(&self) -> Result<u64, StoreError>;
     /// Stores a token's hash.
@@ -163,6 +176,76 @@ pub fn everything_purges(resources: &[Resource], version: u64) -> Vec<tollgate_m
             },
         })
         .collect()
+}
+
+/// Where an edge's epoch stands in this database's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lineage {
+    /// The current epoch.
+    Current,
+    /// An earlier epoch, followed by one that began at this version: an edge of it holds a
+    /// state of this database's history if its version is at most that.
+    EndedAt(i64),
+    /// Not an epoch of this database (another database, a backup restored from before it), or
+    /// an edge that sent none.
+    Unknown,
+}
+
+/// The `config_version` row as a snapshot's transaction reads it, with the edge's lineage.
+#[derive(Debug, Clone, Copy)]
+pub struct Head {
+    /// The current version.
+    pub version: i64,
+    /// The newest purge version whose record was dropped.
+    pub purges_forgotten: i64,
+    /// The newest deletion version whose tombstone was dropped.
+    pub deletes_forgotten: i64,
+    /// The current epoch.
+    pub epoch: i64,
+    /// The asking edge's epoch, in this database's history.
+    pub lineage: Lineage,
+}
+
+impl Head {
+    /// The version a delta can start from for an edge at `since`, or `None` when the edge must
+    /// be given every resource: it takes no deltas or holds nothing it trusts (epoch 0), holds
+    /// a state that is not of this database's history (another epoch's, later than where that
+    /// epoch ended here, or ahead of the database), or is from before a deletion or purge
+    /// record that was dropped.
+    pub fn delta_from(&self, since: i64) -> Option<i64> {
+        let in_history = match self.lineage {
+            Lineage::Current => true,
+            Lineage::EndedAt(end) => since <= end,
+            Lineage::Unknown => false,
+        };
+        (in_history
+            && since > 0
+            && since <= self.version
+            && since >= self.purges_forgotten
+            && since >= self.deletes_forgotten)
+            .then_some(since)
+    }
+
+    /// The snapshot's epoch: the current one for edges that take deltas, else 0 (the field is
+    /// then left out, as older edges expect).
+    fn epoch_for(&self, epoch: Option<u64>) -> u64 {
+        epoch.map_or(0, |_| self.epoch as u64)
+    }
+}
+
+/// The lineage of `edge_epoch` given its row in `epochs` (`None`: not there) and the start
+/// version of the epoch after it (`None`: it is the last).
+fn lineage(edge_epoch: Option<u64>, seq: Option<i64>, next_start: Option<i64>) -> Lineage {
+    match (edge_epoch, seq, next_start) {
+        (None | Some(0), _, _) | (_, None, _) => Lineage::Unknown,
+        (_, Some(_), None) => Lineage::Current,
+        (_, Some(_), Some(end)) => Lineage::EndedAt(end),
+    }
+}
+
+/// A new epoch's value: positive, so that it fits both backends' signed integers, and never 0.
+pub fn epoch_from(random: u64) -> u64 {
+    (random >> 1).max(1)
 }
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {

@@ -8,6 +8,7 @@ pub const SQLITE: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/sqlite/0002_purges_forgotten.sql"),
     ),
+    (3, include_str!("../migrations/sqlite/0003_deltas.sql")),
 ];
 
 /// `(version, sql)` for PostgreSQL.
@@ -17,4 +18,5 @@ pub const POSTGRES: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_purges_forgotten.sql"),
     ),
+    (3, include_str!("../migrations/postgres/0003_deltas.sql")),
 ];

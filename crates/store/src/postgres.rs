@@ -9,8 +9,8 @@ use postgres::{Client, NoTls, Transaction};
 use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
 
 use crate::{
-    body_of, everything_purges, hostname_conflict, parse_body, to_i64, AuditEntry, Role, Store,
-    StoreError, TokenInfo, PURGE_RETENTION_SECS,
+    body_of, everything_purges, hostname_conflict, lineage, parse_body, to_i64, AuditEntry, Head,
+    Role, Store, StoreError, TokenInfo, PURGE_RETENTION_SECS,
 };
 
 /// The PostgreSQL store.
@@ -112,6 +112,39 @@ impl PgStore {
             Ok(out)
         })
     }
+}
+
+/// The version row, with where `edge_epoch` stands in the history.
+fn head(tx: &mut Transaction<'_>, edge_epoch: Option<u64>) -> Result<Head, StoreError> {
+    let row = tx
+        .query_one(
+            "SELECT version, purges_forgotten_through, deletes_forgotten_through, epoch
+             FROM config_version",
+            &[],
+        )
+        .map_err(backend)?;
+    let e = edge_epoch.and_then(|e| i64::try_from(e).ok()).unwrap_or(0);
+    let seq: Option<i64> = tx
+        .query_opt("SELECT seq FROM epochs WHERE epoch = $1", &[&e])
+        .map_err(backend)?
+        .map(|r| r.get(0));
+    let next_start: Option<i64> = match seq {
+        None => None,
+        Some(seq) => tx
+            .query_opt(
+                "SELECT start_version FROM epochs WHERE seq > $1 ORDER BY seq LIMIT 1",
+                &[&seq],
+            )
+            .map_err(backend)?
+            .map(|r| r.get(0)),
+    };
+    Ok(Head {
+        version: row.get(0),
+        purges_forgotten: row.get(1),
+        deletes_forgotten: row.get(2),
+        epoch: row.get(3),
+        lineage: lineage(edge_epoch, seq, next_start),
+    })
 }
 
 fn bump(tx: &mut Transaction<'_>) -> Result<i64, StoreError> {
@@ -272,13 +305,35 @@ impl Store for PgStore {
     fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError> {
         let id = to_i64(id)?;
         self.write(|tx| {
-            bump(tx)?;
+            let version = bump(tx)?;
             let n = tx
                 .execute("DELETE FROM resources WHERE id = $1", &[&id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
+            let retention = self
+                .purge_retention_secs
+                .load(std::sync::atomic::Ordering::Relaxed);
+            // Tombstones past the retention go, the newest of them remembered, as for purges.
+            tx.execute(
+                &format!(
+                    "UPDATE config_version SET deletes_forgotten_through = GREATEST(deletes_forgotten_through,
+                        COALESCE((SELECT max(version) FROM deleted_resources WHERE deleted_at < {NOW} - $1), 0))"
+                ),
+                &[&retention],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                &format!("DELETE FROM deleted_resources WHERE deleted_at < {NOW} - $1"),
+                &[&retention],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                &format!("INSERT INTO deleted_resources (id, version, deleted_at) VALUES ($1, $2, {NOW})"),
+                &[&id, &version],
+            )
+            .map_err(backend)?;
             audit(tx, actor, "resource.delete", Some(id), "")
         })
     }
@@ -325,7 +380,7 @@ impl Store for PgStore {
         })
     }
 
-    fn snapshot(&self, since: u64) -> Result<Snapshot, StoreError> {
+    fn snapshot(&self, since: u64, epoch: Option<u64>) -> Result<Snapshot, StoreError> {
         let since = to_i64(since)?;
         self.with(|c| {
             // REPEATABLE READ: resources, version and purges come from one moment.
@@ -335,22 +390,37 @@ impl Store for PgStore {
                 .read_only(true)
                 .start()
                 .map_err(backend)?;
-            let row = tx
-                .query_one(
-                    "SELECT version, purges_forgotten_through FROM config_version",
-                    &[],
-                )
-                .map_err(backend)?;
-            let (version, forgotten): (i64, i64) = (row.get(0), row.get(1));
-            let resources = tx
-                .query("SELECT id, body FROM resources ORDER BY id", &[])
-                .map_err(backend)?
+            let head = head(&mut tx, epoch)?;
+            let delta = head.delta_from(since);
+            let (rows, deleted) = match delta {
+                Some(from) => (
+                    tx.query(
+                        "SELECT id, body FROM resources WHERE updated_version > $1 ORDER BY id",
+                        &[&from],
+                    )
+                    .map_err(backend)?,
+                    tx.query(
+                        "SELECT id FROM deleted_resources WHERE version > $1 ORDER BY id",
+                        &[&from],
+                    )
+                    .map_err(backend)?
+                    .iter()
+                    .map(|r| r.get::<_, i64>(0) as u64)
+                    .collect(),
+                ),
+                None => (
+                    tx.query("SELECT id, body FROM resources ORDER BY id", &[])
+                        .map_err(backend)?,
+                    Vec::new(),
+                ),
+            };
+            let resources = rows
                 .iter()
                 .map(|r| parse_body(r.get(1), r.get(0)))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut purges = Vec::new();
-            if since > 0 && since < forgotten {
-                purges = everything_purges(&resources, version as u64);
+            if since > 0 && since < head.purges_forgotten {
+                purges = everything_purges(&resources, head.version as u64);
             } else if since > 0 {
                 for r in tx
                     .query(
@@ -369,10 +439,49 @@ impl Store for PgStore {
             }
             tx.commit().map_err(backend)?;
             Ok(Snapshot {
-                version: version as u64,
+                version: head.version as u64,
+                epoch: head.epoch_for(epoch),
+                delta_from: delta.map(|v| v as u64),
                 resources,
+                deleted,
                 purges,
             })
+        })
+    }
+
+    fn can_patch(&self, since: u64, epoch: u64) -> Result<bool, StoreError> {
+        let since = to_i64(since)?;
+        self.with(|c| {
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(backend)?;
+            let can = head(&mut tx, Some(epoch))?.delta_from(since).is_some();
+            tx.commit().map_err(backend)?;
+            Ok(can)
+        })
+    }
+
+    fn begin_epoch(&self, epoch: u64) -> Result<(), StoreError> {
+        let epoch = to_i64(epoch)?;
+        self.write(|tx| {
+            // The row lock orders this after every change committed before it: an answer of
+            // the old epoch never carries a version above the new one's start.
+            let version: i64 = tx
+                .query_one(
+                    "UPDATE config_version SET epoch = $1 RETURNING version",
+                    &[&epoch],
+                )
+                .map_err(backend)?
+                .get(0);
+            tx.execute(
+                "INSERT INTO epochs (epoch, start_version) VALUES ($1, $2)",
+                &[&epoch, &version],
+            )
+            .map(drop)
+            .map_err(backend)
         })
     }
 

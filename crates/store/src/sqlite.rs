@@ -9,8 +9,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
 
 use crate::{
-    body_of, everything_purges, hostname_conflict, parse_body, to_i64, AuditEntry, Role, Store,
-    StoreError, TokenInfo, PURGE_RETENTION_SECS,
+    body_of, everything_purges, hostname_conflict, lineage, parse_body, to_i64, AuditEntry, Head,
+    Role, Store, StoreError, TokenInfo, PURGE_RETENTION_SECS,
 };
 
 /// The SQLite store.
@@ -176,6 +176,41 @@ fn load(tx: &Connection, id: i64) -> Result<Resource, StoreError> {
     parse_body(&body, id)
 }
 
+/// The version row, with where `edge_epoch` stands in the history.
+fn head(c: &Connection, edge_epoch: Option<u64>) -> Result<Head, StoreError> {
+    let (version, purges_forgotten, deletes_forgotten, epoch) = c
+        .query_row(
+            "SELECT version, purges_forgotten_through, deletes_forgotten_through, epoch
+             FROM config_version",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .map_err(backend)?;
+    let e = edge_epoch.and_then(|e| i64::try_from(e).ok()).unwrap_or(0);
+    let seq: Option<i64> = c
+        .query_row("SELECT seq FROM epochs WHERE epoch = ?1", [e], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    let next_start: Option<i64> = match seq {
+        None => None,
+        Some(seq) => c
+            .query_row(
+                "SELECT start_version FROM epochs WHERE seq > ?1 ORDER BY seq LIMIT 1",
+                [seq],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?,
+    };
+    Ok(Head {
+        version,
+        purges_forgotten,
+        deletes_forgotten,
+        epoch,
+        lineage: lineage(edge_epoch, seq, next_start),
+    })
+}
+
 fn claim_hostnames(tx: &Transaction<'_>, res: &ValidResource, id: i64) -> Result<(), StoreError> {
     tx.execute("DELETE FROM hostnames WHERE resource_id = ?1", [id])
         .map_err(backend)?;
@@ -268,13 +303,33 @@ impl Store for SqliteStore {
     fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError> {
         let id = to_i64(id)?;
         self.write(|tx| {
-            bump(tx)?;
+            let version = bump(tx)?;
             let n = tx
                 .execute("DELETE FROM resources WHERE id = ?1", [id])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
+            let retention = self
+                .purge_retention_secs
+                .load(std::sync::atomic::Ordering::Relaxed);
+            // Tombstones past the retention go, the newest of them remembered, as for purges.
+            tx.execute(
+                "UPDATE config_version SET deletes_forgotten_through = max(deletes_forgotten_through,
+                    COALESCE((SELECT max(version) FROM deleted_resources WHERE deleted_at < unixepoch() - ?1), 0))",
+                [retention],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM deleted_resources WHERE deleted_at < unixepoch() - ?1",
+                [retention],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO deleted_resources (id, version, deleted_at) VALUES (?1, ?2, unixepoch())",
+                params![id, version],
+            )
+            .map_err(backend)?;
             audit(tx, actor, "resource.delete", Some(id), "")
         })
     }
@@ -320,38 +375,52 @@ impl Store for SqliteStore {
             .map_err(backend)
     }
 
-    fn snapshot(&self, since: u64) -> Result<Snapshot, StoreError> {
+    fn snapshot(&self, since: u64, epoch: Option<u64>) -> Result<Snapshot, StoreError> {
+        let since = to_i64(since)?;
         let mut conn = self.conn();
         // One read transaction: resources, version and purges agree with each other.
         let tx = conn.transaction().map_err(backend)?;
-        let (version, forgotten): (i64, i64) = tx
-            .query_row(
-                "SELECT version, purges_forgotten_through FROM config_version",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(backend)?;
-        let mut resources = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare("SELECT id, body FROM resources ORDER BY id")
-                .map_err(backend)?;
-            let mut rows = stmt.query([]).map_err(backend)?;
+        let head = head(&tx, epoch)?;
+        let delta = head.delta_from(since);
+        let rows = |sql: &str,
+                    args: &[&dyn rusqlite::ToSql]|
+         -> Result<Vec<(i64, Option<String>)>, StoreError> {
+            let mut stmt = tx.prepare(sql).map_err(backend)?;
+            let mut rows = stmt.query(args).map_err(backend)?;
+            let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
-                resources.push(parse_body(
-                    &row.get::<_, String>(1).map_err(backend)?,
-                    row.get(0).map_err(backend)?,
-                )?);
+                out.push((row.get(0).map_err(backend)?, row.get(1).map_err(backend)?));
             }
-        }
+            Ok(out)
+        };
+        let (resources, deleted) = match delta {
+            Some(from) => (
+                rows(
+                    "SELECT id, body FROM resources WHERE updated_version > ?1 ORDER BY id",
+                    &[&from],
+                )?,
+                rows(
+                    "SELECT id, NULL FROM deleted_resources WHERE version > ?1 ORDER BY id",
+                    &[&from],
+                )?,
+            ),
+            None => (
+                rows("SELECT id, body FROM resources ORDER BY id", &[])?,
+                Vec::new(),
+            ),
+        };
+        let resources = resources
+            .into_iter()
+            .map(|(id, body)| parse_body(body.as_deref().unwrap_or_default(), id))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut purges = Vec::new();
-        if since > 0 && to_i64(since)? < forgotten {
-            purges = everything_purges(&resources, version as u64);
+        if since > 0 && since < head.purges_forgotten {
+            purges = everything_purges(&resources, head.version as u64);
         } else if since > 0 {
             let mut stmt = tx
                 .prepare("SELECT version, resource_id, body FROM purges WHERE version > ?1 ORDER BY version")
                 .map_err(backend)?;
-            let mut rows = stmt.query([to_i64(since)?]).map_err(backend)?;
+            let mut rows = stmt.query([since]).map_err(backend)?;
             while let Some(row) = rows.next().map_err(backend)? {
                 let body: String = row.get(2).map_err(backend)?;
                 purges.push(Purge {
@@ -363,9 +432,36 @@ impl Store for SqliteStore {
             }
         }
         Ok(Snapshot {
-            version: version as u64,
+            version: head.version as u64,
+            epoch: head.epoch_for(epoch),
+            delta_from: delta.map(|v| v as u64),
             resources,
+            deleted: deleted.into_iter().map(|(id, _)| id as u64).collect(),
             purges,
+        })
+    }
+
+    fn can_patch(&self, since: u64, epoch: u64) -> Result<bool, StoreError> {
+        let since = to_i64(since)?;
+        Ok(head(&self.conn(), Some(epoch))?.delta_from(since).is_some())
+    }
+
+    fn begin_epoch(&self, epoch: u64) -> Result<(), StoreError> {
+        let epoch = to_i64(epoch)?;
+        self.write(|tx| {
+            let version: i64 = tx
+                .query_row(
+                    "UPDATE config_version SET epoch = ?1 RETURNING version",
+                    [epoch],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO epochs (epoch, start_version) VALUES (?1, ?2)",
+                [epoch, version],
+            )
+            .map(drop)
+            .map_err(backend)
         })
     }
 

@@ -599,3 +599,125 @@ fn a_refused_config_version_keeps_serving_the_last_good_one_and_still_purges() {
     );
     assert_eq!(cache_label(edge_port, &link), (200, Some("HIT".into())));
 }
+
+/// Waits for the edge's line saying `version` was applied, and returns it.
+fn applied(edge: &mut crate::procs::Proc, version: u64) -> String {
+    edge.wait_for(&format!("config version {version} applied"))
+}
+
+/// `tollgate control` on `port` (so that edges find it again after a restart).
+fn control_on(port: u16, data: &str) -> (crate::procs::Proc, Api) {
+    let listen = format!("127.0.0.1:{port}");
+    let mut p = crate::procs::Proc::spawn(&[
+        "control",
+        "--listen",
+        &listen,
+        "--api-token",
+        TOKEN,
+        "--data",
+        data,
+    ]);
+    p.wait_for("Panel and API: ");
+    (
+        p,
+        Api {
+            port,
+            token: TOKEN.into(),
+        },
+    )
+}
+
+#[test]
+fn edges_are_sent_deltas_across_restarts_and_everything_after_a_database_restore() {
+    let origin = TestOrigin::start();
+    let data = TempDir::new("deltas");
+    let cport = tollgate_testkit::free_port();
+    let (ctl, api) = control_on(cport, &data.path("d"));
+    let token = edge_token(&api, "edges");
+    let (mut e, port) = edge(api.port, &token, &data.path("e"));
+    let plain = |host: &str| json!({"cname": host, "origin": format!("127.0.0.1:{}", origin.port)});
+    let served = |port: u16, host: &str| get(port, Ipv4Addr::LOCALHOST, host, "/size/1");
+    let a = create(&api, &plain("a.example.com"));
+    let b = create(&api, &plain("b.example.com"));
+    // The first answer is whole, later ones are deltas.
+    assert!(applied(&mut e, 1).contains("whole"), "{:?}", e.seen);
+    let line = applied(&mut e, 2);
+    assert!(
+        line.contains("(2 resources; delta: 1 changed, 0 deleted"),
+        "{line}"
+    );
+    until(Duration::from_secs(1), "b served", || {
+        served(port, "b.example.com") == 200
+    });
+    let (s, _) = api.call("DELETE", &format!("/cdn/resources/{b}"), None);
+    assert_eq!(s, 204);
+    let line = applied(&mut e, 3);
+    assert!(
+        line.contains("(1 resources; delta: 0 changed, 1 deleted"),
+        "{line}"
+    );
+    until(Duration::from_secs(1), "deleted b is gone", || {
+        served(port, "b.example.com") == 404
+    });
+
+    // A backup at version 3, taken with the control plane stopped (the database and its
+    // write-ahead log, as killed).
+    let files = |dir: &str| -> Vec<std::path::PathBuf> {
+        ["tollgate.db", "tollgate.db-wal"]
+            .iter()
+            .map(|f| std::path::Path::new(dir).join(f))
+            .collect()
+    };
+    let (db, backup) = (files(&data.path("d")), files(&data.path("backup")));
+    drop(ctl);
+    std::fs::create_dir_all(data.path("backup")).unwrap();
+    for (from, to) in db.iter().zip(&backup) {
+        std::fs::copy(from, to).unwrap();
+    }
+    // The control plane starts again (a new epoch): the edge, which held version 3 of the
+    // epoch before, is patched, not sent everything.
+    let (ctl, _) = control_on(cport, &data.path("d"));
+    create(&api, &plain("c.example.com"));
+    let line = applied(&mut e, 4);
+    assert!(line.contains("(2 resources; delta: 1 changed"), "{line}");
+    // An edge restarted from its saved snapshot is patched from the version it saved (3 or
+    // 4: snapshots are saved in the background, and the edge is killed).
+    drop(e);
+    let (mut e, port) = edge(api.port, &token, &data.path("e"));
+    let on = json!({"options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 2}}});
+    assert_eq!(
+        api.call("PATCH", &format!("/cdn/resources/{a}"), Some(&on))
+            .0,
+        200
+    );
+    let line = applied(&mut e, 5);
+    assert!(line.contains("(2 resources; delta: "), "{line}");
+    until(Duration::from_secs(1), "token on", || {
+        served(port, "a.example.com") == 403
+    });
+
+    // The edge stops at version 5. The backup is restored and the control plane started on
+    // it, where versions 4 and 5 never happened; three changes bring it to version 6 with
+    // other contents. Patching the edge's version 5 with version 6 would keep c and a's token;
+    // it must be sent everything instead.
+    drop(e);
+    drop(ctl);
+    let _ = std::fs::remove_file(format!("{}-shm", db[0].display()));
+    for (from, to) in backup.iter().zip(&db) {
+        std::fs::copy(from, to).unwrap();
+    }
+    let (_ctl, _) = control_on(cport, &data.path("d"));
+    for host in ["x.example.com", "y.example.com", "z.example.com"] {
+        create(&api, &plain(host));
+    }
+    let (mut e, port) = edge(api.port, &token, &data.path("e"));
+    let line = applied(&mut e, 6);
+    assert!(line.contains("(4 resources; whole"), "{line}");
+    assert_eq!(
+        served(port, "a.example.com"),
+        200,
+        "a's token is not in the restored database"
+    );
+    assert_eq!(served(port, "c.example.com"), 404);
+    assert_eq!(served(port, "z.example.com"), 200);
+}
