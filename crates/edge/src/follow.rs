@@ -34,6 +34,8 @@ const MAX_SNAPSHOT: usize = 256 << 20;
 /// How often counters are reported.
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 const SNAPSHOT_FILE: &str = "snapshot.json";
+/// The shortest time between the starts of two saves of the snapshot.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// The longest wait between two tries to reach a control plane that is down.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -160,9 +162,12 @@ pub fn save(dir: &Path, held: &HeldConfig) -> std::io::Result<()> {
 }
 
 /// Saves configurations on a thread of its own, newest first: a change is enforced as soon as
-/// it is applied, without waiting for a whole snapshot to be written and synced (hundreds of
-/// milliseconds at 100,000 resources), and when changes come faster than saves, the ones in
-/// between are skipped (each save is whole).
+/// it is applied, without waiting for a whole snapshot to be written and synced (15 MB and
+/// about 100 ms of CPU at 100,000 resources), and when changes come faster than saves, the ones
+/// in between are skipped (each save is whole). Saves start [`SAVE_EVERY`] apart at most, so
+/// that a burst of changes does not keep a core serialising (it slowed each change of a burst
+/// from 2 ms to 18 ms at 100,000 resources); what a crash loses is at most that much of
+/// history, which the control plane sends again at the next start.
 struct Saver {
     latest: Arc<(
         std::sync::Mutex<Option<Arc<HeldConfig>>>,
@@ -197,12 +202,14 @@ impl Saver {
                             .0;
                     }
                 };
+                let started = std::time::Instant::now();
                 if let Err(e) = save(&dir, &held) {
                     eprintln!(
                         "tollgate edge: cannot save the snapshot in {}: {e}",
                         dir.display()
                     );
                 }
+                std::thread::sleep(SAVE_EVERY.saturating_sub(started.elapsed()));
             });
         if let Err(e) = spawned {
             eprintln!("tollgate edge: cannot start the thread saving snapshots: {e}");
