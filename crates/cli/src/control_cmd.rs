@@ -224,6 +224,7 @@ async fn start_control(
 }
 
 pub fn run_control(args: ControlArgs) -> Result<()> {
+    crate::fd_limit::raise("control", args.limits().max_connections as u64);
     edge_cmd::runtime()?.block_on(async {
         let stop = edge_cmd::stop_on_signals()?;
         let (_, _, server) =
@@ -234,6 +235,10 @@ pub fn run_control(args: ControlArgs) -> Result<()> {
 }
 
 pub fn run_serve(args: ServeArgs) -> Result<()> {
+    crate::fd_limit::raise(
+        "serve",
+        (args.limits().max_connections as u64).saturating_add(args.edge.max_connections as u64),
+    );
     edge_cmd::runtime()?.block_on(async {
         let stop = edge_cmd::stop_on_signals()?;
         // The embedded edge's token lives in this process only.

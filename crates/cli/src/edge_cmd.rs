@@ -182,6 +182,7 @@ pub fn run(args: EdgeArgs) -> Result<()> {
         }),
         (None, None) => bail!("--resources or --control is required"),
     };
+    crate::fd_limit::raise("edge", args.opts.max_connections as u64);
     runtime()?.block_on(async {
         let stop = stop_on_signals()?;
         serve(&args.opts, &args.listen, source, stop).await

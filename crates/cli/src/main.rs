@@ -5,6 +5,7 @@
 
 mod control_cmd;
 mod edge_cmd;
+mod fd_limit;
 mod listen;
 mod token_cmd;
 

@@ -474,3 +474,70 @@ fn per_address_cap(
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(get(Ipv4Addr::LOCALHOST).unwrap().status, 200);
 }
+
+/// The soft and hard open-file limits of process `pid`, from `/proc`.
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[0], n[1])
+}
+
+/// `tollgate control` started by a shell that set the open-file limits with `ulimit`.
+fn control_under_ulimit(ulimit: &str, data: &TempDir) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit {ulimit} && exec \"$0\" control --listen 127.0.0.1:0 --data \"$1\" \
+             --api-token tg_test_token_0123456789abcdef 2>&1"
+        ))
+        .arg(env!("CARGO_BIN_EXE_tollgate"))
+        .arg(data.path("d"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    // The warning, if any, comes before the listener's line (stdout and stderr merged). The
+    // control plane always prints that line or ends, so this read cannot hang.
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut err, &mut line).unwrap() == 0 {
+            panic!("control ended: {seen}");
+        }
+        seen.push_str(&line);
+        if line.contains("Panel and API") {
+            return (child, seen);
+        }
+    }
+}
+
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_one_and_a_low_one_is_named_at_start() {
+    let data = TempDir::new("nofile");
+    // A low soft limit under a high hard one (a login shell's usual 1,024): raised.
+    let (mut c, out) = control_under_ulimit("-Sn 512", &data);
+    let (soft, hard) = open_file_limits(c.id());
+    let _ = c.kill();
+    let _ = c.wait();
+    assert_eq!(soft, hard, "{out}");
+    assert!(soft > 512);
+    // Default --max-connections is 10,000: a warning only if the hard limit is below it.
+    assert_eq!(out.contains("open-file limit"), hard < 10_256, "{out}");
+    // Both limits low: named at start, with the way out.
+    let (mut c, out) = control_under_ulimit("-n 512", &data);
+    let _ = c.kill();
+    let _ = c.wait();
+    assert!(
+        out.contains("the open-file limit is 512, and --max-connections allows 10000 clients")
+            && out.contains("ulimit -n"),
+        "{out}"
+    );
+}
