@@ -61,9 +61,11 @@ pub async fn config(
     if !changed {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let current = *rx.borrow();
-    let from = if since <= current { since } else { 0 };
-    let snap = c.blocking(move |s| s.snapshot(from, epoch)).await?;
+    // `since` as it is, even above this node's watch: the watch can lag the database (another
+    // node's write not yet announced, refreshes finishing out of order) while the edge holds a
+    // version read from it. The store tells, in the snapshot's own transaction, whether the
+    // edge is ahead of the database (replaced: every resource, no purges after it).
+    let snap = c.blocking(move |s| s.snapshot(since, epoch)).await?;
     Ok(Json(snap).into_response())
 }
 

@@ -678,3 +678,71 @@ fn out_of_range_cache_times_and_bad_stored_keys_are_refused_naming_the_field() {
     }
     assert_eq!(api.call("GET", "/cdn/resources", None).1, json!([]));
 }
+
+/// An edge can hold a version this node's version watch has not reached yet: a write made on
+/// another node sharing the database, whose NOTIFY is still on its way (the answer the edge got
+/// was read from the database, which is ahead of the watch), or two refreshes of the version
+/// finishing out of order. Such an edge must still be sent the purges made after its version
+/// (and a delta), not a whole snapshot taken as if it held nothing (`since` 0: no purges).
+#[test]
+fn an_edge_ahead_of_this_nodes_version_watch_is_sent_the_purges_after_its_version() {
+    use tollgate_store::Store as _;
+    let dir = TempDir::new("api-ahead");
+    let store = Arc::new(SqliteStore::open(&dir.0.join("db")).unwrap());
+    let res = |cname: &str| {
+        serde_json::from_value::<tollgate_model::Resource>(json!({
+            "id": 0, "cname": cname, "origin": "127.0.0.1:9",
+            "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 0}}
+        }))
+        .unwrap()
+        .validate()
+        .unwrap()
+    };
+    let a = store.create(&res("a.example.com"), "t").unwrap();
+    let control = Control::new(Arc::clone(&store) as _, &[EDGE_TOKEN.to_owned()]).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    // No `watch_store`: writes made on the store directly stand for another node's, not yet
+    // seen by this one (its watch stays at version 1).
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = control
+                .router()
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    let edge = Api {
+        port,
+        token: EDGE_TOKEN.into(),
+    };
+    store.create(&res("b.example.com"), "t").unwrap();
+    // The edge's first answer is read from the database: version 2, ahead of the watch.
+    let (s, snap) = edge.call("GET", "/edge/v1/config?since=0&wait=0&epoch=0", None);
+    assert_eq!((s, snap["version"].as_u64()), (200, Some(2)), "{snap}");
+    let epoch = snap["epoch"].as_u64().unwrap();
+    let purged = tollgate_model::PurgeRequest {
+        urls: Some(vec!["/x".into()]),
+        paths: None,
+    };
+    assert_eq!(store.purge(a.id, &purged, "t").unwrap(), 3);
+    let (s, snap) = edge.call(
+        "GET",
+        &format!("/edge/v1/config?since=2&wait=5&epoch={epoch}"),
+        None,
+    );
+    assert_eq!((s, snap["version"].as_u64()), (200, Some(3)), "{snap}");
+    assert_eq!(
+        snap["purges"].as_array().map(Vec::len),
+        Some(1),
+        "the purge of version 3 was lost: {snap}"
+    );
+    assert_eq!(snap["delta_from"], 2, "{snap}");
+}

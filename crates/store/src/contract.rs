@@ -464,3 +464,130 @@ fn postgres_deltas() {
     s.set_purge_retention(0);
     deltas_after_the_retention(&s);
 }
+
+/// An edge whose state is not of this database's history (ahead of a restored backup, or from
+/// another database) holds a cache of that other history: the purges this history made after
+/// the edge's version number are not the ones it missed. It is sent every resource and told to
+/// purge everything, as an edge from before the purge retention is.
+fn an_edge_of_another_history_is_told_to_purge_everything(s: &dyn Store) {
+    const E: u64 = 41;
+    s.begin_epoch(E).unwrap();
+    let a = s
+        .create(&resource("a.example.com", "secret_one"), "t")
+        .unwrap();
+    let b = s
+        .create(&resource("b.example.com", "secret_two"), "t")
+        .unwrap();
+    // A backup taken at version 2 is restored under edges that saw later versions of epoch E,
+    // and the control plane restarted on it, as the documentation asks.
+    s.begin_epoch(E + 1).unwrap();
+    let urls = PurgeRequest {
+        urls: Some(vec!["/x".into()]),
+        paths: None,
+    };
+    assert_eq!(s.purge(a.id, &urls, "t").unwrap(), 3);
+    let mut changed = resource("a.example.com", "secret_one");
+    changed.resource.origin = "127.0.0.1:9".into();
+    s.update(&with_id(changed, a.id), "t").unwrap();
+    let everything = |snap: &tollgate_model::Snapshot| {
+        let mut v: Vec<_> = snap
+            .purges
+            .iter()
+            .map(|p| (p.resource, p.what.paths.as_deref() == Some(&[]), p.version))
+            .collect();
+        v.sort();
+        v
+    };
+    // Version 3 of the edge's history is not this one's: its cache may hold what this history
+    // purged at 3.
+    for (since, epoch) in [(3, E), (3, E + 7), (9, E)] {
+        let snap = s.snapshot(since, Some(epoch)).unwrap();
+        assert_eq!(snap.delta_from, None, "since {since}, epoch {epoch}");
+        assert_eq!(
+            everything(&snap),
+            [(a.id, true, 4), (b.id, true, 4)],
+            "since {since}, epoch {epoch}: {snap:?}"
+        );
+    }
+    // An edge at 2 of epoch E holds a state of this history: a delta, with the purge of 3.
+    let snap = s.snapshot(2, Some(E)).unwrap();
+    assert_eq!(
+        (snap.delta_from, snap.purges.len()),
+        (Some(2), 1),
+        "{snap:?}"
+    );
+    assert_eq!(snap.purges[0].what, urls);
+}
+
+#[test]
+fn sqlite_an_edge_of_another_history_is_told_to_purge_everything() {
+    let (_dir, s) = sqlite();
+    an_edge_of_another_history_is_told_to_purge_everything(&s);
+}
+
+#[test]
+fn postgres_an_edge_of_another_history_is_told_to_purge_everything() {
+    let db = tollgate_testkit::pg::TempDb::create("other_history");
+    let s = PgStore::open(&db.url).unwrap();
+    an_edge_of_another_history_is_told_to_purge_everything(&s);
+}
+
+/// A control node of the version before deltas, still running on the same database during a
+/// rolling upgrade (or run again after a rollback), deletes as it always did: it raises the
+/// version and deletes the row, and writes no tombstone. Edges patched from before that
+/// version must still learn of the deletion (else they serve a deleted resource until their
+/// next whole snapshot).
+fn a_deletion_by_a_node_without_tombstones_reaches_patched_edges(
+    s: &dyn Store,
+    old_node_delete: &dyn Fn(u64),
+) {
+    const E: u64 = 55;
+    s.begin_epoch(E).unwrap();
+    let a = s
+        .create(&resource("a.example.com", "secret_one"), "t")
+        .unwrap();
+    s.create(&resource("b.example.com", "secret_two"), "t")
+        .unwrap();
+    old_node_delete(a.id);
+    assert_eq!(s.version().unwrap(), 3);
+    let snap = s.snapshot(2, Some(E)).unwrap();
+    assert!(
+        snap.delta_from.is_none() || snap.deleted == [a.id],
+        "an edge at version 2 keeps resource {} the database deleted: {snap:?}",
+        a.id
+    );
+    // And the new node's own deletions still leave one tombstone each.
+    let c = s
+        .create(&resource("c.example.com", "secret_three"), "t")
+        .unwrap();
+    s.delete(c.id, "t").unwrap();
+    assert_eq!(s.snapshot(4, Some(E)).unwrap().deleted, [c.id]);
+}
+
+#[test]
+fn sqlite_a_deletion_by_a_node_without_tombstones_reaches_patched_edges() {
+    let (dir, s) = sqlite();
+    let path = dir.0.join("t.db");
+    a_deletion_by_a_node_without_tombstones_reaches_patched_edges(&s, &|id| {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!(
+            "BEGIN IMMEDIATE; UPDATE config_version SET version = version + 1;
+             DELETE FROM resources WHERE id = {id}; COMMIT;"
+        ))
+        .unwrap();
+    });
+}
+
+#[test]
+fn postgres_a_deletion_by_a_node_without_tombstones_reaches_patched_edges() {
+    let db = tollgate_testkit::pg::TempDb::create("old_node_delete");
+    let s = PgStore::open(&db.url).unwrap();
+    a_deletion_by_a_node_without_tombstones_reaches_patched_edges(&s, &|id| {
+        let mut c = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+        c.batch_execute(&format!(
+            "BEGIN; UPDATE config_version SET version = version + 1 RETURNING version;
+             DELETE FROM resources WHERE id = {id}; COMMIT;"
+        ))
+        .unwrap();
+    });
+}

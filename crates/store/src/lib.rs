@@ -213,17 +213,31 @@ impl Head {
     /// epoch ended here, or ahead of the database), or is from before a deletion or purge
     /// record that was dropped.
     pub fn delta_from(&self, since: i64) -> Option<i64> {
-        let in_history = match self.lineage {
+        (self.in_history(since)
+            && since > 0
+            && since >= self.purges_forgotten
+            && since >= self.deletes_forgotten)
+            .then_some(since)
+    }
+
+    /// Whether version `since` of the edge's epoch is a version of this database's history.
+    fn in_history(&self, since: i64) -> bool {
+        let in_epoch = match self.lineage {
             Lineage::Current => true,
             Lineage::EndedAt(end) => since <= end,
             Lineage::Unknown => false,
         };
-        (in_history
-            && since > 0
-            && since <= self.version
-            && since >= self.purges_forgotten
-            && since >= self.deletes_forgotten)
-            .then_some(since)
+        in_epoch && since <= self.version
+    }
+
+    /// Whether an edge at `since` must be told to purge everything: it is from before a purge
+    /// record that was dropped, or it holds (and so has cached) a state of another history (it
+    /// sent an epoch, and version `since` of it is not one of this database's), whose purges
+    /// are not this history's purges after `since`. An edge that sent no epoch, or 0, cannot
+    /// tell, and is sent the purges after `since` as before.
+    pub fn purge_everything(&self, since: i64, edge_epoch: Option<u64>) -> bool {
+        let foreign = matches!(edge_epoch, Some(e) if e != 0) && !self.in_history(since);
+        since > 0 && (since < self.purges_forgotten || foreign)
     }
 
     /// The snapshot's epoch: the current one for edges that take deltas, else 0 (the field is

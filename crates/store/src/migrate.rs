@@ -9,6 +9,10 @@ pub const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0002_purges_forgotten.sql"),
     ),
     (3, include_str!("../migrations/sqlite/0003_deltas.sql")),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_tombstone_trigger.sql"),
+    ),
 ];
 
 /// `(version, sql)` for PostgreSQL.
@@ -19,4 +23,8 @@ pub const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0002_purges_forgotten.sql"),
     ),
     (3, include_str!("../migrations/postgres/0003_deltas.sql")),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_tombstone_trigger.sql"),
+    ),
 ];

@@ -305,7 +305,7 @@ impl Store for PgStore {
     fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError> {
         let id = to_i64(id)?;
         self.write(|tx| {
-            let version = bump(tx)?;
+            bump(tx)?;
             let n = tx
                 .execute("DELETE FROM resources WHERE id = $1", &[&id])
                 .map_err(backend)?;
@@ -329,11 +329,7 @@ impl Store for PgStore {
                 &[&retention],
             )
             .map_err(backend)?;
-            tx.execute(
-                &format!("INSERT INTO deleted_resources (id, version, deleted_at) VALUES ($1, $2, {NOW})"),
-                &[&id, &version],
-            )
-            .map_err(backend)?;
+            // Its own tombstone was written by the DELETE (trigger `resources_tombstone`).
             audit(tx, actor, "resource.delete", Some(id), "")
         })
     }
@@ -419,7 +415,7 @@ impl Store for PgStore {
                 .map(|r| parse_body(r.get(1), r.get(0)))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut purges = Vec::new();
-            if since > 0 && since < head.purges_forgotten {
+            if head.purge_everything(since, epoch) {
                 purges = everything_purges(&resources, head.version as u64);
             } else if since > 0 {
                 for r in tx

@@ -303,7 +303,7 @@ impl Store for SqliteStore {
     fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError> {
         let id = to_i64(id)?;
         self.write(|tx| {
-            let version = bump(tx)?;
+            bump(tx)?;
             let n = tx
                 .execute("DELETE FROM resources WHERE id = ?1", [id])
                 .map_err(backend)?;
@@ -325,11 +325,7 @@ impl Store for SqliteStore {
                 [retention],
             )
             .map_err(backend)?;
-            tx.execute(
-                "INSERT INTO deleted_resources (id, version, deleted_at) VALUES (?1, ?2, unixepoch())",
-                params![id, version],
-            )
-            .map_err(backend)?;
+            // Its own tombstone was written by the DELETE (trigger `resources_tombstone`).
             audit(tx, actor, "resource.delete", Some(id), "")
         })
     }
@@ -414,7 +410,7 @@ impl Store for SqliteStore {
             .map(|(id, body)| parse_body(body.as_deref().unwrap_or_default(), id))
             .collect::<Result<Vec<_>, _>>()?;
         let mut purges = Vec::new();
-        if since > 0 && since < head.purges_forgotten {
+        if head.purge_everything(since, epoch) {
             purges = everything_purges(&resources, head.version as u64);
         } else if since > 0 {
             let mut stmt = tx
