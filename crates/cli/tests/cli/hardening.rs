@@ -489,7 +489,9 @@ fn open_file_limits(pid: u32) -> (u64, u64) {
     (n[0], n[1])
 }
 
-/// `tollgate control` started by a shell that set the open-file limits with `ulimit`.
+/// `tollgate control` started by a shell that set the open-file limits with `ulimit`. The
+/// caller kills and waits for it; a failed read panics the test, whose end reaps it.
+#[allow(clippy::zombie_processes)]
 fn control_under_ulimit(ulimit: &str, data: &TempDir) -> (std::process::Child, String) {
     let mut child = std::process::Command::new("sh")
         .arg("-c")
@@ -510,7 +512,8 @@ fn control_under_ulimit(ulimit: &str, data: &TempDir) -> (std::process::Child, S
     loop {
         let mut line = String::new();
         if std::io::BufRead::read_line(&mut err, &mut line).unwrap() == 0 {
-            panic!("control ended: {seen}");
+            let status = child.wait();
+            panic!("control ended ({status:?}): {seen}");
         }
         seen.push_str(&line);
         if line.contains("Panel and API") {
