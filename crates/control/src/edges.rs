@@ -18,12 +18,21 @@ use crate::Control;
 /// Longest a long-poll is held open.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// A query number; versions and epochs are stored as signed 64-bit integers, so larger ones are
+/// refused here (a 400 naming the parameter) rather than failing in the store.
 fn number(q: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, ApiError> {
     match q.get(name) {
         None => Ok(default),
         Some(v) => v
-            .parse()
-            .map_err(|_| ApiError::invalid(name, format!("{v:?} is not a number"))),
+            .parse::<u64>()
+            .ok()
+            .filter(|n| i64::try_from(*n).is_ok())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    name,
+                    format!("{v:?} is not a number from 0 to {}", i64::MAX),
+                )
+            }),
     }
 }
 

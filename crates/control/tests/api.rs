@@ -22,6 +22,32 @@ struct Running {
     _dir: TempDir,
 }
 
+/// Serves `control` on a free port from a runtime of its own; with `watch`, it follows the
+/// store's version as a node does.
+fn serve(control: Arc<Control>, watch: bool) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            if watch {
+                tokio::spawn(Arc::clone(&control).watch_store());
+            }
+            let app = control
+                .router()
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    port
+}
+
 fn start(tag: &str) -> Running {
     let dir = TempDir::new(&format!("api-{tag}"));
     let store = Arc::new(SqliteStore::open(&dir.0.join("db")).unwrap());
@@ -41,24 +67,7 @@ fn start(tag: &str) -> Running {
         Some("api-token"),
         "checked on later starts too"
     );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            tokio::spawn(Arc::clone(&control).watch_store());
-            let app = control
-                .router()
-                .into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
+    let port = serve(control, true);
     Running {
         api: Api {
             port,
@@ -508,6 +517,11 @@ fn long_poll_waits_then_wakes_on_a_change() {
         edge.call("GET", "/edge/v1/config?wait=soon", None).1["field"],
         "wait"
     );
+    // Above what the store keeps (signed 64-bit): a 400 naming the parameter, not a 404.
+    for q in ["since=9223372036854775808", "epoch=18446744073709551615"] {
+        let (s, r) = edge.call("GET", &format!("/edge/v1/config?{q}&wait=0"), None);
+        assert_eq!((s, r["field"].as_str()), (400, q.split('=').next()), "{r}");
+    }
 
     let waiter = std::thread::spawn(move || {
         let t = Instant::now();
@@ -700,25 +714,9 @@ fn an_edge_ahead_of_this_nodes_version_watch_is_sent_the_purges_after_its_versio
     };
     let a = store.create(&res("a.example.com"), "t").unwrap();
     let control = Control::new(Arc::clone(&store) as _, &[EDGE_TOKEN.to_owned()]).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
     // No `watch_store`: writes made on the store directly stand for another node's, not yet
     // seen by this one (its watch stays at version 1).
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            let app = control
-                .router()
-                .into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
+    let port = serve(control, false);
     let edge = Api {
         port,
         token: EDGE_TOKEN.into(),

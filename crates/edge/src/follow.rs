@@ -169,58 +169,40 @@ pub fn save(dir: &Path, held: &HeldConfig) -> std::io::Result<()> {
 /// from 2 ms to 18 ms at 100,000 resources); what a crash loses is at most that much of
 /// history, which the control plane sends again at the next start.
 struct Saver {
-    latest: Arc<(
-        std::sync::Mutex<Option<Arc<HeldConfig>>>,
-        std::sync::Condvar,
-    )>,
+    tx: std::sync::mpsc::Sender<Arc<HeldConfig>>,
 }
 
 impl Saver {
     fn start(dir: PathBuf) -> Saver {
-        let latest: Arc<(
-            std::sync::Mutex<Option<Arc<HeldConfig>>>,
-            std::sync::Condvar,
-        )> = Arc::default();
-        let shared = Arc::clone(&latest);
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<HeldConfig>>();
         let spawned = std::thread::Builder::new()
             .name("tollgate-save".into())
-            .spawn(move || loop {
-                let held = {
-                    let (lock, cv) = &*shared;
-                    let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
-                    loop {
-                        if let Some(h) = slot.take() {
-                            break h;
-                        }
-                        // The follower is gone: nothing more will come.
-                        if Arc::strong_count(&shared) == 1 {
-                            return;
-                        }
-                        slot = cv
-                            .wait_timeout(slot, Duration::from_secs(1))
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+            // Ends when the follower drops its `Saver` (and everything sent was taken).
+            .spawn(move || {
+                while let Ok(mut held) = rx.recv() {
+                    // Only the newest is worth writing.
+                    while let Ok(newer) = rx.try_recv() {
+                        held = newer;
                     }
-                };
-                let started = std::time::Instant::now();
-                if let Err(e) = save(&dir, &held) {
-                    eprintln!(
-                        "tollgate edge: cannot save the snapshot in {}: {e}",
-                        dir.display()
-                    );
+                    let started = std::time::Instant::now();
+                    if let Err(e) = save(&dir, &held) {
+                        eprintln!(
+                            "tollgate edge: cannot save the snapshot in {}: {e}",
+                            dir.display()
+                        );
+                    }
+                    std::thread::sleep(SAVE_EVERY.saturating_sub(started.elapsed()));
                 }
-                std::thread::sleep(SAVE_EVERY.saturating_sub(started.elapsed()));
             });
         if let Err(e) = spawned {
             eprintln!("tollgate edge: cannot start the thread saving snapshots: {e}");
         }
-        Saver { latest }
+        Saver { tx }
     }
 
     fn save(&self, held: Arc<HeldConfig>) {
-        let (lock, cv) = &*self.latest;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(held);
-        cv.notify_one();
+        // Fails only if the thread could not start, which was said then.
+        let _ = self.tx.send(held);
     }
 }
 

@@ -178,6 +178,31 @@ pub fn everything_purges(resources: &[Resource], version: u64) -> Vec<tollgate_m
         .collect()
 }
 
+/// Records kept for the purge retention so that edges that were away can catch up: when they
+/// go, the newest version among them is remembered in `watermark`, and an edge from before it
+/// is sent everything (`Head`). One description, used by both backends' `forget_old`.
+struct Kept {
+    table: &'static str,
+    /// Column holding the record's Unix time.
+    at: &'static str,
+    /// Column of `config_version` remembering the newest version dropped.
+    watermark: &'static str,
+}
+
+/// Purge records: an edge from before one that was dropped purges everything.
+const PURGES: Kept = Kept {
+    table: "purges",
+    at: "created_at",
+    watermark: "purges_forgotten_through",
+};
+
+/// Deletion tombstones: an edge from before one that was dropped gets every resource.
+const TOMBSTONES: Kept = Kept {
+    table: "deleted_resources",
+    at: "deleted_at",
+    watermark: "deletes_forgotten_through",
+};
+
 /// Where an edge's epoch stands in this database's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lineage {

@@ -10,7 +10,7 @@ use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
 
 use crate::{
     body_of, everything_purges, hostname_conflict, lineage, parse_body, to_i64, AuditEntry, Head,
-    Role, Store, StoreError, TokenInfo, PURGE_RETENTION_SECS,
+    Kept, Role, Store, StoreError, TokenInfo, PURGES, PURGE_RETENTION_SECS, TOMBSTONES,
 };
 
 /// The PostgreSQL store.
@@ -75,6 +75,11 @@ impl PgStore {
         Ok(store)
     }
 
+    fn retention(&self) -> i64 {
+        self.purge_retention_secs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<Client>> {
         self.client.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -112,6 +117,30 @@ impl PgStore {
             Ok(out)
         })
     }
+}
+
+/// Drops the records of `kept` older than `retention` seconds, remembering the newest version
+/// among them.
+fn forget_old(tx: &mut Transaction<'_>, kept: &Kept, retention: i64) -> Result<(), StoreError> {
+    let Kept {
+        table,
+        at,
+        watermark,
+    } = kept;
+    tx.execute(
+        &format!(
+            "UPDATE config_version SET {watermark} = GREATEST({watermark},
+                COALESCE((SELECT max(version) FROM {table} WHERE {at} < {NOW} - $1), 0))"
+        ),
+        &[&retention],
+    )
+    .map_err(backend)?;
+    tx.execute(
+        &format!("DELETE FROM {table} WHERE {at} < {NOW} - $1"),
+        &[&retention],
+    )
+    .map(drop)
+    .map_err(backend)
 }
 
 /// The version row, with where `edge_epoch` stands in the history.
@@ -312,23 +341,7 @@ impl Store for PgStore {
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
-            let retention = self
-                .purge_retention_secs
-                .load(std::sync::atomic::Ordering::Relaxed);
-            // Tombstones past the retention go, the newest of them remembered, as for purges.
-            tx.execute(
-                &format!(
-                    "UPDATE config_version SET deletes_forgotten_through = GREATEST(deletes_forgotten_through,
-                        COALESCE((SELECT max(version) FROM deleted_resources WHERE deleted_at < {NOW} - $1), 0))"
-                ),
-                &[&retention],
-            )
-            .map_err(backend)?;
-            tx.execute(
-                &format!("DELETE FROM deleted_resources WHERE deleted_at < {NOW} - $1"),
-                &[&retention],
-            )
-            .map_err(backend)?;
+            forget_old(tx, &TOMBSTONES, self.retention())?;
             // Its own tombstone was written by the DELETE (trigger `resources_tombstone`).
             audit(tx, actor, "resource.delete", Some(id), "")
         })
@@ -340,24 +353,7 @@ impl Store for PgStore {
             load(tx, id)?;
             let version = bump(tx)?;
             let body = serde_json::to_string(req).unwrap_or_default();
-            let retention = self
-                .purge_retention_secs
-                .load(std::sync::atomic::Ordering::Relaxed);
-            // Records past the retention go; the newest of them is remembered, so that an edge
-            // still behind it is told to purge everything (`snapshot`).
-            tx.execute(
-                &format!(
-                    "UPDATE config_version SET purges_forgotten_through = GREATEST(purges_forgotten_through,
-                        COALESCE((SELECT max(version) FROM purges WHERE created_at < {NOW} - $1), 0))"
-                ),
-                &[&retention],
-            )
-            .map_err(backend)?;
-            tx.execute(
-                &format!("DELETE FROM purges WHERE created_at < {NOW} - $1"),
-                &[&retention],
-            )
-            .map_err(backend)?;
+            forget_old(tx, &PURGES, self.retention())?;
             tx.execute(
                 &format!("INSERT INTO purges (version, resource_id, body, created_at) VALUES ($1, $2, $3, {NOW})"),
                 &[&version, &id, &body],

@@ -10,7 +10,7 @@ use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
 
 use crate::{
     body_of, everything_purges, hostname_conflict, lineage, parse_body, to_i64, AuditEntry, Head,
-    Role, Store, StoreError, TokenInfo, PURGE_RETENTION_SECS,
+    Kept, Role, Store, StoreError, TokenInfo, PURGES, PURGE_RETENTION_SECS, TOMBSTONES,
 };
 
 /// The SQLite store.
@@ -89,6 +89,11 @@ impl SqliteStore {
     pub fn set_purge_retention(&self, secs: i64) {
         self.purge_retention_secs
             .store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn retention(&self) -> i64 {
+        self.purge_retention_secs
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -174,6 +179,30 @@ fn load(tx: &Connection, id: i64) -> Result<Resource, StoreError> {
         .map_err(backend)?
         .ok_or(StoreError::NotFound)?;
     parse_body(&body, id)
+}
+
+/// Drops the records of `kept` older than `retention` seconds, remembering the newest version
+/// among them.
+fn forget_old(tx: &Transaction<'_>, kept: &Kept, retention: i64) -> Result<(), StoreError> {
+    let Kept {
+        table,
+        at,
+        watermark,
+    } = kept;
+    tx.execute(
+        &format!(
+            "UPDATE config_version SET {watermark} = max({watermark},
+                COALESCE((SELECT max(version) FROM {table} WHERE {at} < unixepoch() - ?1), 0))"
+        ),
+        [retention],
+    )
+    .map_err(backend)?;
+    tx.execute(
+        &format!("DELETE FROM {table} WHERE {at} < unixepoch() - ?1"),
+        [retention],
+    )
+    .map(drop)
+    .map_err(backend)
 }
 
 /// The version row, with where `edge_epoch` stands in the history.
@@ -310,21 +339,7 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
-            let retention = self
-                .purge_retention_secs
-                .load(std::sync::atomic::Ordering::Relaxed);
-            // Tombstones past the retention go, the newest of them remembered, as for purges.
-            tx.execute(
-                "UPDATE config_version SET deletes_forgotten_through = max(deletes_forgotten_through,
-                    COALESCE((SELECT max(version) FROM deleted_resources WHERE deleted_at < unixepoch() - ?1), 0))",
-                [retention],
-            )
-            .map_err(backend)?;
-            tx.execute(
-                "DELETE FROM deleted_resources WHERE deleted_at < unixepoch() - ?1",
-                [retention],
-            )
-            .map_err(backend)?;
+            forget_old(tx, &TOMBSTONES, self.retention())?;
             // Its own tombstone was written by the DELETE (trigger `resources_tombstone`).
             audit(tx, actor, "resource.delete", Some(id), "")
         })
@@ -336,22 +351,7 @@ impl Store for SqliteStore {
             load(tx, id)?;
             let version = bump(tx)?;
             let body = serde_json::to_string(req).unwrap_or_default();
-            let retention = self
-                .purge_retention_secs
-                .load(std::sync::atomic::Ordering::Relaxed);
-            // Records past the retention go; the newest of them is remembered, so that an edge
-            // still behind it is told to purge everything (`snapshot`).
-            tx.execute(
-                "UPDATE config_version SET purges_forgotten_through = max(purges_forgotten_through,
-                    COALESCE((SELECT max(version) FROM purges WHERE created_at < unixepoch() - ?1), 0))",
-                [retention],
-            )
-            .map_err(backend)?;
-            tx.execute(
-                "DELETE FROM purges WHERE created_at < unixepoch() - ?1",
-                [retention],
-            )
-            .map_err(backend)?;
+            forget_old(tx, &PURGES, self.retention())?;
             tx.execute(
                 "INSERT INTO purges (version, resource_id, body, created_at) VALUES (?1, ?2, ?3, unixepoch())",
                 params![version, id, body],

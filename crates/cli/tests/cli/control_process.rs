@@ -532,19 +532,7 @@ fn a_refused_config_version_keeps_serving_the_last_good_one_and_still_purges() {
     let db = data.0.join("d/tollgate.db");
     let port = tollgate_testkit::free_port();
     let listen = format!("127.0.0.1:{port}");
-    let start_control = || {
-        let mut p = crate::procs::Proc::spawn(&[
-            "control",
-            "--listen",
-            &listen,
-            "--api-token",
-            TOKEN,
-            "--data",
-            &data.path("d"),
-        ]);
-        p.port_after("Panel and API: ");
-        p
-    };
+    let start_control = || control(&["--listen", &listen, "--data", &data.path("d")]).0;
     let mut ctl = start_control();
     let api = Api {
         port,
@@ -607,24 +595,7 @@ fn applied(edge: &mut crate::procs::Proc, version: u64) -> String {
 
 /// `tollgate control` on `port` (so that edges find it again after a restart).
 fn control_on(port: u16, data: &str) -> (crate::procs::Proc, Api) {
-    let listen = format!("127.0.0.1:{port}");
-    let mut p = crate::procs::Proc::spawn(&[
-        "control",
-        "--listen",
-        &listen,
-        "--api-token",
-        TOKEN,
-        "--data",
-        data,
-    ]);
-    p.wait_for("Panel and API: ");
-    (
-        p,
-        Api {
-            port,
-            token: TOKEN.into(),
-        },
-    )
+    control(&["--listen", &format!("127.0.0.1:{port}"), "--data", data])
 }
 
 #[test]
@@ -696,6 +667,16 @@ fn edges_are_sent_deltas_across_restarts_and_everything_after_a_database_restore
         served(port, "a.example.com") == 403
     });
 
+    // Saves are in the background, at most once a second: wait for version 5 on disk, or the
+    // edge would restart from an older version, which the restored backup still contains (and
+    // which is then rightly patched).
+    let saved = std::path::PathBuf::from(data.path("e")).join("snapshot.json");
+    until(Duration::from_secs(3), "version 5 saved", || {
+        std::fs::read(&saved)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|v| v["version"] == 5)
+    });
     // The edge stops at version 5. The backup is restored and the control plane started on
     // it, where versions 4 and 5 never happened; three changes bring it to version 6 with
     // other contents. Patching the edge's version 5 with version 6 would keep c and a's token;

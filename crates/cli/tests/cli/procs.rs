@@ -103,10 +103,14 @@ pub use tollgate_testkit::TempDir;
 /// The API token the tests start control planes with.
 pub const TOKEN: &str = "tg_test_token_0123456789abcdef";
 
-/// `tollgate control` on a free port with its data in `data` (or on PostgreSQL with
+/// `tollgate control` on a free port (or the `--listen` in `extra`, for a control plane that
+/// edges must find again after a restart) with its data in `data` (or on PostgreSQL with
 /// `--database`); returns it and its API.
 pub fn control(extra: &[&str]) -> (Proc, Api) {
-    let mut args = vec!["control", "--listen", "127.0.0.1:0", "--api-token", TOKEN];
+    let mut args = vec!["control", "--api-token", TOKEN];
+    if !extra.contains(&"--listen") {
+        args.extend(["--listen", "127.0.0.1:0"]);
+    }
     args.extend_from_slice(extra);
     let mut p = Proc::spawn(&args);
     let port = p.port_after("Panel and API: ");
