@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use tollgate::units::{parse_size, parse_timeout};
 use tollgate_control::Control;
-use tollgate_edge::follow::Follow;
+use tollgate_edge::Follow;
 use tollgate_store::{PgStore, SqliteStore, Store};
 
 use crate::edge_cmd::{self, EdgeOptions, Source};
@@ -198,7 +198,7 @@ async fn start_control(
     .await
     .context("opening the store")??;
     control.add_edge_addresses(&args.edge_address);
-    let listener = tollgate_edge::server::bind(listen)
+    let listener = tollgate_edge::bind(listen)
         .with_context(|| format!("cannot bind the control listener {listen}"))?;
     let addr = listener.local_addr()?;
     match (first, args.api_token.is_some()) {
@@ -261,7 +261,7 @@ pub fn run_serve(args: ServeArgs) -> Result<()> {
             state_dir: edge_state_dir(&args.store.data),
             name: "embedded".into(),
         };
-        edge_cmd::serve(
+        edge_cmd::run_edge(
             &args.edge,
             &[args.edge_listen],
             Source::Control(follow),

@@ -8,13 +8,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use tollgate::units::{parse_size, parse_timeout};
-use tollgate_edge::follow::{self, Follow};
-use tollgate_edge::origin::Timeouts;
-use tollgate_edge::realip::{Cidr, TrustedProxies};
-use tollgate_edge::routes::Routes;
-use tollgate_edge::server::{self, Limits};
-use tollgate_edge::tls::{server_config, HostCert};
-use tollgate_edge::{Edge, EdgeConfig};
+use tollgate_edge::resources_file::{self, ResourcesFileError};
+use tollgate_edge::{
+    server_config, Cidr, Edge, EdgeConfig, Follow, HostCert, Limits, Listener, Routes, Timeouts,
+    TrustedProxies,
+};
 
 #[derive(Args)]
 pub struct EdgeArgs {
@@ -103,11 +101,9 @@ pub struct EdgeOptions {
 }
 
 fn load(path: &Path) -> Result<Vec<tollgate_model::ValidResource>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("--resources: cannot read {}", path.display()))?;
-    tollgate_model::parse_resources(&text).map_err(|errs| {
-        let list: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
-        anyhow!("--resources {}:\n{}", path.display(), list.join("\n"))
+    resources_file::load(path).map_err(|e| match e {
+        ResourcesFileError::Unreadable(..) => anyhow!("--resources: {e}"),
+        ResourcesFileError::Invalid(..) => anyhow!("--resources {e}"),
     })
 }
 
@@ -185,7 +181,7 @@ pub fn run(args: EdgeArgs) -> Result<()> {
     crate::fd_limit::raise("edge", args.opts.max_connections as u64);
     runtime()?.block_on(async {
         let stop = stop_on_signals()?;
-        serve(&args.opts, &args.listen, source, stop).await
+        run_edge(&args.opts, &args.listen, source, stop).await
     })
 }
 
@@ -221,120 +217,79 @@ pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
 }
 
 /// Runs an edge on the `listen` addresses until `stop_rx` says stop.
-pub async fn serve(
+pub async fn run_edge(
     args: &EdgeOptions,
     listen: &[SocketAddr],
     source: Source,
     stop_rx: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-
     let config = config(args)?;
-    let mut refused = None;
-    let held = match &source {
-        Source::File(_) => follow::HeldConfig::default(),
-        Source::Control(f) => match follow::load_saved(&f.state_dir) {
-            follow::Saved::Good(held) => {
-                eprintln!(
-                    "tollgate edge: serving the saved config version {} from {} until the control plane answers",
-                    held.version,
-                    f.state_dir.display()
-                );
-                held
-            }
-            follow::Saved::Bad(bad) => {
-                eprintln!(
-                    "tollgate edge: error: {bad}; serving no resources until the control plane {} answers",
-                    f.control
-                );
-                refused = Some(format!(
-                    "no configuration: {bad}; the control plane {} has not answered yet",
-                    f.control
-                ));
-                follow::HeldConfig::default()
-            }
-            follow::Saved::Nothing => follow::HeldConfig::default(),
-        },
+    let resources = match &source {
+        Source::File(path) => load(path)?,
+        Source::Control(_) => Vec::new(),
     };
-    let (resources, since): (Vec<Arc<tollgate_model::ValidResource>>, u64) = match &source {
-        Source::File(path) => (load(path)?.into_iter().map(Arc::new).collect(), 0),
-        Source::Control(_) => (held.resources().cloned().collect(), held.version),
-    };
-    let count = resources.len();
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let mut count = resources.len();
     let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).context("--access-log")?);
-    edge.config_version
-        .store(since, std::sync::atomic::Ordering::Relaxed);
-    if let Some(why) = refused {
-        edge.set_problem(why);
+    // Before the listeners: a restarted edge serves its saved configuration from the first
+    // request.
+    let held = match &source {
+        Source::Control(f) => Some(tollgate_edge::resume(&edge, f)),
+        Source::File(_) => None,
+    };
+    if let Some(h) = &held {
+        count = h.len();
     }
     let mut listeners = Vec::new();
     for addr in listen {
-        let tcp = server::bind(*addr).with_context(|| format!("--listen: cannot bind {addr}"))?;
+        let tcp =
+            tollgate_edge::bind(*addr).with_context(|| format!("--listen: cannot bind {addr}"))?;
         eprintln!(
             "tollgate edge: listening on {} ({count} resources)",
             tcp.local_addr()?
         );
-        listeners.push(server::Listener { tcp, tls: None });
-    }
-    let stopped = |rx: tokio::sync::watch::Receiver<bool>| stopped(rx);
-    if let Some(addr) = args.admin {
-        let admin = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("--admin: cannot bind {addr}"))?;
-        eprintln!("tollgate edge: admin on {}", admin.local_addr()?);
-        tokio::spawn(server::serve_admin(
-            Arc::clone(&edge),
-            admin,
-            stopped(stop_rx.clone()),
-        ));
-    }
-
-    match source {
-        Source::File(path) => {
-            let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-            let reload_edge = Arc::clone(&edge);
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    match load(&path) {
-                        Ok(r) => {
-                            let n = r.len();
-                            reload_edge.replace_routes(r);
-                            eprintln!("tollgate edge: reloaded {} ({n} resources)", path.display());
-                        }
-                        Err(e) => eprintln!(
-                            "tollgate edge: reload refused, keeping the old resources: {e:#}"
-                        ),
-                    }
-                }
-            });
-        }
-        Source::Control(f) => {
-            eprintln!("tollgate edge: following {}", f.control);
-            tokio::spawn(follow::run(
-                Arc::clone(&edge),
-                f,
-                held,
-                stopped(stop_rx.clone()),
-            ));
-        }
+        listeners.push(Listener { tcp, tls: None });
     }
     if !args.tls_listen.is_empty() {
         let cfg = server_config(&args.tls_cert).map_err(|e| anyhow!("--tls-cert: {e}"))?;
         let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
         for addr in &args.tls_listen {
-            let tcp =
-                server::bind(*addr).with_context(|| format!("--tls-listen: cannot bind {addr}"))?;
+            let tcp = tollgate_edge::bind(*addr)
+                .with_context(|| format!("--tls-listen: cannot bind {addr}"))?;
             eprintln!("tollgate edge: TLS on {}", tcp.local_addr()?);
-            listeners.push(server::Listener {
+            listeners.push(Listener {
                 tcp,
                 tls: Some(acceptor.clone()),
             });
         }
     }
-    server::serve_all(edge, listeners, config.limits, workers, stopped(stop_rx)).await;
+    if let Some(addr) = args.admin {
+        let admin = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--admin: cannot bind {addr}"))?;
+        eprintln!("tollgate edge: admin on {}", admin.local_addr()?);
+        tokio::spawn(tollgate_edge::serve_admin(
+            Arc::clone(&edge),
+            admin,
+            stopped(stop_rx.clone()),
+        ));
+    }
+    match (source, held) {
+        (Source::File(path), _) => resources_file::reload_on_hangup(Arc::clone(&edge), path)
+            .context("installing the SIGHUP handler")?,
+        (Source::Control(f), held) => {
+            eprintln!("tollgate edge: following {}", f.control);
+            tokio::spawn(tollgate_edge::follow(
+                Arc::clone(&edge),
+                f,
+                held.unwrap_or_default(),
+                stopped(stop_rx.clone()),
+            ));
+        }
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    tollgate_edge::serve_all(edge, listeners, config.limits, workers, stopped(stop_rx)).await;
     eprintln!("tollgate edge: stopped");
     Ok(())
 }

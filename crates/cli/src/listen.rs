@@ -33,8 +33,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tollgate_control::error::ApiError;
-use tollgate_edge::client_io::{ClientIo, Serving, Sweeper};
-use tollgate_edge::conn_limit::PerAddress;
+use tollgate_edge::PerAddress;
+use tollgate_edge::{ClientIo, Serving, Sweeper};
 
 /// Limits on the control plane's clients.
 #[derive(Debug, Clone, Copy)]
@@ -312,5 +312,5 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tollgate_edge::server::drain(graceful, sweeper, limits.shutdown_grace).await;
+    tollgate_edge::drain(graceful, sweeper, limits.shutdown_grace).await;
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use http::{Method, StatusCode};
-use tollgate_edge::control_client::ControlClient;
-use tollgate_edge::origin::client_tls;
+use tollgate_edge::client_tls;
+use tollgate_edge::ControlClient;
 
 #[derive(Args)]
 pub struct TokenArgs {

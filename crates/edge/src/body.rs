@@ -140,9 +140,13 @@ pub enum EdgeBody {
     /// Streamed from the origin, the client connection's request counted as in progress until
     /// the stream ends (so a pause of the origin is bounded by the origin's read timeout, not
     /// by the client's header timeout).
-    Held(OriginBody, Serving),
+    Held {
+        body: OriginBody,
+        /// Dropped with the body.
+        _serving: Serving,
+    },
     /// A manifest rewritten as it is sent (boxed: rarer, and larger than the rest).
-    Rewritten(Box<crate::forwarding::RewriteBody>),
+    Rewritten(Box<crate::manifests::RewriteBody>),
 }
 
 impl EdgeBody {
@@ -159,7 +163,10 @@ impl EdgeBody {
     /// Keeps `serving` until a streamed body ends; a body in memory drops it now.
     pub fn hold(self, serving: Serving) -> EdgeBody {
         match self {
-            EdgeBody::Stream(s) => EdgeBody::Held(s, serving),
+            EdgeBody::Stream(body) => EdgeBody::Held {
+                body,
+                _serving: serving,
+            },
             EdgeBody::Rewritten(mut r) => {
                 r.hold(serving);
                 EdgeBody::Rewritten(r)
@@ -179,7 +186,7 @@ impl Body for EdgeBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             EdgeBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            EdgeBody::Stream(s) | EdgeBody::Held(s, _) => Pin::new(s).poll_frame(cx),
+            EdgeBody::Stream(s) | EdgeBody::Held { body: s, .. } => Pin::new(s).poll_frame(cx),
             EdgeBody::Rewritten(r) => Pin::new(r.as_mut()).poll_frame(cx),
         }
     }
@@ -187,7 +194,7 @@ impl Body for EdgeBody {
     fn is_end_stream(&self) -> bool {
         match self {
             EdgeBody::Full(b) => b.is_none(),
-            EdgeBody::Stream(s) | EdgeBody::Held(s, _) => s.is_end_stream(),
+            EdgeBody::Stream(s) | EdgeBody::Held { body: s, .. } => s.is_end_stream(),
             EdgeBody::Rewritten(r) => r.is_end_stream(),
         }
     }
@@ -195,7 +202,7 @@ impl Body for EdgeBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             EdgeBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            EdgeBody::Stream(s) | EdgeBody::Held(s, _) => s.size_hint(),
+            EdgeBody::Stream(s) | EdgeBody::Held { body: s, .. } => s.size_hint(),
             EdgeBody::Rewritten(_) => SizeHint::default(),
         }
     }

@@ -1,24 +1,14 @@
 //! The in-memory cache: bounded in bytes, S3-FIFO eviction (quick_cache), so a scan of one-off
 //! objects does not push out the hot ones; an entry is served until the end of its stale
-//! window. Concurrent misses of one key share one origin fetch ([`Flights`]).
+//! window.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tokio::sync::watch;
 
-/// What identifies a stored object: the resource and its normalised path with the query that
-/// reaches the origin.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CacheKey {
-    /// Resource id.
-    pub resource: u64,
-    /// `$uri`, then `?` and the forwarded query when the resource keeps it in the key.
-    pub path: Box<[u8]>,
-}
+use crate::key::{CacheKey, KeyRule};
 
 /// A stored response.
 #[derive(Debug)]
@@ -134,7 +124,7 @@ impl Cache {
         None
     }
 
-    /// Stores `obj`.
+    #[cfg(test)]
     pub fn insert(&self, key: CacheKey, obj: Arc<Object>) {
         self.inner.insert(key, obj);
     }
@@ -160,43 +150,42 @@ impl Cache {
         true
     }
 
-    /// Drops the objects of `resource` that a purge names: exact URLs (normalised as requests
+    /// Drops the objects that a purge names, keyed by `rule`: exact URLs (keyed as requests
     /// are, so `/a%20b` and `/a b` are one object; a URL without a query also drops its query
     /// variants) or `*` patterns matched against the path.
-    pub fn purge(&self, resource: u64, req: &tollgate_model::PurgeRequest) {
+    pub fn remove_purged(&self, rule: KeyRule, req: &tollgate_model::PurgeRequest) {
+        let resource = rule.resource();
         self.purges
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if req.is_everything() {
             self.inner.retain(|k, _| k.resource != resource);
         } else if let Some(urls) = &req.urls {
-            let keys: Vec<(Vec<u8>, bool)> = urls
+            // A URL that does not parse as a request target names nothing a request stored.
+            let keys: Vec<CacheKey> = urls
                 .iter()
                 .filter_map(|u| {
-                    let t = tollgate_token::Target::parse(u.as_bytes()).ok()?;
-                    let mut key = Vec::new();
-                    tollgate_token::sign::encode_path(&mut key, t.uri());
-                    crate::proxy::push_forwarded_query(&mut key, t.args());
-                    let exact_only = key.contains(&b'?');
-                    Some((key, exact_only))
+                    Some(
+                        rule.key(&tollgate_token::Target::parse(u.as_bytes()).ok()?)
+                            .key,
+                    )
                 })
                 .collect();
             self.inner.retain(|k, _| {
                 k.resource != resource
-                    || !keys.iter().any(|(u, exact_only)| {
-                        *k.path == **u
-                            || (!exact_only
-                                && k.path.len() > u.len()
-                                && k.path.starts_with(u)
-                                && k.path[u.len()] == b'?')
+                    || !keys.iter().any(|u| {
+                        *k == *u
+                            || (!u.has_query()
+                                && k.path.len() > u.path.len()
+                                && k.path.starts_with(&u.path)
+                                && k.path[u.path.len()] == b'?')
                     })
             });
         } else if let Some(patterns) = &req.paths {
             self.inner.retain(|k, _| {
-                let path = k.path.split(|&b| b == b'?').next().unwrap_or_default();
                 k.resource != resource
                     || !patterns
                         .iter()
-                        .any(|p| tollgate_model::glob_match(p.as_bytes(), path))
+                        .any(|p| tollgate_model::glob_match(p.as_bytes(), k.uri()))
             });
         }
     }
@@ -237,74 +226,6 @@ impl LargeKeys {
     /// Remembers that `key` was found too large at `now`.
     pub fn insert(&self, key: CacheKey, now: Instant) {
         self.inner.insert(key, now + Self::REMEMBERED);
-    }
-}
-
-/// The outcome of a shared origin fetch, as the followers see it.
-#[derive(Clone)]
-pub enum Shared {
-    /// The response, buffered (stored or not).
-    Object(Arc<Object>, bool),
-    /// The origin failed.
-    Failed(crate::origin::OriginError),
-    /// Too large to share: each follower fetches for itself.
-    FetchYourself,
-}
-
-/// In-flight origin fetches, so that many concurrent misses of one key make one request.
-#[derive(Default)]
-pub struct Flights {
-    inner: Mutex<HashMap<CacheKey, watch::Receiver<Option<Shared>>>>,
-}
-
-/// Whether this request leads the fetch of its key or follows another.
-pub enum Role {
-    /// Fetch, then call [`Leader::finish`].
-    Leader(Leader),
-    /// Wait on this for the leader's outcome.
-    Follower(watch::Receiver<Option<Shared>>),
-}
-
-/// The request that fetches for everyone waiting on its key. Dropping it without `finish`
-/// (the client went away) releases the followers, who then fetch again.
-pub struct Leader {
-    flights: Arc<Flights>,
-    key: CacheKey,
-    tx: watch::Sender<Option<Shared>>,
-}
-
-impl Leader {
-    /// Hands the outcome to every follower.
-    pub fn finish(self, outcome: Shared) {
-        let _ = self.tx.send(Some(outcome));
-    }
-}
-
-impl Drop for Leader {
-    fn drop(&mut self) {
-        if let Ok(mut m) = self.flights.inner.lock() {
-            m.remove(&self.key);
-        }
-    }
-}
-
-impl Flights {
-    /// Joins the fetch of `key`, or starts it.
-    pub fn join(self: &Arc<Self>, key: &CacheKey) -> Role {
-        let mut m = match self.inner.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        if let Some(rx) = m.get(key) {
-            return Role::Follower(rx.clone());
-        }
-        let (tx, rx) = watch::channel(None);
-        m.insert(key.clone(), rx);
-        Role::Leader(Leader {
-            flights: Arc::clone(self),
-            key: key.clone(),
-            tx,
-        })
     }
 }
 
@@ -398,7 +319,7 @@ mod tests {
     fn a_fetch_that_began_before_a_purge_is_not_stored() {
         let c = Cache::new(1 << 20, 1 << 20);
         let mark = c.purge_mark();
-        c.purge(1, &urls(&["/a"]));
+        c.remove_purged(KeyRule::of_unknown(1), &urls(&["/a"]));
         assert!(!c.insert_unless_purged(key(1, "/a"), obj(), mark));
         assert!(c.get(&key(1, "/a"), Instant::now()).is_none());
         let mark = c.purge_mark();
@@ -423,24 +344,105 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         fill();
-        c.purge(1, &urls(&["/a", "/my%20fil%65.mp4"]));
+        c.remove_purged(KeyRule::of_unknown(1), &urls(&["/a", "/my%20fil%65.mp4"]));
         assert_eq!(
             left(),
             ["/ab", "/b/c.jpg"],
             "a URL takes its query variants, and is normalised as requests are"
         );
         fill();
-        c.purge(1, &urls(&["/a?x=1"]));
+        c.remove_purged(KeyRule::of_unknown(1), &urls(&["/a?x=1"]));
         assert_eq!(left(), ["/a", "/ab", "/b/c.jpg", "/my%20file.mp4"]);
         fill();
-        c.purge(1, &paths(&["/b/*"]));
+        c.remove_purged(KeyRule::of_unknown(1), &paths(&["/b/*"]));
         assert_eq!(left(), ["/a", "/a?x=1", "/ab", "/my%20file.mp4"]);
         fill();
-        c.purge(1, &paths(&[]));
+        c.remove_purged(KeyRule::of_unknown(1), &paths(&[]));
         assert!(left().is_empty());
         assert!(
             c.get(&key(2, "/a"), Instant::now()).is_some(),
             "other resources keep theirs"
         );
+    }
+
+    /// What a request for `target` stores under `rule`.
+    fn stored_by(c: &Cache, rule: KeyRule, target: &str) -> Option<CacheKey> {
+        let t = tollgate_token::Target::parse(target.as_bytes()).ok()?;
+        let key = rule.key(&t).key;
+        c.insert(key.clone(), obj());
+        Some(key)
+    }
+
+    fn rules() -> [KeyRule; 2] {
+        let mut with = tollgate_model::parse_resources(
+            r#"[{"id": 1, "cname": "a.example.com", "origin": "o.example.com"},
+                {"id": 2, "cname": "b.example.com", "origin": "o.example.com",
+                 "options": {"ignoreQueryString": {"enabled": true, "value": true}}}]"#,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| KeyRule::of(&r));
+        [with.next().unwrap(), with.next().unwrap()]
+    }
+
+    /// A purge of the URL a request was for removes what that request stored, and nothing a
+    /// request for another path stored: both go through `KeyRule::key`.
+    fn purge_removes_what_the_request_stored(rule: KeyRule, target: &str, others: &[&str]) {
+        let c = Cache::new(1 << 20, 1 << 20);
+        let Some(stored) = stored_by(&c, rule, target) else {
+            return; // a target nginx refuses stores nothing
+        };
+        let kept: Vec<CacheKey> = others
+            .iter()
+            .filter_map(|o| stored_by(&c, rule, o))
+            .filter(|k| k.uri() != stored.uri())
+            .collect();
+        c.remove_purged(rule, &urls(&[target]));
+        assert!(
+            c.get(&stored, Instant::now()).is_none(),
+            "{rule:?}: a purge of {target:?} left {stored:?}"
+        );
+        for k in kept {
+            assert!(
+                c.get(&k, Instant::now()).is_some(),
+                "{rule:?}: a purge of {target:?} took {k:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_purge_of_a_url_removes_exactly_what_a_request_for_it_stored() {
+        let targets = [
+            "/a",
+            "/a?x=1",
+            "/a?md5=abc&expires=123",
+            "/a?x=1&md5=abc&expires=123",
+            "/my%20fil%65.mp4",
+            "/my file.mp4",
+            "/b/./c/../d.jpg",
+            "//double//slash.ts",
+            "/%2Fencoded%2fslash",
+            "/semi;colon?q=a;b",
+            "/ünïcode/ä.png",
+            "/a?x=%41&y",
+        ];
+        for rule in rules() {
+            for t in targets {
+                purge_removes_what_the_request_stored(rule, t, &targets);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_purged_url_removes_what_its_request_stored(
+            target in "/[a-zA-Z0-9%./;_~ -]{0,24}(\\?[a-z0-9=&%]{0,12})?",
+            others in proptest::collection::vec("/[a-z0-9%./]{0,12}", 0..6),
+        ) {
+            let others: Vec<&str> = others.iter().map(String::as_str).collect();
+            for rule in rules() {
+                purge_removes_what_the_request_stored(rule, &target, &others);
+            }
+        }
     }
 }

@@ -22,14 +22,7 @@ pub struct ControlClient {
 impl ControlClient {
     /// A client for the control plane at `base` (`http://host:port`, `https://...`).
     pub fn new(base: &str, token: &str, tls: rustls::ClientConfig) -> ControlClient {
-        let mut conn = HttpConnector::new();
-        conn.set_connect_timeout(Some(Duration::from_secs(5)));
-        conn.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(conn);
+        let https = crate::origin::connector(tls, Duration::from_secs(5));
         ControlClient {
             // Idle connections are dropped before the control plane's header timeout (10 s by
             // default) would close them, so a call rarely races a closing connection.

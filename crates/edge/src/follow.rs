@@ -15,7 +15,7 @@ use crate::control_client::ControlClient;
 use crate::Edge;
 
 /// How an edge follows its control plane.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Follow {
     /// Base URL of the control plane, e.g. `http://127.0.0.1:9090`.
     pub control: String,
@@ -25,6 +25,18 @@ pub struct Follow {
     pub state_dir: PathBuf,
     /// This edge's name in reports.
     pub name: String,
+}
+
+impl std::fmt::Debug for Follow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: logs and panics never show it.
+        f.debug_struct("Follow")
+            .field("control", &self.control)
+            .field("token", &"<redacted>")
+            .field("state_dir", &self.state_dir)
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 /// Seconds the control plane may hold a poll.
@@ -39,25 +51,60 @@ const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// The longest wait between two tries to reach a control plane that is down.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
-pub use crate::held::{ApplyError, HeldConfig};
+pub use crate::held::HeldConfig;
+use crate::held::{ApplyError, Change};
 
 /// Makes `snap` the edge's configuration, reached from `held` (every change or none), and
 /// returns the configuration now held. Purges are the caller's: they apply even to a refused
 /// snapshot.
-pub fn apply(edge: &Edge, held: &HeldConfig, snap: Snapshot) -> Result<HeldConfig, ApplyError> {
+fn apply(edge: &Edge, held: &HeldConfig, snap: Snapshot) -> Result<HeldConfig, ApplyError> {
     let (next, change) = held.next(snap)?;
+    install(edge, &next, change);
+    Ok(next)
+}
+
+/// Routes `held`'s resources (all of them, or the change from the configuration before).
+fn install(edge: &Edge, held: &HeldConfig, change: Change) {
     match change {
-        crate::held::Change::Whole => edge.replace_routes(next.resources().cloned()),
-        crate::held::Change::Delta { changed, removed } => edge.patch_routes(&changed, &removed),
+        Change::Whole => edge.replace_routes(held.resources().cloned()),
+        Change::Delta { changed, removed } => edge.patch_routes(&changed, &removed),
     }
     edge.config_version
-        .store(next.version, std::sync::atomic::Ordering::Relaxed);
-    Ok(next)
+        .store(held.version, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Serves the configuration saved in `f.state_dir`, when there is a good one, until the control
+/// plane answers; a bad one is set aside and makes the edge unhealthy (it serves nothing) until
+/// then. Returns the configuration held, for [`follow`].
+pub fn resume(edge: &Edge, f: &Follow) -> HeldConfig {
+    match load_saved(&f.state_dir) {
+        Saved::Good(held) => {
+            eprintln!(
+                "tollgate edge: serving the saved config version {} from {} until the control plane answers",
+                held.version,
+                f.state_dir.display()
+            );
+            install(edge, &held, Change::Whole);
+            held
+        }
+        Saved::Bad(bad) => {
+            eprintln!(
+                "tollgate edge: error: {bad}; serving no resources until the control plane {} answers",
+                f.control
+            );
+            edge.set_problem(format!(
+                "no configuration: {bad}; the control plane {} has not answered yet",
+                f.control
+            ));
+            HeldConfig::default()
+        }
+        Saved::Nothing => HeldConfig::default(),
+    }
 }
 
 /// What was found in a state directory.
 #[derive(Debug)]
-pub enum Saved {
+enum Saved {
     /// No saved snapshot (a first start).
     Nothing,
     /// A snapshot whose every resource validates.
@@ -68,13 +115,12 @@ pub enum Saved {
 
 /// A saved snapshot that does not read, parse or validate.
 #[derive(Debug)]
-pub struct BadSnapshot {
-    /// The file.
-    pub path: PathBuf,
+struct BadSnapshot {
+    path: PathBuf,
     /// What is wrong with it.
-    pub reason: String,
+    reason: String,
     /// Where it was moved (`snapshot.json.bad-UNIXTIME`), or why it could not be.
-    pub kept_as: Result<PathBuf, String>,
+    kept_as: Result<PathBuf, String>,
 }
 
 impl std::fmt::Display for BadSnapshot {
@@ -110,7 +156,7 @@ fn set_aside(path: &Path) -> Result<PathBuf, String> {
 }
 
 /// The snapshot saved in `dir`: none, a good one, or a bad one (moved aside, with the reason).
-pub fn load_saved(dir: &Path) -> Saved {
+fn load_saved(dir: &Path) -> Saved {
     let path = dir.join(SNAPSHOT_FILE);
     let reason = match std::fs::read(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Saved::Nothing,
@@ -132,7 +178,7 @@ pub fn load_saved(dir: &Path) -> Saved {
 }
 
 /// Saves `held` so that it replaces the old file whole or not at all.
-pub fn save(dir: &Path, held: &HeldConfig) -> std::io::Result<()> {
+fn save(dir: &Path, held: &HeldConfig) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new()
@@ -236,9 +282,8 @@ async fn poll(client: &ControlClient, since: u64, epoch: u64) -> Result<Polled, 
     }
 }
 
-/// Follows the control plane until `stop` resolves, from `held` (a saved configuration, or an
-/// empty one at version 0).
-pub async fn run(
+/// Follows the control plane until `stop` resolves, from `held` (what [`resume`] found).
+pub async fn follow(
     edge: Arc<Edge>,
     f: Follow,
     held: HeldConfig,
@@ -293,7 +338,7 @@ pub async fn run(
                 // Purges never widen what is served: they are applied even when the
                 // resources are refused, so none is lost by skipping a version.
                 for p in &purges {
-                    edge.cache.purge(p.resource, &p.what);
+                    edge.purge(p.resource, &p.what);
                 }
                 match applied {
                     Ok(next) => {

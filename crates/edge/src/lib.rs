@@ -1,28 +1,46 @@
 //! The Tollgate edge: a caching reverse proxy that enforces secure tokens per CDN resource.
 //!
-//! Request path (see `proxy`): route by Host -> normalise the path as nginx's `$uri` (400) ->
-//! token gate with `tollgate-token` (403 / 410; nothing below runs for a refused request) ->
-//! cache lookup keyed by resource, `$uri` and the query without `md5`/`expires` -> one origin
-//! fetch per key however many wait -> respond (Range, conditional, HEAD) -> metrics and log.
+//! The request path is a list of phases in `proxy`, each naming the module that does its work:
+//! route by Host -> the path as nginx's `$uri` (400) -> token gate with `tollgate-token`
+//! (403 / 410; nothing below runs for a refused request) -> cache key (`key`: resource, `$uri`
+//! and the query without `md5`/`expires`) -> lookup (`cache`) -> on a miss one origin fetch per
+//! key (`flights`, `fetch`) -> respond (`respond`: Range, conditional, HEAD; `manifests`:
+//! playlist rewrite) -> counters and log (`metrics`, `access_log`).
+//!
+//! What the CLI uses is re-exported here; the modules are the crate's own.
 
-pub mod access_log;
-pub mod body;
-pub mod cache;
-pub mod client_io;
-pub mod conn_limit;
-pub mod control_client;
-pub mod follow;
-pub mod forwarding;
-pub mod freshness;
-pub mod held;
-pub mod metrics;
-pub mod origin;
-pub mod proxy;
-pub mod realip;
-pub mod respond;
-pub mod routes;
-pub mod server;
-pub mod tls;
+mod access_log;
+mod body;
+mod cache;
+mod client_io;
+mod conn_limit;
+mod control_client;
+mod fetch;
+mod flights;
+mod follow;
+mod freshness;
+mod held;
+mod key;
+mod manifests;
+mod metrics;
+mod origin;
+mod proxy;
+mod realip;
+pub mod resources_file;
+mod respond;
+mod routes;
+mod server;
+mod tls;
+
+pub use client_io::{ClientIo, Serving, Sweeper};
+pub use conn_limit::PerAddress;
+pub use control_client::ControlClient;
+pub use follow::{follow, resume, Follow};
+pub use origin::{client_tls, Timeouts};
+pub use realip::{Cidr, TrustedProxies};
+pub use routes::Routes;
+pub use server::{bind, drain, serve, serve_admin, serve_all, Limits, Listener};
+pub use tls::{server_config, HostCert};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,25 +49,25 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLog;
-use crate::cache::{Cache, Flights, LargeKeys};
+use crate::cache::{Cache, LargeKeys};
+use crate::flights::Flights;
+use crate::key::KeyRule;
 use crate::metrics::EdgeMetrics;
-use crate::origin::{OriginClient, Timeouts};
-use crate::realip::TrustedProxies;
-use crate::routes::Routes;
+use crate::origin::OriginClient;
 
 /// Settings of an edge, after parsing and validation.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
-    /// Trusted proxies whose `X-Forwarded-For` is believed.
+    /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted: TrustedProxies,
     /// Cache capacity in bytes.
     pub cache_bytes: u64,
     /// Largest object kept in the cache; larger ones are streamed.
     pub max_object_bytes: u64,
-    /// Origin timeouts.
+    /// Connect, read and whole-fetch timeouts for origin requests.
     pub origin_timeouts: Timeouts,
-    /// Limits on client connections.
-    pub limits: server::Limits,
+    /// Limits on viewers' connections.
+    pub limits: Limits,
     /// Access log: `None` for off, `Some("-")` for stderr, else a file.
     pub access_log: Option<PathBuf>,
     /// Trust anchors for HTTPS origins, besides the system's.
@@ -67,7 +85,7 @@ impl Default for EdgeConfig {
                 read: Duration::from_secs(30),
                 total: Duration::from_secs(60),
             },
-            limits: server::Limits::default(),
+            limits: Limits::default(),
             access_log: None,
             origin_ca: Vec::new(),
         }
@@ -77,28 +95,24 @@ impl Default for EdgeConfig {
 /// The shared state of a running edge.
 pub struct Edge {
     /// The current routing table; swapped whole on reload.
-    pub routes: ArcSwap<Routes>,
-    /// Stored objects.
-    pub cache: Cache,
+    routes: ArcSwap<Routes>,
+    cache: Cache,
     /// Keys known to be too large to store, so later requests stream straight away.
-    pub large: LargeKeys,
+    large: LargeKeys,
     /// In-flight origin fetches.
-    pub flights: Arc<Flights>,
-    /// The origin client.
-    pub origin: OriginClient,
+    flights: Arc<Flights>,
+    origin: OriginClient,
     /// Who may set the client address.
-    pub trusted: TrustedProxies,
-    /// Edge-wide counters.
-    pub metrics: EdgeMetrics,
+    trusted: TrustedProxies,
+    metrics: EdgeMetrics,
     /// How long a viewer may take nothing of a streamed response before the origin's side of
     /// it is dropped (the listeners' send timeout).
-    pub send_timeout: Duration,
-    /// Access log.
-    pub log: AccessLog,
+    send_timeout: Duration,
+    log: AccessLog,
     /// Version of the control plane's snapshot being served (0 with a resources file).
-    pub config_version: std::sync::atomic::AtomicU64,
+    config_version: std::sync::atomic::AtomicU64,
     /// The newest config version refused as invalid (0: none since the last one applied).
-    pub config_refused: std::sync::atomic::AtomicU64,
+    config_refused: std::sync::atomic::AtomicU64,
     /// Why the edge is not fit to serve, for `/healthz` (503 while there is one).
     problem: std::sync::Mutex<Option<String>>,
 }
@@ -166,8 +180,27 @@ impl Edge {
             .store(Arc::new(Routes::new(resources, Some(&old))));
     }
 
+    /// Drops what a purge of `resource` names, keyed as that resource keys requests now.
+    pub(crate) fn purge(&self, resource: u64, what: &tollgate_model::PurgeRequest) {
+        let rule = self
+            .routes
+            .load()
+            .by_id(resource)
+            .map_or(KeyRule::of_unknown(resource), |s| KeyRule::of(&s.res));
+        self.cache.remove_purged(rule, what);
+    }
+
+    /// Bytes the cache holds, as weighed against its capacity.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
     /// Patches the routing table: `changed` resources replaced or added, `removed` ids gone.
-    pub fn patch_routes(&self, changed: &[Arc<tollgate_model::ValidResource>], removed: &[u64]) {
+    pub(crate) fn patch_routes(
+        &self,
+        changed: &[Arc<tollgate_model::ValidResource>],
+        removed: &[u64],
+    ) {
         let old = self.routes.load_full();
         self.routes.store(Arc::new(old.patched(changed, removed)));
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -38,14 +38,6 @@ pub enum OriginError {
 }
 
 impl OriginError {
-    /// Status to answer with.
-    pub fn status(self) -> StatusCode {
-        match self {
-            OriginError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            _ => StatusCode::BAD_GATEWAY,
-        }
-    }
-
     /// Reason for logs and metrics.
     pub fn reason(self) -> &'static str {
         match self {
@@ -54,6 +46,20 @@ impl OriginError {
             OriginError::TooLarge => "origin_too_large",
         }
     }
+}
+
+/// A `GET` (or `HEAD`) of `http(s)://{host}:{port}{path_and_query}` with `Host: {host_header}`.
+pub(crate) struct OriginRequest<'a> {
+    pub https: bool,
+    pub host: &'a str,
+    pub port: u16,
+    pub host_header: &'a str,
+    pub path_and_query: &'a str,
+    /// Forwarded when given.
+    pub range: Option<&'a HeaderValue>,
+    pub head: bool,
+    /// Added after the edge's own headers (`staticRequestHeaders`).
+    pub extra: &'a [(String, String)],
 }
 
 type Pool = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
@@ -115,15 +121,7 @@ impl OriginClient {
             if let Some((_, p)) = pools.iter().find(|(id, _)| *id == self.id) {
                 return p.clone();
             }
-            let mut conn = HttpConnector::new();
-            conn.set_connect_timeout(Some(self.timeouts.connect));
-            conn.set_nodelay(true);
-            conn.enforce_http(false);
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(self.tls.clone())
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(conn);
+            let https = connector(self.tls.clone(), self.timeouts.connect);
             let pool = Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
                 .pool_max_idle_per_host(256)
@@ -133,29 +131,19 @@ impl OriginClient {
         })
     }
 
-    /// `GET` (or `HEAD`) `http(s)://{host}:{port}{path_and_query}` with
-    /// `Host: {host_header}`; `range` is forwarded when given. Returns once the response
-    /// headers are in.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn get(
+    /// Sends `r`; returns once the response headers are in.
+    pub(crate) async fn get(
         &self,
-        https: bool,
-        host: &str,
-        port: u16,
-        host_header: &str,
-        path_and_query: &str,
-        range: Option<&HeaderValue>,
-        head: bool,
-        extra: &[(String, String)],
+        r: &OriginRequest<'_>,
     ) -> Result<Response<Incoming>, OriginError> {
-        let authority = if host.contains(':') {
-            format!("[{host}]:{port}")
+        let authority = if r.host.contains(':') {
+            format!("[{}]:{}", r.host, r.port)
         } else {
-            format!("{host}:{port}")
+            format!("{}:{}", r.host, r.port)
         };
-        let scheme = if https { "https" } else { "http" };
-        let uri = format!("{scheme}://{authority}{path_and_query}");
-        let method = if head {
+        let scheme = if r.https { "https" } else { "http" };
+        let uri = format!("{scheme}://{authority}{}", r.path_and_query);
+        let method = if r.head {
             http::Method::HEAD
         } else {
             http::Method::GET
@@ -163,17 +151,17 @@ impl OriginClient {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
-            .header(header::HOST, host_header)
+            .header(header::HOST, r.host_header)
             .header(header::USER_AGENT, "tollgate-edge")
             // The cache key ignores Accept-Encoding, so ask for the identity encoding.
             .header(header::ACCEPT_ENCODING, "identity")
             .body(Empty::new())
             .map_err(|_| OriginError::Unreachable)?;
-        if let Some(r) = range {
-            req.headers_mut().insert(header::RANGE, r.clone());
+        if let Some(range) = r.range {
+            req.headers_mut().insert(header::RANGE, range.clone());
         }
         // Validated with the resource (`staticRequestHeaders`), so none is skipped here.
-        for (name, value) in extra {
+        for (name, value) in r.extra {
             if let (Ok(n), Ok(v)) = (
                 http::HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
@@ -218,6 +206,22 @@ impl OriginClient {
         }
         Ok(buf.freeze())
     }
+}
+
+/// HTTP/1.1 connections, over TLS for `https://` URLs: to origins and to the control plane.
+pub(crate) fn connector(
+    tls: rustls::ClientConfig,
+    connect_timeout: Duration,
+) -> HttpsConnector<HttpConnector> {
+    let mut conn = HttpConnector::new();
+    conn.set_connect_timeout(Some(connect_timeout));
+    conn.set_nodelay(true);
+    conn.enforce_http(false);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(conn)
 }
 
 /// The ring provider's safe defaults always build; this is never reached, and exists so that

@@ -1,16 +1,192 @@
-//! Answers from a cached object: `Range` (one range, 206 / 416), conditional requests (304),
-//! and `HEAD`, with `Age` and Gcore's `Cache: HIT|MISS` header.
+//! The respond phase: every answer the request path decides on becomes a response here, in
+//! one place. From a cached object: `Range` (one range, 206 / 416), conditional requests (304)
+//! and `HEAD`, with `Age`; from the origin's stream: its headers without the hop-by-hop ones;
+//! Gcore's `Cache: HIT|MISS|STALE` header on both. Refusals and failures get a short text.
 
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use hyper::body::Incoming;
 
-use crate::body::EdgeBody;
+use crate::body::{EdgeBody, OriginBody};
 use crate::cache::Object;
+use crate::fetch::strip_hop_by_hop;
+use crate::metrics::Outcome;
+use crate::origin::OriginError;
 
 /// Gcore's cache status header.
-pub static CACHE: HeaderName = HeaderName::from_static("cache");
+static CACHE: HeaderName = HeaderName::from_static("cache");
+
+/// A request refused before the cache is looked at.
+pub(crate) enum Refusal {
+    /// The edge's own refusal, before any resource's rules (unknown host, two Host headers),
+    /// counted for no resource.
+    Own {
+        status: StatusCode,
+        text: &'static str,
+        reason: &'static str,
+    },
+    /// A method the resource does not answer.
+    MethodNotAllowed,
+    /// Refused by the token gate (400 for a target nginx refuses, 403, 410).
+    Gate { status: u16, reason: &'static str },
+}
+
+/// What the request path decided to answer.
+pub(crate) enum Answer {
+    Refused(Refusal),
+    /// A cached or just-fetched object; `outcome` is `Hit`, `Miss`, `Stale` or `Pass`.
+    Object {
+        obj: Arc<Object>,
+        outcome: Outcome,
+        reason: &'static str,
+    },
+    /// The origin's response, streamed through unstored.
+    Streamed(Response<Incoming>),
+    Failed(OriginError),
+}
+
+/// A response, and what the log and the metrics need to know about it.
+pub(crate) struct Rendered {
+    pub resp: Response<EdgeBody>,
+    /// `None` for the edge's own answers, which no resource counts.
+    pub outcome: Option<Outcome>,
+    pub reason: &'static str,
+    /// Body bytes sent (0 for `HEAD`; a streamed body's `Content-Length`, when it has one).
+    pub bytes: u64,
+}
+
+/// How long a streamed body may wait for the origin, and for the viewer.
+#[derive(Clone, Copy)]
+pub(crate) struct StreamTimeouts {
+    pub read: Duration,
+    pub send: Duration,
+}
+
+/// The `Cache` header's value for an outcome, when it has one.
+pub(crate) fn cache_status(outcome: Option<Outcome>) -> Option<&'static str> {
+    match outcome? {
+        Outcome::Hit => Some("HIT"),
+        Outcome::Miss | Outcome::Pass => Some("MISS"),
+        Outcome::Stale => Some("STALE"),
+        Outcome::Refused(_) | Outcome::OriginError(_) => None,
+    }
+}
+
+/// The response for `answer` to a request with headers `req`.
+pub(crate) fn render(
+    answer: Answer,
+    req: &HeaderMap,
+    head: bool,
+    timeouts: StreamTimeouts,
+) -> Rendered {
+    match answer {
+        Answer::Refused(Refusal::Own {
+            status,
+            text,
+            reason,
+        }) => short(status, text, None, reason),
+        Answer::Refused(Refusal::MethodNotAllowed) => {
+            let mut r = short(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed\n",
+                None,
+                "method_not_allowed",
+            );
+            r.resp
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
+        }
+        Answer::Refused(Refusal::Gate { status, reason }) => {
+            let (code, text) = match status {
+                400 => (StatusCode::BAD_REQUEST, "400 Bad Request\n"),
+                410 => (StatusCode::GONE, "410 Gone\n"),
+                _ => (StatusCode::FORBIDDEN, "403 Forbidden\n"),
+            };
+            short(code, text, Some(Outcome::Refused(reason)), reason)
+        }
+        Answer::Failed(e) => {
+            let (code, text) = match e {
+                OriginError::Timeout => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "504 Gateway Timeout: the origin did not answer in time\n",
+                ),
+                _ => (
+                    StatusCode::BAD_GATEWAY,
+                    "502 Bad Gateway: the origin could not be reached\n",
+                ),
+            };
+            short(
+                code,
+                text,
+                Some(Outcome::OriginError(e.reason())),
+                e.reason(),
+            )
+        }
+        Answer::Object {
+            obj,
+            outcome,
+            reason,
+        } => {
+            let (resp, bytes) = from_object(&obj, req, head, Some(outcome), Instant::now());
+            Rendered {
+                resp,
+                outcome: Some(outcome),
+                reason,
+                bytes,
+            }
+        }
+        Answer::Streamed(resp) => streamed(resp, head, timeouts),
+    }
+}
+
+fn short(
+    status: StatusCode,
+    text: &'static str,
+    outcome: Option<Outcome>,
+    reason: &'static str,
+) -> Rendered {
+    let mut resp = Response::new(EdgeBody::text(text));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    Rendered {
+        resp,
+        outcome,
+        reason,
+        bytes: text.len() as u64,
+    }
+}
+
+fn streamed(resp: Response<Incoming>, head: bool, timeouts: StreamTimeouts) -> Rendered {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let outcome = Some(Outcome::Pass);
+    if let Some(v) = cache_status(outcome) {
+        parts
+            .headers
+            .insert(CACHE.clone(), HeaderValue::from_static(v));
+    }
+    let bytes = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    let body = if head {
+        EdgeBody::empty()
+    } else {
+        EdgeBody::Stream(OriginBody::new(body, timeouts.read, timeouts.send))
+    };
+    Rendered {
+        resp: Response::from_parts(parts, body),
+        outcome,
+        reason: "",
+        bytes: if head { 0 } else { bytes },
+    }
+}
 
 /// `Age` values up to an hour, made once: a hit then clones a static value (no allocation,
 /// no shared reference count) instead of formatting a number.
@@ -93,16 +269,18 @@ fn if_range_allows(obj: &Object, req: &HeaderMap) -> bool {
 }
 
 /// The response to `req` from `obj`, and the body bytes it carries.
-pub fn from_object(
+fn from_object(
     obj: &Object,
     req: &HeaderMap,
     head: bool,
-    cache_status: &'static str,
+    outcome: Option<Outcome>,
     now: Instant,
 ) -> (Response<EdgeBody>, u64) {
     let mut headers = obj.headers.clone();
     headers.insert(header::AGE, age_value(obj.age(now)));
-    headers.insert(CACHE.clone(), HeaderValue::from_static(cache_status));
+    if let Some(v) = cache_status(outcome) {
+        headers.insert(CACHE.clone(), HeaderValue::from_static(v));
+    }
     let len = obj.body.len() as u64;
 
     let (status, body): (StatusCode, Bytes) = if not_modified(obj, req) {

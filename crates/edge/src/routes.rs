@@ -10,6 +10,18 @@ use tollgate_model::ValidResource;
 
 use crate::metrics::ResourceMetrics;
 
+/// Where the host name ends in a Host header's value or a URL's authority: before the port,
+/// after the closing bracket of an IPv6 literal (kept, as the routes key it).
+pub(crate) fn host_end(raw: &[u8]) -> usize {
+    if raw.starts_with(b"[") {
+        raw.iter()
+            .position(|&b| b == b']')
+            .map_or(raw.len(), |i| i + 1)
+    } else {
+        raw.iter().position(|&b| b == b':').unwrap_or(raw.len())
+    }
+}
+
 /// A resource as the edge serves it.
 pub struct Site {
     /// The validated resource (shared with the configuration the edge holds).
@@ -61,7 +73,7 @@ impl Routes {
     }
 
     fn insert(&mut self, res: Arc<ValidResource>, previous: Option<&Routes>) {
-        if !res.resource.active {
+        if !res.is_active() {
             return;
         }
         let metrics = previous
@@ -78,6 +90,10 @@ impl Routes {
     /// The site serving `host` (already lower-cased, without port).
     pub fn get(&self, host: &str) -> Option<&Arc<Site>> {
         self.by_host.get(host)
+    }
+
+    pub(crate) fn by_id(&self, id: u64) -> Option<&Arc<Site>> {
+        self.sites.get(&id)
     }
 
     /// Every site, by id.

@@ -8,6 +8,7 @@
 
 mod duration;
 mod resource;
+mod serving;
 mod snapshot;
 mod validate;
 

@@ -27,9 +27,40 @@ pub fn arg<'a>(args: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     None
 }
 
+/// One parameter of a query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param<'a> {
+    /// Up to the first `=` (the whole parameter when it has none).
+    pub name: &'a [u8],
+    /// The whole `name=value` text, as sent.
+    pub text: &'a [u8],
+}
+
+/// The parameters of `args` in order, split on `&` only (as [`arg`] does), empty ones left out.
+pub fn params(args: &[u8]) -> impl Iterator<Item = Param<'_>> {
+    args.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|text| Param {
+            name: text.split(|&b| b == b'=').next().unwrap_or_default(),
+            text,
+        })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::arg;
+    use super::{arg, params};
+
+    #[test]
+    fn parameters_in_order() {
+        let got: Vec<(&[u8], &[u8])> = params(b"a=1&&b&c=2=3;d&")
+            .map(|p| (p.name, p.text))
+            .collect();
+        assert_eq!(
+            got,
+            [(&b"a"[..], &b"a=1"[..]), (b"b", b"b"), (b"c", b"c=2=3;d"),]
+        );
+        assert_eq!(params(b"").count(), 0);
+    }
 
     #[test]
     fn table() {

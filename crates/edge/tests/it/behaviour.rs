@@ -3,9 +3,9 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use tollgate_edge::origin::Timeouts;
-use tollgate_edge::realip::TrustedProxies;
 use tollgate_edge::EdgeConfig;
+use tollgate_edge::Timeouts;
+use tollgate_edge::TrustedProxies;
 use tollgate_testkit::origin::{pattern, TestOrigin, BIG};
 use tollgate_testkit::{link, now};
 
@@ -294,7 +294,7 @@ fn uncacheable_responses_go_to_the_origin_every_time() {
 fn a_client_that_never_finishes_its_headers_is_cut_off() {
     use std::io::{Read, Write};
     let config = EdgeConfig {
-        limits: tollgate_edge::server::Limits {
+        limits: tollgate_edge::Limits {
             header_read_timeout: Duration::from_millis(700),
             ..Default::default()
         },
@@ -352,7 +352,7 @@ fn hot_objects_survive_a_scan() {
     }
     assert_eq!(origin.hits("/size/4096/hot.bin"), 1);
     assert!(
-        edge.edge.cache.weighted_size() <= 256 * 1024,
+        edge.edge.cache_bytes() <= 256 * 1024,
         "cache over its bound"
     );
 }
@@ -360,7 +360,7 @@ fn hot_objects_survive_a_scan() {
 /// Edge settings with short client timeouts, for the tests of slow and idle clients.
 fn impatient(header_ms: u64, send_ms: u64) -> EdgeConfig {
     EdgeConfig {
-        limits: tollgate_edge::server::Limits {
+        limits: tollgate_edge::Limits {
             header_read_timeout: Duration::from_millis(header_ms),
             send_timeout: Duration::from_millis(send_ms),
             ..Default::default()

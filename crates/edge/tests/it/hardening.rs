@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
-use tollgate_edge::origin::Timeouts;
 use tollgate_edge::EdgeConfig;
+use tollgate_edge::Timeouts;
 use tollgate_testkit::origin::TestOrigin;
 use tollgate_testkit::{link, now};
 

@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate_edge::routes::Routes;
-use tollgate_edge::{server, Edge, EdgeConfig};
+use tollgate_edge::Routes;
+use tollgate_edge::{Edge, EdgeConfig};
 use tollgate_testkit::http::{request, RawResponse};
 
 /// An edge running on its own runtime, stopped on drop.
@@ -52,7 +52,7 @@ impl RunningEdge {
                 let port = listener.local_addr().unwrap().port();
                 let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).unwrap());
                 ready_tx.send((port, Arc::clone(&edge))).unwrap();
-                server::serve(edge, listener, config.limits, tls, 2, async {
+                tollgate_edge::serve(edge, listener, config.limits, tls, 2, async {
                     let _ = stop_rx.await;
                 })
                 .await;

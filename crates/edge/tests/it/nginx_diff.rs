@@ -5,8 +5,8 @@
 use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tollgate_edge::realip::TrustedProxies;
 use tollgate_edge::EdgeConfig;
+use tollgate_edge::TrustedProxies;
 use tollgate_testkit::gen::{gen_case, requests, Tally};
 use tollgate_testkit::http::request;
 use tollgate_testkit::{nginx::GcoreEdge, rng::Rng};

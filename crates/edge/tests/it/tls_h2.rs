@@ -6,8 +6,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
-use tollgate_edge::tls::{server_config, HostCert};
 use tollgate_edge::EdgeConfig;
+use tollgate_edge::{server_config, HostCert};
 use tollgate_testkit::origin::TestOrigin;
 
 use crate::{resources, RunningEdge};

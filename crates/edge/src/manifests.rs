@@ -64,17 +64,12 @@ pub fn plan(res: &ValidResource, target: &Target<'_>, client: IpAddr) -> Option<
         }
         _ => {
             let mut params = Vec::new();
-            for p in target
-                .args()
-                .split(|&b| b == b'&')
-                .filter(|p| !p.is_empty())
-            {
-                let name = p.split(|&b| b == b'=').next().unwrap_or_default();
-                if f.keys.forwards(name) {
+            for p in tollgate_token::query::params(target.args()) {
+                if f.keys.forwards(p.name) {
                     if !params.is_empty() {
                         params.push(b'&');
                     }
-                    params.extend_from_slice(p);
+                    params.extend_from_slice(p.text);
                 }
             }
             if params.is_empty() {
@@ -150,7 +145,9 @@ pub fn apply(
             let len = b.len() as u64;
             (Source::Cached(b), Some(len))
         }
-        EdgeBody::Stream(o) | EdgeBody::Held(o, _) => (Source::Origin(o, Bytes::new(), 0), None),
+        EdgeBody::Stream(o) | EdgeBody::Held { body: o, .. } => {
+            (Source::Origin(o, Bytes::new(), 0), None)
+        }
         other => {
             *resp.body_mut() = other;
             return None;
@@ -223,11 +220,7 @@ impl RewriteBody {
         let res = &self.site.res;
         let hosts = res.hostnames();
         let own_host = |h: &[u8]| {
-            let host = if h.starts_with(b"[") {
-                &h[..h.iter().position(|&b| b == b']').map_or(h.len(), |i| i + 1)]
-            } else {
-                &h[..h.iter().position(|&b| b == b':').unwrap_or(h.len())]
-            };
+            let host = &h[..crate::routes::host_end(h)];
             hosts
                 .iter()
                 .any(|x| x.as_bytes().eq_ignore_ascii_case(host))
