@@ -234,16 +234,6 @@ fn sign(args: SignArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status_text(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        410 => "Gone",
-        _ => "",
-    }
-}
-
 fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let keys = args.keys.keys()?;
     let now = match args.now {
@@ -253,82 +243,19 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let target = request_target_owned(&args.link);
     let ex = explain(target.as_bytes(), &keys, args.ip, now);
     // Keys count from 1 in the text and in --json alike: the order of the --key flags.
-    let (status, reason, detail, key) = match &ex.outcome {
-        Ok(v) => (
-            200,
-            "valid",
-            format!(
-                "valid: signed with key {} ({}), expires in {} s",
-                v.key_index + 1,
-                if v.key_index == 0 {
-                    "the signing key"
-                } else {
-                    "a verify-only key"
-                },
-                v.expires.saturating_sub(now)
-            ),
-            Some(v.key_index + 1),
-        ),
-        Err(tollgate_token::Refusal::Mismatch) if args.ip.is_none() => (
-            403,
-            "token_mismatch",
-            format!(
-                "{}; no --ip was given, so no client address was hashed: a resource that binds \
-                 links to the client address (secure_key type 0) hashes \"{{expires}}{{path}}\
-                 {{client_ip}} {{key}}\", so pass the viewer's address with --ip",
-                tollgate_token::Refusal::Mismatch
-            ),
-            None,
-        ),
-        Err(r) => (r.status(), r.reason(), r.to_string(), None),
-    };
+    let v = ex.verdict();
+    let status = v.status;
     let mut out = io::stdout().lock();
     if args.json {
         let obj = serde_json::json!({
-            "status": status,
-            "reason": reason,
-            "detail": detail,
-            "key": key,
+            "status": v.status,
+            "reason": v.reason,
+            "detail": v.detail,
+            "key": v.key,
         });
         writeln!(out, "{obj}")?;
     } else {
-        writeln!(out, "status:   {status} {} ({reason})", status_text(status))?;
-        writeln!(out, "detail:   {detail}")?;
-        writeln!(out, "path:     {}", ex.raw_path)?;
-        if let Some(uri) = &ex.uri {
-            if ex.changes.any() {
-                writeln!(
-                    out,
-                    "$uri:     {uri}  ({})",
-                    ex.changes.describe().join(", ")
-                )?;
-            }
-        }
-        match &args.ip {
-            Some(ip) => writeln!(
-                out,
-                "client:   {} (token bound to it)",
-                tollgate_token::RemoteAddr::new(*ip)
-            )?,
-            None => writeln!(out, "client:   not part of the token")?,
-        }
-        if let Some(e) = &ex.given_expires {
-            let when = match tollgate_token::verify::parse_expires(e.as_bytes()) {
-                Ok(t) if t < now => format!("expired {} s ago", now.saturating_sub(t)),
-                Ok(t) => format!("valid for {} more s", t.saturating_sub(now)),
-                Err(_) => "not a valid expiry".to_owned(),
-            };
-            writeln!(out, "expires:  {e} ({when}; now {now})")?;
-        }
-        for (i, (hashed, token)) in ex.expected.iter().enumerate() {
-            writeln!(out, "hashed:   \"{hashed}\"  (key {})", i + 1)?;
-            writeln!(out, "expected: {token}")?;
-        }
-        writeln!(
-            out,
-            "given:    {}",
-            ex.given_token.as_deref().unwrap_or("(none)")
-        )?;
+        write!(out, "{ex}")?;
     }
     Ok(if status == 200 {
         ExitCode::SUCCESS

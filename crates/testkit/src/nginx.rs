@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, repo_root, tools};
+use crate::{free_port, repo_root, tools, TempDir};
 
 /// A running nginx.
 pub struct Nginx {
     child: Child,
     /// Its private directory (prefix, logs, cache, generated files).
     pub dir: PathBuf,
+    /// Removes the directory once nginx has stopped (fields drop after `Drop::drop`).
+    _tmp: TempDir,
 }
 
 impl Nginx {
@@ -21,12 +23,8 @@ impl Nginx {
         let nginx = tools::require("nginx", "nginx");
         let mut last_err = String::new();
         for attempt in 0..3 {
-            let dir = std::env::temp_dir().join(format!(
-                "tollgate-nginx-{}-{attempt}-{}",
-                std::process::id(),
-                free_port()
-            ));
-            std::fs::create_dir_all(&dir).expect("creating nginx dir");
+            let tmp = TempDir::new(&format!("nginx-{attempt}"));
+            let dir = tmp.0.clone();
             let conf_path = dir.join("nginx.conf");
             std::fs::write(&conf_path, make_conf(&dir)).expect("writing nginx.conf");
             let child = Command::new(&nginx)
@@ -43,7 +41,11 @@ impl Nginx {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawning nginx");
-            let mut n = Nginx { child, dir };
+            let mut n = Nginx {
+                child,
+                dir,
+                _tmp: tmp,
+            };
             if n.wait_ready(ports) {
                 return n;
             }
@@ -92,7 +94,6 @@ impl Drop for Nginx {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

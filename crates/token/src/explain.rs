@@ -25,6 +25,112 @@ pub struct Explanation {
     pub given_expires: Option<String>,
     /// For each key, in order: the hashed string with the key masked, and the token it gives.
     pub expected: Vec<(String, Token)>,
+    /// The client address hashed, when one was given.
+    pub client: Option<RemoteAddr>,
+    /// The time the decision was made at.
+    pub now: i64,
+}
+
+/// The decision in short: what `tollgate verify --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// 200, or the status the edge answers with (400, 403, 410).
+    pub status: u16,
+    /// `valid`, or the refusal's reason code.
+    pub reason: &'static str,
+    /// One sentence saying why.
+    pub detail: String,
+    /// The key that matched, counting from 1 in the order the keys were given.
+    pub key: Option<usize>,
+}
+
+impl Explanation {
+    /// The decision in short, with a hint when a mismatch may come from a missing client
+    /// address.
+    pub fn verdict(&self) -> Verdict {
+        match &self.outcome {
+            Ok(v) => Verdict {
+                status: 200,
+                reason: "valid",
+                detail: format!(
+                    "valid: signed with key {} ({}), expires in {} s",
+                    v.key_index + 1,
+                    if v.key_index == 0 {
+                        "the signing key"
+                    } else {
+                        "a verify-only key"
+                    },
+                    v.expires.saturating_sub(self.now)
+                ),
+                key: Some(v.key_index + 1),
+            },
+            Err(Refusal::Mismatch) if self.client.is_none() => Verdict {
+                status: 403,
+                reason: "token_mismatch",
+                detail: format!(
+                    "{}; no --ip was given, so no client address was hashed: a resource that binds \
+                     links to the client address (secure_key type 0) hashes \"{{expires}}{{path}}\
+                     {{client_ip}} {{key}}\", so pass the viewer's address with --ip",
+                    Refusal::Mismatch
+                ),
+                key: None,
+            },
+            Err(r) => Verdict {
+                status: r.status(),
+                reason: r.reason(),
+                detail: r.to_string(),
+                key: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Explanation {
+    /// Every piece of the decision, one per line, for a person to compare with their signer.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.verdict();
+        let status_text = match v.status {
+            200 => "OK",
+            400 => "Bad Request",
+            403 => "Forbidden",
+            410 => "Gone",
+            _ => "",
+        };
+        writeln!(f, "status:   {} {status_text} ({})", v.status, v.reason)?;
+        writeln!(f, "detail:   {}", v.detail)?;
+        writeln!(f, "path:     {}", self.raw_path)?;
+        if let Some(uri) = &self.uri {
+            if self.changes.any() {
+                writeln!(
+                    f,
+                    "$uri:     {uri}  ({})",
+                    self.changes.describe().join(", ")
+                )?;
+            }
+        }
+        match &self.client {
+            Some(ip) => writeln!(f, "client:   {ip} (token bound to it)")?,
+            None => writeln!(f, "client:   not part of the token")?,
+        }
+        if let Some(e) = &self.given_expires {
+            let now = self.now;
+            let when = match crate::verify::parse_expires(e.as_bytes()) {
+                Ok(t) if t < now => format!("expired {} s ago", now.saturating_sub(t)),
+                Ok(t) => format!("valid for {} more s", t.saturating_sub(now)),
+                Err(_) => "not a valid expiry".to_owned(),
+            };
+            writeln!(f, "expires:  {e} ({when}; now {now})")?;
+        }
+        for (i, (hashed, token)) in self.expected.iter().enumerate() {
+            writeln!(f, "hashed:   \"{hashed}\"  (key {})", i + 1)?;
+            writeln!(f, "expected: {token}")?;
+        }
+        writeln!(
+            f,
+            "given:    {}",
+            self.given_token.as_deref().unwrap_or("(none)")
+        )
+    }
 }
 
 /// Verifies like [`crate::verify_request`] and records the pieces of the decision.
@@ -45,6 +151,8 @@ pub fn explain(target: &[u8], keys: &[Key], ip: Option<IpAddr>, now: i64) -> Exp
                 given_token: None,
                 given_expires: None,
                 expected: Vec::new(),
+                client: ip.map(RemoteAddr::new),
+                now,
             }
         }
     };
@@ -75,5 +183,7 @@ pub fn explain(target: &[u8], keys: &[Key], ip: Option<IpAddr>, now: i64) -> Exp
         given_token: params.md5.map(lossy),
         given_expires: params.expires.map(lossy),
         expected,
+        client: remote,
+        now,
     }
 }

@@ -78,9 +78,8 @@ fn start(res: &std::path::Path) -> (Child, u16, u16, std::sync::mpsc::Receiver<S
 #[test]
 fn sighup_reload_under_load_fails_no_request_and_sigterm_finishes_in_flight() {
     let origin = TestOrigin::start();
-    let dir = std::env::temp_dir().join(format!("tollgate-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let res = dir.join("resources.json");
+    let dir = crate::procs::TempDir::new("reload");
+    let res = dir.0.join("resources.json");
     write_atomically(&res, &resources(origin.port, 0));
     let (mut child, port, admin, logs) = start(&res);
 
@@ -220,7 +219,6 @@ fn sighup_reload_under_load_fails_no_request_and_sigterm_finishes_in_flight() {
     }
     let slow = slow.join().unwrap().unwrap();
     assert_eq!(slow.status, 200, "the request in flight was dropped");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
