@@ -11,7 +11,6 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// No logging.
     pub fn off() -> AccessLog {
         AccessLog { tx: None }
     }

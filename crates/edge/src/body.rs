@@ -155,7 +155,6 @@ impl EdgeBody {
         EdgeBody::Full(Some(Bytes::from_static(s.as_bytes())))
     }
 
-    /// An empty body.
     pub fn empty() -> EdgeBody {
         EdgeBody::Full(None)
     }

@@ -17,13 +17,11 @@ pub struct Object {
     pub status: StatusCode,
     /// End-to-end headers from the origin (no hop-by-hop, no Content-Length).
     pub headers: HeaderMap,
-    /// The body.
     pub body: Bytes,
     /// When it was received.
     pub stored_at: Instant,
     /// The origin's `Age` when it was received.
     pub initial_age: u64,
-    /// Fresh until then.
     pub fresh_until: Instant,
     /// Servable while the origin fails until then.
     pub stale_until: Instant,
@@ -72,7 +70,6 @@ impl quick_cache::Weighter<CacheKey, Arc<Object>> for ByBytes {
 
 type Table = quick_cache::sync::Cache<CacheKey, Arc<Object>, ByBytes>;
 
-/// The object cache.
 #[derive(Clone)]
 pub struct Cache {
     inner: Arc<Table>,
@@ -195,7 +192,6 @@ impl Cache {
         self.inner.weight()
     }
 
-    /// Objects held.
     pub fn entry_count(&self) -> u64 {
         self.inner.len() as u64
     }

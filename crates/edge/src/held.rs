@@ -33,7 +33,6 @@ fn field_errors(errs: &[FieldError]) -> ApplyError {
 /// Every resource of a control plane's configuration at one version.
 #[derive(Debug, Clone, Default)]
 pub struct HeldConfig {
-    /// The snapshot version.
     pub version: u64,
     /// The control plane's epoch (0: from a control plane that sends no deltas).
     pub epoch: u64,

@@ -18,7 +18,6 @@ pub enum Outcome {
     Pass,
     /// Refused by the token gate; the reason is the token crate's code.
     Refused(&'static str),
-    /// The origin failed.
     OriginError(&'static str),
 }
 
@@ -187,7 +186,6 @@ pub struct EdgeMetrics {
     pub unknown_host: AtomicU64,
     /// Requests with a method other than GET or HEAD.
     pub bad_method: AtomicU64,
-    /// Connections accepted.
     pub connections: AtomicU64,
     /// Connections closed at accept because their address had its cap open already.
     pub connections_over_address_cap: AtomicU64,

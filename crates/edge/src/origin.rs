@@ -94,7 +94,6 @@ pub fn client_tls(extra_roots: &[CertificateDer<'static>]) -> rustls::ClientConf
 pub struct OriginClient {
     id: usize,
     tls: rustls::ClientConfig,
-    /// Timeouts.
     pub timeouts: Timeouts,
 }
 
