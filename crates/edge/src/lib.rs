@@ -32,7 +32,7 @@ mod routes;
 mod server;
 mod tls;
 
-pub use client_io::{ClientIo, Serving, Sweeper};
+pub use client_io::{ClientIo, Guard, Serving, Sweeper};
 pub use conn_limit::PerAddress;
 pub use control_client::ControlClient;
 pub use follow::{follow, resume, Follow};

@@ -90,6 +90,7 @@ struct Dealt {
 
 /// A bound public listener, plain or TLS.
 pub struct Listener {
+    /// Accepts the connections.
     pub tcp: TcpListener,
     /// With it, connections are TLS (HTTP/2 or HTTP/1.1 by ALPN).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
