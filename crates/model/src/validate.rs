@@ -238,6 +238,33 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_prints_a_key() {
+        let json = GOOD.replace("secret_key", "s3cr3t-key-123").replace(
+            r#""type": 2"#,
+            r#""type": 2, "previous_key": "old-s3cr3t-456""#,
+        );
+        let valid = parse_resources(&json).unwrap().remove(0);
+        let sk = valid.resource.options.secure_key.clone().unwrap();
+        for printed in [
+            format!("{:?}", valid.resource),
+            format!("{sk:?}"),
+            format!("{valid:?}"),
+            format!("{valid:#?}"),
+        ] {
+            assert!(!printed.contains("s3cr3t"), "{printed}");
+            assert!(printed.contains("<redacted>"), "{printed}");
+        }
+        assert_eq!(
+            format!("{sk:?}"),
+            "SecureKey { enabled: true, key: Some(<redacted>), kind: WithoutClientIp, \
+             previous_key: Some(<redacted>) }"
+        );
+        // The JSON keeps them: the API returns a resource to its owner.
+        let out = serde_json::to_string(&valid.resource).unwrap();
+        assert!(out.contains(r#""key":"s3cr3t-key-123""#) && out.contains("old-s3cr3t-456"));
+    }
+
+    #[test]
     fn round_trips_through_json() {
         let r = parse_resources(GOOD).unwrap();
         let json = serde_json::to_string(&r[0].resource).unwrap();

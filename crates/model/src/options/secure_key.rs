@@ -1,12 +1,14 @@
 //! `options.secure_key`: Gcore's "Secure token", the key links are signed with.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 use tollgate_token::Key;
 
 use crate::validate::FieldErrors;
 
 /// `options.secure_key`: `{"enabled": bool, "key": string, "type": 0|2}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecureKey {
     /// Whether links must be signed.
@@ -21,6 +23,37 @@ pub struct SecureKey {
     /// signs), kept while links signed with it age out. Absent in Gcore's API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_key: Option<String>,
+}
+
+/// The keys are secrets that sign every link of the resource, and a resource is formatted with
+/// `{:?}` in logs and test failures: they print as `<redacted>`. (The JSON keeps them: the API
+/// returns a resource to its owner.)
+impl fmt::Debug for SecureKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a field added later must be added here too.
+        let SecureKey {
+            enabled,
+            key,
+            kind,
+            previous_key,
+        } = self;
+        let redacted = |k: &Option<String>| k.as_ref().map(|_| Redacted);
+        f.debug_struct("SecureKey")
+            .field("enabled", enabled)
+            .field("key", &redacted(key))
+            .field("kind", kind)
+            .field("previous_key", &redacted(previous_key))
+            .finish()
+    }
+}
+
+/// Stands for a secret in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// `secure_key.type`, a number in Gcore's API.
