@@ -72,6 +72,31 @@ impl ValidResource {
     pub fn hostnames(&self) -> &[String] {
         &self.hostnames
     }
+
+    /// Whether the authority of an absolute link (`host[:port]` as written, or `[v6]:port`)
+    /// names one of the resource's hostnames, in any case: the test of whether a link in a
+    /// playlist is the resource's own, to be given a token. An authority with user
+    /// information (`own@other`) is not, whatever is before the `@`.
+    pub fn is_own_host(&self, authority: &[u8]) -> bool {
+        if authority.contains(&b'@') {
+            return false;
+        }
+        let host_end = if authority.starts_with(b"[") {
+            authority
+                .iter()
+                .position(|&b| b == b']')
+                .map_or(authority.len(), |i| i + 1)
+        } else {
+            authority
+                .iter()
+                .position(|&b| b == b':')
+                .unwrap_or(authority.len())
+        };
+        let host = &authority[..host_end];
+        self.hostnames
+            .iter()
+            .any(|h| h.as_bytes().eq_ignore_ascii_case(host))
+    }
 }
 
 impl Resource {
@@ -262,6 +287,41 @@ mod tests {
         // The JSON keeps them: the API returns a resource to its owner.
         let out = serde_json::to_string(&valid.resource).unwrap();
         assert!(out.contains(r#""key":"s3cr3t-key-123""#) && out.contains("old-s3cr3t-456"));
+    }
+
+    #[test]
+    fn own_hosts() {
+        let json = GOOD.replace(
+            r#""secondaryHostnames": []"#,
+            r#""secondaryHostnames": ["Alt.Example.com"]"#,
+        );
+        let r = parse_resources(&json).unwrap().remove(0);
+        for own in [
+            "cdn.example.com",
+            "CDN.example.com:8080",
+            "alt.example.com",
+            "alt.example.com:",
+        ] {
+            assert!(r.is_own_host(own.as_bytes()), "{own}");
+        }
+        for other in [
+            "",
+            "example.com",
+            "cdn.example.com.evil",
+            "cdn.example.com@evil.example",
+            "evil.example@cdn.example.com",
+            "[::1]:80",
+            "[cdn.example.com]",
+        ] {
+            assert!(!r.is_own_host(other.as_bytes()), "{other}");
+        }
+        assert_eq!(
+            r.secure_key
+                .as_ref()
+                .and_then(|s| s.signing_key())
+                .map(|k| k.expose_secret()),
+            Some("secret_key")
+        );
     }
 
     #[test]

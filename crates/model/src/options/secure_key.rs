@@ -99,6 +99,15 @@ pub struct ValidSecureKey {
     pub bind_client_ip: bool,
 }
 
+impl ValidSecureKey {
+    /// The key that signs (the first of [`ValidSecureKey::keys`]). Always `Some` from
+    /// [`crate::Resource::validate`]; `None` only for one built by hand without a key, where
+    /// indexing `keys[0]` would panic.
+    pub fn signing_key(&self) -> Option<&Key> {
+        self.keys.first()
+    }
+}
+
 /// The keys in force, `Some` when links must be signed.
 pub(crate) fn validate(sk: Option<&SecureKey>, errors: &mut FieldErrors) -> Option<ValidSecureKey> {
     let sk = sk?;
