@@ -66,7 +66,8 @@ pub enum Addition<'a> {
         expires: &'a [u8],
         /// The client address, for resources that bind tokens to it.
         ip: Option<RemoteAddr>,
-        /// Only directories under this one (the playlist's, ending in `/`) are signed.
+        /// Only directories under this one (the playlist's, ending in `/`, decoded as nginx's
+        /// `$uri` is) are signed.
         scope: &'a [u8],
     },
 }
@@ -79,7 +80,10 @@ pub struct Rewrite<'a> {
     pub param_names: &'a [&'a [u8]],
     /// What they get.
     pub addition: Addition<'a>,
-    /// The playlist's directory (`$uri` up to its last `/`), to resolve relative links.
+    /// The playlist's directory (`$uri` up to its last `/`), to resolve relative links, as a
+    /// request would carry it: percent-encoded so that nginx decodes it back to `$uri`'s (a
+    /// `%` left decoded here would be decoded a second time). The edge encodes it with
+    /// `tollgate_token::sign::encode_path`.
     pub base_dir: &'a [u8],
     /// Whether a host (as written in an absolute link, port included) is the resource's own.
     pub own_host: &'a dyn Fn(&[u8]) -> bool,
