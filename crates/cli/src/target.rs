@@ -1,23 +1,23 @@
 //! Turning what a user pastes (a full URL or a path with a query) into a request target.
 
+use tollgate_token::url::split_http_url;
+
 /// The origin-form request target of `input`: a full `http(s)://host/...` URL loses its scheme
-/// and authority; an empty path becomes `/`, as nginx does for `http://host?x`.
+/// and authority (leaving `?x` of `http://host?x`, nothing of `http://host`); anything else is
+/// left as it is.
 pub fn request_target(input: &str) -> &str {
-    let lower = input.get(..8).unwrap_or(input).to_ascii_lowercase();
-    let rest = if lower.starts_with("https://") {
-        &input[8..]
-    } else if lower.starts_with("http://") {
-        &input[7..]
-    } else {
-        return input;
-    };
-    match rest.find(['/', '?', '#']) {
-        Some(i) => &rest[i..],
-        None => "",
+    match split_http_url(input.as_bytes()) {
+        // The rest is a suffix of the input starting at an ASCII byte (or empty), so the cut
+        // is on a character boundary.
+        Some((_, rest)) => input
+            .get(input.len().saturating_sub(rest.len())..)
+            .unwrap_or(""),
+        None => input,
     }
 }
 
-/// Like [`request_target`], but always starting with `/` when the input was a URL.
+/// Like [`request_target`], but always starting with `/` when the input was a URL: an empty
+/// path becomes `/`, as nginx does for `http://host?x`.
 pub fn request_target_owned(input: &str) -> String {
     let t = request_target(input);
     let is_url = t.len() != input.len() || t.is_empty();
@@ -40,5 +40,15 @@ mod tests {
         assert_eq!(t("http://cdn.example.com"), "/");
         assert_eq!(t("/a?b"), "/a?b");
         assert_eq!(t("a?b"), "a?b");
+    }
+
+    #[test]
+    fn the_cut_is_where_the_authority_ends() {
+        use super::request_target as r;
+        assert_eq!(r("hTTps://h\u{e9}st/caf\u{e9}?x"), "/caf\u{e9}?x");
+        assert_eq!(r("http://h#frag"), "#frag");
+        assert_eq!(r("http://"), "");
+        // A scheme-relative `//` is a path on a request line: left as it is.
+        assert_eq!(r("//h/a"), "//h/a");
     }
 }

@@ -10,7 +10,10 @@
 
 use std::collections::HashMap;
 
-use tollgate_token::{sign::digest, Key, RemoteAddr, Token};
+use tollgate_token::sign::digest;
+use tollgate_token::target::{directory, normalise_path};
+use tollgate_token::url::{split_authority, split_http_url};
+use tollgate_token::{Key, RemoteAddr, Token};
 
 /// What kind of manifest a file is, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,12 @@ impl Kind {
 
 /// The extension of the last segment of `path` (before any `?` or `#`), lower-cased.
 pub fn extension(path: &[u8]) -> Option<String> {
+    written_extension(path).map(|e| String::from_utf8_lossy(e).to_ascii_lowercase())
+}
+
+/// The extension of the last segment of `path` (before any `?` or `#`) as written, in any
+/// case: what [`extension`] lower-cases, borrowed, for comparing without allocating.
+pub fn written_extension(path: &[u8]) -> Option<&[u8]> {
     let end = path
         .iter()
         .position(|&b| b == b'?' || b == b'#')
@@ -42,7 +51,7 @@ pub fn extension(path: &[u8]) -> Option<String> {
     let name = &path[path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
     let dot = name.iter().rposition(|&b| b == b'.')?;
     let ext = &name[dot + 1..];
-    (!ext.is_empty() && ext.len() <= 16).then(|| String::from_utf8_lossy(ext).to_ascii_lowercase())
+    (!ext.is_empty() && ext.len() <= 16).then_some(ext)
 }
 
 /// What a forwarded link gets.
@@ -57,7 +66,8 @@ pub enum Addition<'a> {
         expires: &'a [u8],
         /// The client address, for resources that bind tokens to it.
         ip: Option<RemoteAddr>,
-        /// Only directories under this one (the playlist's, ending in `/`) are signed.
+        /// Only directories under this one (the playlist's, ending in `/`, decoded as nginx's
+        /// `$uri` is) are signed.
         scope: &'a [u8],
     },
 }
@@ -70,7 +80,10 @@ pub struct Rewrite<'a> {
     pub param_names: &'a [&'a [u8]],
     /// What they get.
     pub addition: Addition<'a>,
-    /// The playlist's directory (`$uri` up to its last `/`), to resolve relative links.
+    /// The playlist's directory (`$uri` up to its last `/`), to resolve relative links, as a
+    /// request would carry it: percent-encoded so that nginx decodes it back to `$uri`'s (a
+    /// `%` left decoded here would be decoded a second time). The edge encodes it with
+    /// `tollgate_token::sign::encode_path`.
     pub base_dir: &'a [u8],
     /// Whether a host (as written in an absolute link, port included) is the resource's own.
     pub own_host: &'a dyn Fn(&[u8]) -> bool,
@@ -338,33 +351,36 @@ fn write_link(link: &[u8], rw: &Rewrite<'_>, tokens: &mut Tokens, xml: bool, out
 }
 
 /// The parameters `link` gets, or `None` when it is left as it is. No allocation per link:
-/// tokens are computed once per directory as written in the manifest.
+/// the extension is compared where it is written, and tokens are computed once per directory
+/// as written in the manifest.
 fn addition_for<'m>(link: &[u8], rw: &'m Rewrite<'_>, tokens: &'m mut Tokens) -> Option<&'m [u8]> {
     if link.is_empty() || link.starts_with(b"data:") {
         return None;
     }
     // The path part, made absolute.
-    let (path, absolute) = if let Some(rest) = strip_scheme(link) {
-        let host_end = rest
-            .iter()
-            .position(|&b| b == b'/' || b == b'?' || b == b'#')
-            .unwrap_or(rest.len());
-        let authority = &rest[..host_end];
-        // A link with user information (`own.host@other.host`) goes to the host after the
-        // `@`: never the resource's own, so never given a token.
-        if authority.contains(&b'@') || !(rw.own_host)(authority) {
-            return None;
+    let network = split_http_url(link).or_else(|| link.strip_prefix(b"//").map(split_authority));
+    let (path, absolute) = match network {
+        Some((authority, path)) => {
+            // A link with user information (`own.host@other.host`) goes to the host after the
+            // `@`: never the resource's own, so never given a token.
+            if authority.contains(&b'@') || !(rw.own_host)(authority) {
+                return None;
+            }
+            (path, true)
         }
-        (&rest[host_end..], true)
-    } else {
-        (link, link.starts_with(b"/"))
+        None => (link, link.starts_with(b"/")),
     };
     let end = path
         .iter()
         .position(|&b| b == b'?' || b == b'#')
         .unwrap_or(path.len());
-    let ext = extension(&path[..end])?;
-    if !rw.to_types.contains(&ext) {
+    let ext = written_extension(&path[..end])?;
+    // `to_types` are lower case (the model lower-cases them).
+    if !rw
+        .to_types
+        .iter()
+        .any(|t| t.as_bytes().eq_ignore_ascii_case(ext))
+    {
         return None;
     }
     let query = path[end..].strip_prefix(b"?").unwrap_or(b"");
@@ -386,28 +402,26 @@ fn addition_for<'m>(link: &[u8], rw: &'m Rewrite<'_>, tokens: &'m mut Tokens) ->
             ip,
             scope,
         } => {
-            // Keyed by the directory as written (and whether it is absolute), so the segments of
-            // one directory cost one lookup each and one MD5 in all.
-            let written_dir = &path[..path[..end]
-                .iter()
-                .rposition(|&b| b == b'/')
-                .map_or(0, |i| i + 1)];
-            let mut memo_key = Vec::new();
-            let key_bytes: &[u8] = if absolute {
-                memo_key.push(b'/');
-                memo_key.extend_from_slice(written_dir);
-                &memo_key
+            // Keyed by the directory as written, so the segments of one directory cost one
+            // lookup each and one MD5 in all. An absolute path (whatever its host: only the
+            // resource's own get here) starts with `/` and a relative one never does, so the
+            // two cannot share a key. A file name with an escape may decode to a `/` and so
+            // be in a directory of its own: such a link is keyed by its whole path (which
+            // ends in the name, where a directory ends in `/`).
+            let path = &path[..end];
+            let dir_end = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+            let memo_key = if path[dir_end..].contains(&b'%') {
+                path
             } else {
-                written_dir
+                &path[..dir_end]
             };
-            if !tokens.contains_key(key_bytes) {
-                let mut full = Vec::with_capacity(rw.base_dir.len() + end);
-                if !absolute {
-                    full.extend_from_slice(rw.base_dir);
-                }
-                full.extend_from_slice(&path[..end]);
-                let params = resolve_dots(&full).and_then(|resolved| {
-                    let dir = &resolved[..=resolved.iter().rposition(|&b| b == b'/')?];
+            if !tokens.contains_key(memo_key) {
+                let base_dir: &[u8] = if absolute { b"" } else { rw.base_dir };
+                let requested = requested_path(base_dir, path);
+                // A path nginx refuses (a bad escape, `%00`, `..` above the root once decoded)
+                // is a 400 at the edge whatever its token: none is given.
+                let params = normalise_path(&requested).ok().and_then(|uri| {
+                    let dir = directory(&uri);
                     dir.starts_with(scope).then(|| {
                         let d = digest(expires, dir, ip.as_ref(), key);
                         let mut p = b"md5=".to_vec();
@@ -417,76 +431,65 @@ fn addition_for<'m>(link: &[u8], rw: &'m Rewrite<'_>, tokens: &'m mut Tokens) ->
                         p
                     })
                 });
-                tokens.insert(key_bytes.to_vec(), params);
+                tokens.insert(memo_key.to_vec(), params);
             }
-            tokens.get(key_bytes).and_then(|p| p.as_deref())
+            tokens.get(memo_key).and_then(|p| p.as_deref())
         }
     }
 }
 
-fn strip_scheme(link: &[u8]) -> Option<&[u8]> {
-    let lower = |p: &[u8]| link.len() >= p.len() && link[..p.len()].eq_ignore_ascii_case(p);
-    if lower(b"http://") {
-        Some(&link[7..])
-    } else if lower(b"https://") {
-        Some(&link[8..])
-    } else if link.starts_with(b"//") {
-        Some(&link[2..])
-    } else {
-        None
-    }
-}
-
-/// Resolves `.` and `..` segments of an absolute path (RFC 3986 5.2.4); `None` if it climbs
-/// above the root. Percent-encoded bytes are left as they are: the directory signed is the one
-/// the player will request, which the edge decodes before checking, so encoded links are
-/// signed over their decoded form.
-fn resolve_dots(path: &[u8]) -> Option<Vec<u8>> {
-    let decoded = percent_decode(path);
-    let mut segs: Vec<&[u8]> = Vec::new();
-    let parts: Vec<&[u8]> = decoded.split(|&b| b == b'/').collect();
-    let last = parts.len() - 1;
-    for (i, seg) in parts.iter().enumerate().skip(1) {
-        match *seg {
-            b"." => {
-                if i == last {
-                    segs.push(b"");
-                }
-            }
-            b".." => {
-                segs.pop()?;
-                if i == last {
-                    segs.push(b"");
-                }
-            }
-            s => segs.push(s),
+/// The path a player requests for a link whose path (before `?` and `#`) is `path`, under
+/// `base_dir` (empty for an absolute path). A player resolves a link before requesting it, as
+/// every URL library does (RFC 3986, section 5.2; the WHATWG URL Standard in browsers): `.` and
+/// `..` segments go, `%2e` counting as a dot as browsers count it, and a `..` at the root stays
+/// there; empty segments stay (`a//..` is `a/`, where nginx, merging slashes first, would make
+/// it the parent of `a`); tabs, CRs and LFs are dropped and the bytes a request line cannot
+/// carry are percent-encoded. Nothing is decoded: the edge does that, as nginx does, with
+/// [`normalise_path`], which the caller applies to the result.
+fn requested_path(base_dir: &[u8], path: &[u8]) -> Vec<u8> {
+    let mut full = Vec::with_capacity(base_dir.len() + path.len());
+    full.extend_from_slice(base_dir);
+    full.extend(
+        path.iter()
+            .filter(|&&b| !matches!(b, b'\t' | b'\n' | b'\r')),
+    );
+    let is_dot = |s: &[u8]| s == b"." || s.eq_ignore_ascii_case(b"%2e");
+    let is_dot_dot = |s: &[u8]| {
+        [&b".."[..], b".%2e", b"%2e.", b"%2e%2e"]
+            .iter()
+            .any(|d| s.eq_ignore_ascii_case(d))
+    };
+    let rest = full.strip_prefix(b"/").unwrap_or(&full);
+    let mut segments: Vec<&[u8]> = Vec::new();
+    let mut parts = rest.split(|&b| b == b'/').peekable();
+    while let Some(seg) = parts.next() {
+        let last = parts.peek().is_none();
+        if is_dot_dot(seg) {
+            segments.pop();
+        } else if !is_dot(seg) {
+            segments.push(seg);
+            continue;
+        }
+        // A path ending in a dot segment ends in `/`: `a/b/..` is `a/`.
+        if last {
+            segments.push(b"");
         }
     }
-    let mut out = Vec::with_capacity(decoded.len());
-    for s in segs {
+    let mut out = Vec::with_capacity(full.len() + 2);
+    for seg in segments {
         out.push(b'/');
-        out.extend_from_slice(s);
-    }
-    Some(out)
-}
-
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' && i + 2 < s.len() {
-            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
+        for &b in seg {
+            if b <= 0x20 || b == 0x7f {
+                out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            } else {
+                out.push(b);
             }
         }
-        out.push(s[i]);
-        i += 1;
     }
     out
 }
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 #[cfg(test)]
 mod tests {
@@ -772,5 +775,155 @@ mod tests {
 
     fn copy_bytes(kind: Kind, body: &[u8]) -> Vec<u8> {
         signing(|rw| rewrite(kind, body, rw))
+    }
+
+    /// The token of the `signing` settings for directory `dir`.
+    fn signing_token(dir: &str) -> String {
+        let key = Key::new("secret_key").unwrap();
+        tollgate_token::sign(&key, 1, dir.as_bytes(), None)
+            .unwrap()
+            .as_str()
+            .to_owned()
+    }
+
+    #[test]
+    fn links_are_signed_over_the_directory_the_edge_checks() {
+        // Links under the playlist's directory `/v/`, and the directory each is signed for:
+        // the one the edge computes, as nginx does, from the request a player makes for it.
+        let signed: &[(&str, Option<&str>)] = &[
+            ("c/x.ts", Some("/v/c/")),
+            // nginx merges slashes, decoded ones too.
+            ("a//b/index.m3u8", Some("/v/a/b/")),
+            ("d/%2F/e/x.ts", Some("/v/d/e/")),
+            ("%2F%2Fx/y.ts", Some("/v/x/")),
+            ("/a//b/x.ts", Some("/a/b/")),
+            ("https://cdn.example.com//a/./b/x.ts", Some("/a/b/")),
+            // The player resolves dots before nginx merges slashes: `a//..` is `a/`.
+            ("a//../x.ts", Some("/v/a/")),
+            // `%2e` is a dot to browsers, and nginx decodes it to one anyway.
+            ("a/%2e%2E/x.ts", Some("/v/")),
+            ("a/.%2e/x.ts", Some("/v/")),
+            ("a/%2e/x.ts", Some("/v/a/")),
+            // An escaped `/` is one segment to the player, and decoded by nginx.
+            ("a/b%2F..%2Fc/x.ts", Some("/v/a/c/")),
+            ("a%252F/x.ts", Some("/v/a%2F/")),
+            // `;` is an ordinary character to both: no path parameters.
+            ("a;b/x.ts", Some("/v/a;b/")),
+            ("..;/x.ts", Some("/v/..;/")),
+            // A player stops climbing at the root (nginx would refuse `/v/../../..`, but it
+            // never sees it).
+            ("../../../x.ts", Some("/")),
+            // A space is sent as `%20`, which nginx decodes.
+            ("my dir/a.ts", Some("/v/my dir/")),
+            ("caf\u{e9}/a.ts", Some("/v/caf\u{e9}/")),
+            // Requests nginx answers with a 400, whatever their token: none is given.
+            ("a%2F..%2F..%2F..%2Fx/y.ts", None),
+            ("a%zz/x.ts", None),
+            ("a%00/x.ts", None),
+        ];
+        for &(link, dir) in signed {
+            let body = format!("#EXTM3U\n{link}\n");
+            let got = String::from_utf8(copy_bytes(Kind::Hls, body.as_bytes())).unwrap();
+            let want = match dir {
+                Some(d) => format!("#EXTM3U\n{link}?md5={}&expires=1\n", signing_token(d)),
+                None => body.clone(),
+            };
+            assert_eq!(got, want, "{link} signed for {dir:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_name_decoding_to_a_slash_does_not_share_its_directory_token() {
+        let got = copy_bytes(Kind::Hls, b"h%2Fi.ts\ntop.ts\n");
+        let want = format!(
+            "h%2Fi.ts?md5={}&expires=1\ntop.ts?md5={}&expires=1\n",
+            signing_token("/v/h/"),
+            signing_token("/v/")
+        );
+        assert_eq!(String::from_utf8(got).unwrap(), want);
+    }
+
+    proptest::proptest! {
+        /// What the edge makes of the request a player sends for a rewritten link (resolved by
+        /// the `url` crate, a WHATWG URL parser as browsers have, then parsed as nginx does)
+        /// passes a directory token exactly when the rewrite gave the link one.
+        #[test]
+        fn a_signed_link_is_one_the_edge_accepts(
+            prefix in proptest::sample::select(vec![
+                "", "/", "https://cdn.example.com/", "//cdn.example.com/", "HTTP://cdn.example.com/",
+                "//other.example/",
+            ]),
+            segments in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "b", "", ".", "..", "%2e", "%2E%2e", ".%2e", "%2F", "%2f..", "..%2F", ";",
+                "..;", "a;b=1", "%20", " ", "%25", "%252F", "%41", "%zz", "%00", "\u{e9}", "~",
+            ]), 0..8),
+            name in proptest::sample::select(vec!["x.ts", "x%2Fy.ts", "%2F.ts", "index.m3u8"]),
+        ) {
+            let mut link = prefix.to_owned();
+            for seg in &segments {
+                link.push_str(seg);
+                link.push('/');
+            }
+            link.push_str(name);
+            signed_iff_the_edge_accepts(&link)?;
+        }
+    }
+
+    /// The check of [`a_signed_link_is_one_the_edge_accepts`] for one link.
+    fn signed_iff_the_edge_accepts(link: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        use proptest::prop_assert;
+        let key = Key::new("secret_key").unwrap();
+        let t = types();
+        let scope = b"/v/w/";
+        let rw = Rewrite {
+            to_types: &t,
+            param_names: &[b"md5", b"expires"],
+            addition: Addition::SignEachDirectory {
+                key: &key,
+                expires: b"2147483647",
+                ip: None,
+                scope,
+            },
+            base_dir: scope,
+            own_host: &|h| h == b"cdn.example.com",
+        };
+        let body = format!("#EXTM3U\n{link}\n");
+        let out = String::from_utf8(rewrite(Kind::Hls, body.as_bytes(), &rw)).unwrap();
+        let rewritten = out.lines().nth(1).unwrap();
+        let signed = rewritten != link;
+
+        let playlist = url::Url::parse("http://cdn.example.com/v/w/master.m3u8").unwrap();
+        let Ok(requested) = playlist.join(rewritten) else {
+            prop_assert!(!signed, "{link}: a link no player can request is signed");
+            return Ok(());
+        };
+        if requested.host_str() != Some("cdn.example.com") {
+            prop_assert!(!signed, "{link}: signed for another host");
+            return Ok(());
+        }
+        let target = match requested.query() {
+            Some(q) => format!("{}?{q}", requested.path()),
+            None => requested.path().to_owned(),
+        };
+        match tollgate_token::Target::parse(target.as_bytes()) {
+            Ok(t) if signed => {
+                let verdict =
+                    tollgate_token::verify_in_directory(&t, std::slice::from_ref(&key), None, 0);
+                prop_assert!(verdict.is_ok(), "{link}: {target} is refused: {verdict:?}");
+                prop_assert!(
+                    directory(t.uri()).starts_with(scope),
+                    "{link}: signed outside the scope"
+                );
+            }
+            Err(e) => prop_assert!(
+                !signed,
+                "{link}: signed, and the edge refuses {target}: {e}"
+            ),
+            Ok(t) => prop_assert!(
+                !directory(t.uri()).starts_with(scope),
+                "{link}: not signed, and {target} is in the scope"
+            ),
+        }
+        Ok(())
     }
 }

@@ -7,23 +7,23 @@
 //! collecting every problem rather than stopping at the first.
 
 mod duration;
+mod host;
+mod options;
 mod resource;
 mod serving;
 mod snapshot;
 mod validate;
 
 pub use duration::parse_gcore_duration;
-pub use resource::{
-    EdgeCacheSettings, OptionToggle, Options, OriginProtocol, QueryStringForwarding, Resource,
-    SecureKey, SecureKeyType,
+pub use options::{
+    EdgeCacheSettings, ForwardKeys, Forwarding, OptionToggle, Options, QueryStringForwarding,
+    SecureKey, SecureKeyType, ValidSecureKey, DEFAULT_CACHE_SECS, MAX_CACHE_SECS,
 };
+pub use resource::{OriginProtocol, Resource};
 pub use snapshot::{
     glob_match, Counters, EdgeReport, Purge, PurgeRequest, Snapshot, MAX_PURGE_ENTRIES,
 };
-pub use validate::{
-    FieldError, ForwardKeys, Forwarding, ValidResource, ValidSecureKey, DEFAULT_CACHE_SECS,
-    MAX_CACHE_SECS,
-};
+pub use validate::{FieldError, ValidResource};
 
 /// Parses a JSON array of resources (the edge's `--resources` file) and validates each one.
 /// Errors name the resource (by index and id) and the field.

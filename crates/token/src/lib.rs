@@ -34,6 +34,7 @@ pub mod key;
 pub mod query;
 pub mod sign;
 pub mod target;
+pub mod url;
 pub mod verify;
 
 pub use addr::RemoteAddr;

@@ -192,6 +192,20 @@ impl<'a> Target<'a> {
     }
 }
 
+/// nginx's `$uri` for a request for `path`: what [`Target::parse`] makes of it, for code that
+/// must know what the edge will check without a request in hand (the playlist rewrite signs
+/// the directory that a player's request for a link will be checked against). A `?` or `#`
+/// ends the path, as on a request line.
+pub fn normalise_path(path: &[u8]) -> Result<Cow<'_, [u8]>, TargetError> {
+    Target::parse(path).map(|t| t.uri)
+}
+
+/// The directory of a `$uri`: up to and including its last `/` (`/v/360p/` for
+/// `/v/360p/seg1.ts`), which a directory token signs. Empty when there is no `/`.
+pub fn directory(uri: &[u8]) -> &[u8] {
+    &uri[..uri.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)]
+}
+
 const FORBIDDEN: u8 = 1;
 const PERCENT: u8 = 2;
 const HASH: u8 = 4;
@@ -626,6 +640,35 @@ mod tests {
         assert!(c.percent_decoded && c.slashes_merged && c.dot_segments_resolved);
         assert!(c.fragment_dropped);
         assert!(!Target::parse(b"/a/b?x").unwrap().changes().any());
+    }
+
+    #[test]
+    fn normalise_path_is_the_uri_of_parse() {
+        for path in [
+            "/a//b/c.ts",
+            "/a/%2F/b/",
+            "/a/b/../c",
+            "/a;b/./c",
+            "/x?y",
+            "/a#b",
+        ] {
+            let t = Target::parse(path.as_bytes()).unwrap();
+            assert_eq!(
+                normalise_path(path.as_bytes()).as_deref(),
+                Ok(t.uri()),
+                "{path}"
+            );
+        }
+        assert_eq!(normalise_path(b"/a/../.."), Err(TargetError::AboveRoot));
+        assert!(matches!(normalise_path(b"/a/b.ts"), Ok(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn directories() {
+        assert_eq!(directory(b"/v/360p/seg1.ts"), b"/v/360p/");
+        assert_eq!(directory(b"/v/"), b"/v/");
+        assert_eq!(directory(b"/"), b"/");
+        assert_eq!(directory(b"x"), b"");
     }
 
     #[test]

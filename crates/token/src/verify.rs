@@ -12,7 +12,7 @@ use crate::base64url::{decode_token, TokenFormatError};
 use crate::key::Key;
 use crate::query::arg;
 use crate::sign::digest;
-use crate::target::{Target, TargetError};
+use crate::target::{directory, Target, TargetError};
 
 /// The raw `md5` and `expires` values of a query, as `$arg_md5` and `$arg_expires`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,15 +183,15 @@ pub fn verify_in_directory(
     // segment carrying its directory's token, so this order costs one MD5 where the other
     // would cost two.
     let uri = target.uri();
-    match uri.iter().rposition(|&b| b == b'/') {
-        Some(i) if i + 1 < uri.len() => {
-            match verify_signed_path(target, &uri[..=i], keys, ip, now) {
-                Err(Refusal::Mismatch) => verify(target, keys, ip, now),
-                other => other,
-            }
-        }
-        // The path is a directory already: its own token is the only one.
-        _ => verify(target, keys, ip, now),
+    let dir = directory(uri);
+    // A path that is a directory already (or, never from `Target::parse`, has no `/`) has one
+    // token: its own.
+    if dir.is_empty() || dir.len() == uri.len() {
+        return verify(target, keys, ip, now);
+    }
+    match verify_signed_path(target, dir, keys, ip, now) {
+        Err(Refusal::Mismatch) => verify(target, keys, ip, now),
+        other => other,
     }
 }
 
