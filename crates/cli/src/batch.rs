@@ -79,7 +79,7 @@ pub fn sign_lines(
             path = p;
         }
         n += 1;
-        if n % 65_536 == 0 {
+        if n.is_multiple_of(65_536) {
             progress(n);
         }
         if path.is_empty() {

@@ -75,12 +75,15 @@ pub async fn sign(
     let res = c.blocking(move |s| s.get(id)).await?;
     let cname = res.cname.clone();
     let valid = res.validate().map_err(ApiError::fields)?;
-    let sk = valid.secure_key.as_ref().ok_or_else(|| {
+    let off = || {
         ApiError::invalid(
             "options.secure_key.enabled",
             "the secure token is off for this resource: its links need no token",
         )
-    })?;
+    };
+    let sk = valid.secure_key.as_ref().ok_or_else(off)?;
+    // Validation gives a resource with the token on a key, so `off` is never the answer here.
+    let key = sk.signing_key().ok_or_else(off)?;
     let ip =
         match (sk.bind_client_ip, req.ip.as_deref().map(str::trim)) {
             (false, _) => None,
@@ -127,15 +130,8 @@ pub async fn sign(
         ));
     }
     let mut url = Vec::new();
-    let token = tollgate_token::sign_link(
-        &mut url,
-        &base,
-        &sk.keys[0],
-        expires,
-        req.path.as_bytes(),
-        ip,
-    )
-    .map_err(|e| {
+    let token = tollgate_token::sign_link(&mut url, &base, key, expires, req.path.as_bytes(), ip)
+        .map_err(|e| {
         let field = match e {
             tollgate_token::SignError::ExpiresNotPositive => "expires",
             _ => "path",
@@ -144,7 +140,7 @@ pub async fn sign(
     })?;
     let ip_text = ip.map(|a| tollgate_token::RemoteAddr::new(a).to_string());
     let snippets = snippets::render(&snippets::Values {
-        key: sk.keys[0].expose_secret(),
+        key: key.expose_secret(),
         path: &req.path,
         lifetime,
         window,

@@ -52,8 +52,7 @@ pub fn plan(res: &ValidResource, target: &Target<'_>, client: IpAddr) -> Option<
         return None;
     }
     let kind = Kind::of_extension(&ext)?;
-    let dir_end = uri.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
-    let scope = uri[..dir_end].to_vec();
+    let scope = tollgate_token::target::directory(uri).to_vec();
     let mut base_dir = Vec::with_capacity(scope.len());
     tollgate_token::sign::encode_path(&mut base_dir, &scope);
     let (params, sign) = match (&res.secure_key, f.sign_each_directory) {
@@ -218,21 +217,16 @@ impl RewriteBody {
     /// Rewrites `input` (or, with `None`, the end) into `out`.
     fn step(&mut self, input: Option<&[u8]>, out: &mut Vec<u8>) {
         let res = &self.site.res;
-        let hosts = res.hostnames();
-        let own_host = |h: &[u8]| {
-            let host = &h[..crate::routes::host_end(h)];
-            hosts
-                .iter()
-                .any(|x| x.as_bytes().eq_ignore_ascii_case(host))
-        };
+        let own_host = |authority: &[u8]| res.is_own_host(authority);
         let to_types = res
             .forwarding
             .as_ref()
             .map(|f| f.to_types.as_slice())
             .unwrap_or_default();
-        let addition = match (&self.plan.sign, &res.secure_key) {
-            (Some(s), Some(sk)) => Addition::SignEachDirectory {
-                key: &sk.keys[0],
+        let signing_key = res.secure_key.as_ref().and_then(|sk| sk.signing_key());
+        let addition = match (&self.plan.sign, signing_key) {
+            (Some(s), Some(key)) => Addition::SignEachDirectory {
+                key,
                 expires: &self.plan.params,
                 ip: s.ip,
                 scope: &self.plan.scope,

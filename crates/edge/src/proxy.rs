@@ -32,7 +32,7 @@ use crate::key::{KeyRule, Keyed};
 use crate::manifests::Plan;
 use crate::metrics::Outcome;
 use crate::respond::{cache_status, Answer, Refusal, Rendered, StreamTimeouts};
-use crate::routes::{host_end, Site};
+use crate::routes::Site;
 use crate::Edge;
 
 /// How long a request waits for another's fetch of the same object before it goes to the
@@ -359,7 +359,9 @@ fn host_key<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Cow<'a, str> {
         .host()
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("");
-    let host = raw[..host_end(raw.as_bytes())].trim_end_matches('.');
+    // Cut at an ASCII byte, so still UTF-8.
+    let host_len = tollgate_token::url::host_of_authority(raw.as_bytes()).len();
+    let host = raw[..host_len].trim_end_matches('.');
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(host.to_ascii_lowercase())
     } else {

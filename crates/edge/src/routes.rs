@@ -10,18 +10,6 @@ use tollgate_model::ValidResource;
 
 use crate::metrics::ResourceMetrics;
 
-/// Where the host name ends in a Host header's value or a URL's authority: before the port,
-/// after the closing bracket of an IPv6 literal (kept, as the routes key it).
-pub(crate) fn host_end(raw: &[u8]) -> usize {
-    if raw.starts_with(b"[") {
-        raw.iter()
-            .position(|&b| b == b']')
-            .map_or(raw.len(), |i| i + 1)
-    } else {
-        raw.iter().position(|&b| b == b':').unwrap_or(raw.len())
-    }
-}
-
 /// A resource as the edge serves it.
 pub struct Site {
     /// The validated resource (shared with the configuration the edge holds).

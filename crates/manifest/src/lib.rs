@@ -385,11 +385,9 @@ fn addition_for<'m>(link: &[u8], rw: &'m Rewrite<'_>, tokens: &'m mut Tokens) ->
     }
     let query = path[end..].strip_prefix(b"?").unwrap_or(b"");
     let query = &query[..query.iter().position(|&b| b == b'#').unwrap_or(query.len())];
-    let carries = query
-        .split(|&b| b == b'&')
-        .filter_map(|p| p.split(|&b| b == b'=').next())
+    let carries = tollgate_token::query::params(query)
         // In XML the separator is written `&amp;`.
-        .map(|n| n.strip_prefix(b"amp;").unwrap_or(n))
+        .map(|p| p.name.strip_prefix(b"amp;").unwrap_or(p.name))
         .any(|n| rw.param_names.contains(&n));
     if carries {
         return None;

@@ -81,18 +81,7 @@ impl ValidResource {
         if authority.contains(&b'@') {
             return false;
         }
-        let host_end = if authority.starts_with(b"[") {
-            authority
-                .iter()
-                .position(|&b| b == b']')
-                .map_or(authority.len(), |i| i + 1)
-        } else {
-            authority
-                .iter()
-                .position(|&b| b == b':')
-                .unwrap_or(authority.len())
-        };
-        let host = &authority[..host_end];
+        let host = tollgate_token::url::host_of_authority(authority);
         self.hostnames
             .iter()
             .any(|h| h.as_bytes().eq_ignore_ascii_case(host))

@@ -21,6 +21,23 @@ pub fn split_authority(rest: &[u8]) -> (&[u8], &[u8]) {
     rest.split_at(end)
 }
 
+/// The host of an authority or a Host header's value (`host[:port]`, `[v6]:port`): before the
+/// port, the brackets of an IPv6 literal kept (as hostnames are written in a resource).
+pub fn host_of_authority(authority: &[u8]) -> &[u8] {
+    let end = if authority.starts_with(b"[") {
+        authority
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(authority.len(), |i| i + 1)
+    } else {
+        authority
+            .iter()
+            .position(|&b| b == b':')
+            .unwrap_or(authority.len())
+    };
+    &authority[..end]
+}
+
 fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     let (head, rest) = s.split_at_checked(prefix.len())?;
     head.eq_ignore_ascii_case(prefix).then_some(rest)
@@ -29,6 +46,19 @@ fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_of_authorities() {
+        for (a, h) in [
+            ("cdn.example.com:8080", "cdn.example.com"),
+            ("cdn.example.com", "cdn.example.com"),
+            ("[::1]:80", "[::1]"),
+            ("[::1", "[::1"),
+            ("", ""),
+        ] {
+            assert_eq!(host_of_authority(a.as_bytes()), h.as_bytes(), "{a}");
+        }
+    }
 
     #[test]
     fn table() {
