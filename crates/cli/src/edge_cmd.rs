@@ -8,10 +8,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use tollgate::units::{parse_size, parse_timeout};
-use tollgate_edge::resources_file::{self, ResourcesFileError};
 use tollgate_edge::{
-    server_config, Cidr, Edge, EdgeConfig, Follow, HostCert, Limits, Listener, Routes, Timeouts,
-    TrustedProxies,
+    load_resources, reload_on_hangup, server_config, Cidr, Edge, EdgeConfig, Follow, HostCert,
+    Limits, Listener, ResourcesFileError, Routes, Timeouts, TrustedProxies,
 };
 
 #[derive(Args)]
@@ -101,7 +100,7 @@ pub struct EdgeOptions {
 }
 
 fn load(path: &Path) -> Result<Vec<tollgate_model::ValidResource>> {
-    resources_file::load(path).map_err(|e| match e {
+    load_resources(path).map_err(|e| match e {
         ResourcesFileError::Unreadable(..) => anyhow!("--resources: {e}"),
         ResourcesFileError::Invalid(..) => anyhow!("--resources {e}"),
     })
@@ -153,7 +152,7 @@ fn config(args: &EdgeOptions) -> Result<EdgeConfig> {
 }
 
 /// A runtime for the acceptor, signals, reloads and the admin listener; clients are served
-/// by the workers `server::serve` starts.
+/// by the workers `tollgate_edge::serve_all` starts.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -216,6 +215,12 @@ pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// A source once the edge holds what it gave.
+enum Followed {
+    File(PathBuf),
+    Control(Follow, tollgate_edge::HeldConfig),
+}
+
 /// Runs an edge on the `listen` addresses until `stop_rx` says stop.
 pub async fn run_edge(
     args: &EdgeOptions,
@@ -228,17 +233,17 @@ pub async fn run_edge(
         Source::File(path) => load(path)?,
         Source::Control(_) => Vec::new(),
     };
-    let mut count = resources.len();
+    let file_count = resources.len();
     let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).context("--access-log")?);
     // Before the listeners: a restarted edge serves its saved configuration from the first
     // request.
-    let held = match &source {
-        Source::Control(f) => Some(tollgate_edge::resume(&edge, f)),
-        Source::File(_) => None,
+    let (count, source) = match source {
+        Source::File(path) => (file_count, Followed::File(path)),
+        Source::Control(f) => {
+            let held = tollgate_edge::resume(&edge, &f);
+            (held.len(), Followed::Control(f, held))
+        }
     };
-    if let Some(h) = &held {
-        count = h.len();
-    }
     let mut listeners = Vec::new();
     for addr in listen {
         let tcp =
@@ -248,19 +253,6 @@ pub async fn run_edge(
             tcp.local_addr()?
         );
         listeners.push(Listener { tcp, tls: None });
-    }
-    if !args.tls_listen.is_empty() {
-        let cfg = server_config(&args.tls_cert).map_err(|e| anyhow!("--tls-cert: {e}"))?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-        for addr in &args.tls_listen {
-            let tcp = tollgate_edge::bind(*addr)
-                .with_context(|| format!("--tls-listen: cannot bind {addr}"))?;
-            eprintln!("tollgate edge: TLS on {}", tcp.local_addr()?);
-            listeners.push(Listener {
-                tcp,
-                tls: Some(acceptor.clone()),
-            });
-        }
     }
     if let Some(addr) = args.admin {
         let admin = tokio::net::TcpListener::bind(addr)
@@ -273,17 +265,31 @@ pub async fn run_edge(
             stopped(stop_rx.clone()),
         ));
     }
-    match (source, held) {
-        (Source::File(path), _) => resources_file::reload_on_hangup(Arc::clone(&edge), path)
-            .context("installing the SIGHUP handler")?,
-        (Source::Control(f), held) => {
+    match source {
+        Followed::File(path) => {
+            reload_on_hangup(Arc::clone(&edge), path).context("installing the SIGHUP handler")?
+        }
+        Followed::Control(f, held) => {
             eprintln!("tollgate edge: following {}", f.control);
             tokio::spawn(tollgate_edge::follow(
                 Arc::clone(&edge),
                 f,
-                held.unwrap_or_default(),
+                held,
                 stopped(stop_rx.clone()),
             ));
+        }
+    }
+    if !args.tls_listen.is_empty() {
+        let cfg = server_config(&args.tls_cert).map_err(|e| anyhow!("--tls-cert: {e}"))?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+        for addr in &args.tls_listen {
+            let tcp = tollgate_edge::bind(*addr)
+                .with_context(|| format!("--tls-listen: cannot bind {addr}"))?;
+            eprintln!("tollgate edge: TLS on {}", tcp.local_addr()?);
+            listeners.push(Listener {
+                tcp,
+                tls: Some(acceptor.clone()),
+            });
         }
     }
     let workers = args

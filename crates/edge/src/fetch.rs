@@ -37,7 +37,7 @@ pub(crate) enum Fetched {
 impl Fetched {
     /// Whether a stale copy should be served instead: the origin failed, or answered
     /// 500/502/503/504 (the statuses RFC 5861's stale-if-error names).
-    pub fn failed(&self) -> bool {
+    pub fn calls_for_stale(&self) -> bool {
         match self {
             Fetched::Failed(_) => true,
             Fetched::Storable(o) | Fetched::ForThisViewer(o) => {

@@ -14,8 +14,9 @@ use crate::origin::OriginError;
 /// What a leader hands its followers.
 #[derive(Clone)]
 pub(crate) enum Shared {
-    /// An object in the cache (just stored, or the stale copy served because the origin
-    /// failed): followers serve it as a hit, or as stale once past its freshness.
+    /// A storable object (just fetched, or the stale copy served because the origin failed;
+    /// not kept when a purge came during the fetch): followers serve it as a hit, or as stale
+    /// once past its freshness.
     Stored(Arc<Object>),
     /// The origin failed and there was no stale copy.
     Failed(OriginError),

@@ -336,9 +336,11 @@ pub async fn follow(
                 let took = started.elapsed();
                 let applied = applied.unwrap_or_else(|e| Err(ApplyError(format!("panicked: {e}"))));
                 // Purges never widen what is served: they are applied even when the
-                // resources are refused, so none is lost by skipping a version.
+                // resources are refused, so none is lost by skipping a version. Each is keyed
+                // as its resource now keys requests (the refused version's rules never served).
+                let keyed_by = applied.as_ref().unwrap_or(&held);
                 for p in &purges {
-                    edge.purge(p.resource, &p.what);
+                    edge.purge(keyed_by, p);
                 }
                 match applied {
                     Ok(next) => {

@@ -33,6 +33,7 @@ fn field_errors(errs: &[FieldError]) -> ApplyError {
 /// Every resource of a control plane's configuration at one version.
 #[derive(Debug, Clone, Default)]
 pub struct HeldConfig {
+    /// The control plane's version of it.
     pub version: u64,
     /// The control plane's epoch (0: from a control plane that sends no deltas).
     pub epoch: u64,
@@ -71,7 +72,7 @@ fn is_zero(v: &u64) -> bool {
 
 impl HeldConfig {
     /// A whole snapshot, validated: every resource, and no hostname on two of them.
-    pub fn whole(snap: Snapshot) -> Result<HeldConfig, ApplyError> {
+    pub(crate) fn whole(snap: Snapshot) -> Result<HeldConfig, ApplyError> {
         if snap.delta_from.is_some() || !snap.deleted.is_empty() {
             return Err(ApplyError(
                 "a delta where a whole snapshot was expected".into(),
@@ -94,7 +95,7 @@ impl HeldConfig {
 
     /// The configuration `snap` leads to from this one: `snap` itself when it is whole, this one
     /// patched when it is a delta from this version and epoch; and how it differs.
-    pub fn next(&self, snap: Snapshot) -> Result<(HeldConfig, Change), ApplyError> {
+    pub(crate) fn next(&self, snap: Snapshot) -> Result<(HeldConfig, Change), ApplyError> {
         match snap.delta_from {
             None => Ok((HeldConfig::whole(snap)?, Change::Whole)),
             // The control plane vouches that the state held is of its history (the epoch may
@@ -143,8 +144,12 @@ impl HeldConfig {
         }
     }
 
+    pub(crate) fn resource(&self, id: u64) -> Option<&Arc<ValidResource>> {
+        self.resources.get(&id)
+    }
+
     /// Every resource, by id.
-    pub fn resources(&self) -> impl Iterator<Item = &Arc<ValidResource>> + '_ {
+    pub(crate) fn resources(&self) -> impl Iterator<Item = &Arc<ValidResource>> + '_ {
         self.resources.values()
     }
 
@@ -160,7 +165,7 @@ impl HeldConfig {
 
     /// The saved form (a whole snapshot's JSON, without purges), which [`HeldConfig::whole`]
     /// reads back.
-    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+    pub(crate) fn to_json(&self) -> serde_json::Result<Vec<u8>> {
         serde_json::to_vec(&SavedForm {
             version: self.version,
             epoch: self.epoch,

@@ -54,7 +54,8 @@ impl KeyRule {
         }
     }
 
-    /// The rule of a resource the edge no longer serves: its purges still drop what it stored.
+    /// The rule of a resource the edge does not know (deleted before its purge arrived): its
+    /// purges still drop what it stored, as far as a rule that keeps the query can.
     pub fn of_unknown(resource: u64) -> KeyRule {
         KeyRule {
             resource,
@@ -68,7 +69,8 @@ impl KeyRule {
 
     /// The key of `target`; one buffer serves as the key and the origin's request target.
     pub fn key(&self, target: &Target<'_>) -> Keyed {
-        let mut origin_target = Vec::with_capacity(target.uri().len() + target.args().len() + 1);
+        // Room for a few escapes too, so that a path with a space is not copied twice.
+        let mut origin_target = Vec::with_capacity(target.uri().len() + target.args().len() + 32);
         encode_path(&mut origin_target, target.uri());
         let path_len = origin_target.len();
         push_forwarded_query(&mut origin_target, target.args());

@@ -18,7 +18,9 @@ mod control_client;
 mod fetch;
 mod flights;
 mod follow;
-mod freshness;
+// Public for the fuzz target only (`fuzz/fuzz_targets/freshness.rs`).
+#[doc(hidden)]
+pub mod freshness;
 mod held;
 mod key;
 mod manifests;
@@ -26,7 +28,7 @@ mod metrics;
 mod origin;
 mod proxy;
 mod realip;
-pub mod resources_file;
+mod resources_file;
 mod respond;
 mod routes;
 mod server;
@@ -35,9 +37,10 @@ mod tls;
 pub use client_io::{ClientIo, Guard, Serving, Sweeper};
 pub use conn_limit::PerAddress;
 pub use control_client::ControlClient;
-pub use follow::{follow, resume, Follow};
+pub use follow::{follow, resume, Follow, HeldConfig};
 pub use origin::{client_tls, Timeouts};
 pub use realip::{Cidr, TrustedProxies};
+pub use resources_file::{load_resources, reload_on_hangup, ResourcesFileError};
 pub use routes::Routes;
 pub use server::{bind, drain, serve, serve_admin, serve_all, Limits, Listener};
 pub use tls::{server_config, HostCert};
@@ -180,14 +183,13 @@ impl Edge {
             .store(Arc::new(Routes::new(resources, Some(&old))));
     }
 
-    /// Drops what a purge of `resource` names, keyed as that resource keys requests now.
-    pub(crate) fn purge(&self, resource: u64, what: &tollgate_model::PurgeRequest) {
-        let rule = self
-            .routes
-            .load()
-            .by_id(resource)
-            .map_or(KeyRule::of_unknown(resource), |s| KeyRule::of(&s.res));
-        self.cache.remove_purged(rule, what);
+    /// Drops what a purge names, keyed as `held` (every resource, inactive ones included) keys
+    /// the purged resource's requests.
+    pub(crate) fn purge(&self, held: &HeldConfig, p: &tollgate_model::Purge) {
+        let rule = held
+            .resource(p.resource)
+            .map_or(KeyRule::of_unknown(p.resource), |r| KeyRule::of(r));
+        self.cache.remove_purged(rule, &p.what);
     }
 
     /// Bytes the cache holds, as weighed against its capacity.
@@ -240,5 +242,60 @@ impl Edge {
                 ),
             ],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_purge_is_keyed_by_its_resource_even_while_the_resource_is_inactive() {
+        // Stored while active, with ignoreQueryString: `/a?x=1` is kept as `/a`.
+        let json = |active: bool| {
+            format!(
+                r#"{{"id": 7, "cname": "cdn.example.com", "origin": "127.0.0.1:9", "active": {active},
+                    "options": {{"ignoreQueryString": {{"enabled": true, "value": true}}}}}}"#
+            )
+        };
+        let resource: tollgate_model::Resource = serde_json::from_str(&json(false)).unwrap();
+        let held = HeldConfig::whole(tollgate_model::Snapshot {
+            version: 2,
+            resources: vec![resource],
+            ..tollgate_model::Snapshot::default()
+        })
+        .unwrap();
+        let edge = Edge::new(&EdgeConfig::default(), Routes::default()).unwrap();
+        let active: tollgate_model::Resource = serde_json::from_str(&json(true)).unwrap();
+        let target = tollgate_token::Target::parse(b"/a?x=1").unwrap();
+        let key = KeyRule::of(&active.validate().unwrap()).key(&target).key;
+        let now = std::time::Instant::now();
+        let obj = Arc::new(cache::Object {
+            status: http::StatusCode::OK,
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::from_static(b"x"),
+            stored_at: now,
+            initial_age: 0,
+            fresh_until: now + Duration::from_secs(60),
+            stale_until: now + Duration::from_secs(60),
+            etag: None,
+            last_modified: None,
+        });
+        edge.cache.insert(key.clone(), obj);
+        edge.purge(
+            &held,
+            &tollgate_model::Purge {
+                version: 2,
+                resource: 7,
+                what: tollgate_model::PurgeRequest {
+                    urls: Some(vec!["/a?x=1".into()]),
+                    paths: None,
+                },
+            },
+        );
+        assert!(
+            edge.cache.get(&key, now).is_none(),
+            "the purge left {key:?}"
+        );
     }
 }

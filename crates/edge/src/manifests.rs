@@ -57,6 +57,8 @@ pub fn plan(res: &ValidResource, target: &Target<'_>, client: IpAddr) -> Option<
     tollgate_token::sign::encode_path(&mut base_dir, &scope);
     let (params, sign) = match (&res.secure_key, f.sign_each_directory) {
         (Some(sk), true) => {
+            // Validation gives a resource with the token on a key; without one, no rewrite.
+            sk.signing_key()?;
             let expires = LinkParams::from_args(target.args()).expires?.to_vec();
             let ip = sk.bind_client_ip.then(|| RemoteAddr::new(client));
             (expires, Some(Signing { ip }))

@@ -1,17 +1,17 @@
 //! The request path, as phases in order over one request's context ([`Ctx`]), each a function
 //! below in the order it runs:
 //!
-//! 1. [`route`]: the Host header names a resource (404, 400 for two Host headers); the resource
-//!    answers the method (405);
+//! 1. [`route`]: the Host header names a resource (`routes`; 404, 400 for two Host headers);
+//!    the resource answers the method (405);
 //! 2. [`parse_target`]: the path as nginx's `$uri` (400), with `tollgate-token`'s parser;
 //! 3. [`gate`]: the secure token (403 / 410); nothing below runs for a refused request;
-//! 4. [`plan`]: whether the response is a manifest to rewrite (`forwarding`), and the cache
+//! 4. [`plan`]: whether the response is a manifest to rewrite (`manifests`), and the cache
 //!    key with the origin's target (`key`);
 //! 5. [`lookup`]: a fresh object in the cache (`cache`) is a hit;
 //! 6. [`fetch_on_miss`]: one origin fetch per key however many miss it (`flights`), the
 //!    response stored or streamed (`fetch`), a stale copy if the origin fails;
 //! 7. [`respond`]: the response, in one place (`respond`: Range, conditional, HEAD), then the
-//!    manifest rewrite (`forwarding`);
+//!    manifest rewrite (`manifests`);
 //! 8. [`log_and_count`]: the resource's counters and the access log line.
 
 use std::borrow::Cow;
@@ -30,8 +30,7 @@ use crate::fetch::{Fetched, Upstream};
 use crate::flights::{Join, Leader, Shared, Waited};
 use crate::key::{KeyRule, Keyed};
 use crate::manifests::Plan;
-use crate::metrics::Outcome;
-use crate::respond::{cache_status, Answer, Refusal, Rendered, StreamTimeouts};
+use crate::respond::{Answer, Refusal, Rendered, Served, StreamTimeouts};
 use crate::routes::Site;
 use crate::Edge;
 
@@ -39,7 +38,7 @@ use crate::Edge;
 /// origin itself (nginx's `proxy_cache_lock_timeout`, whose default this is).
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the phases know about one request, filled in as they run.
+/// What the phases know about one request.
 struct Ctx<'r> {
     edge: &'r Arc<Edge>,
     req: &'r Request<Incoming>,
@@ -52,12 +51,17 @@ struct Ctx<'r> {
     /// Whether the request came over TLS (for `originProtocol` MATCH).
     tls: bool,
     head: bool,
-    /// The route's resource (phase 1).
+    /// The resource serving the host, if any (looked up once: the site's Arc outlives a
+    /// reload in flight).
     site: Option<Arc<Site>>,
-    /// The manifest rewrite, when the response is one (phase 4).
+}
+
+/// What phase 4 decides about the response, for the respond phase.
+struct Shaping<'r> {
+    /// The manifest rewrite, when the response is one.
     rewrite: Option<Plan>,
     /// The request headers the answer honours: a rewritten manifest honours no range or
-    /// validator, since they refer to the origin's bytes (phase 4).
+    /// validator, since they refer to the origin's bytes.
     headers: Cow<'r, HeaderMap>,
 }
 
@@ -68,11 +72,13 @@ pub(crate) async fn handle(
     peer: IpAddr,
     tls: bool,
 ) -> Response<EdgeBody> {
-    let mut ctx = Ctx {
+    let host = host_key(req.uri(), req.headers());
+    let ctx = Ctx {
         edge: &edge,
         req: &req,
         started: edge.log.enabled().then(Instant::now),
-        host: request_host(&req),
+        site: edge.routes.load().get(&host).cloned(),
+        host,
         client: edge.trusted.client_addr(
             peer,
             req.headers()
@@ -82,18 +88,19 @@ pub(crate) async fn handle(
         ),
         tls,
         head: req.method() == Method::HEAD,
-        site: None,
+    };
+    let mut shaping = Shaping {
         rewrite: None,
         headers: Cow::Borrowed(req.headers()),
     };
-    let answer = decide(&mut ctx).await;
-    let done = respond(&mut ctx, answer);
+    let answer = decide(&ctx, &mut shaping).await;
+    let done = respond(&ctx, shaping, answer);
     log_and_count(&ctx, &done);
     done.resp
 }
 
 /// Phases 1 to 6: what to answer.
-async fn decide(ctx: &mut Ctx<'_>) -> Answer {
+async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
     let site = match route(ctx) {
         Ok(site) => site,
         Err(refused) => return Answer::Refused(refused),
@@ -103,12 +110,12 @@ async fn decide(ctx: &mut Ctx<'_>) -> Answer {
         Ok(t) => t,
         Err(refused) => return Answer::Refused(refused),
     };
-    if let Err(refused) = gate(&site, &target, ctx.client) {
+    if let Err(refused) = gate(site, &target, ctx.client) {
         return Answer::Refused(refused);
     }
-    let keyed = plan(ctx, &site, &target);
+    let keyed = plan(ctx, shaping, site, &target);
     let up = Upstream {
-        site: &site,
+        site,
         https: site.res.origin_https(ctx.tls),
         target: &keyed.origin_target,
     };
@@ -116,16 +123,14 @@ async fn decide(ctx: &mut Ctx<'_>) -> Answer {
         if let Some(hit) = lookup(ctx, &keyed) {
             return hit;
         }
-        if let Some(answer) = fetch_on_miss(ctx, &keyed, up).await {
+        if let Some(answer) = fetch_on_miss(ctx, &shaping.headers, &keyed, up).await {
             return answer;
         }
     }
 }
 
 /// Phase 1: the resource serving the Host, and whether it answers the method.
-fn route(ctx: &mut Ctx<'_>) -> Result<Arc<Site>, Refusal> {
-    // The routes are only looked at here: the site's Arc outlives a reload in flight.
-    ctx.site = ctx.edge.routes.load().get(&ctx.host).cloned();
+fn route<'c>(ctx: &'c Ctx<'_>) -> Result<&'c Arc<Site>, Refusal> {
     // Two Host headers: which one names the resource is ambiguous, so nginx refuses them.
     let mut hosts = ctx.req.headers().get_all(header::HOST).iter();
     if hosts.next().is_some() && hosts.next().is_some() {
@@ -147,7 +152,7 @@ fn route(ctx: &mut Ctx<'_>) -> Result<Arc<Site>, Refusal> {
         ctx.edge.metrics.bad_method.fetch_add(1, Relaxed);
         return Err(Refusal::MethodNotAllowed);
     }
-    Ok(Arc::clone(site))
+    Ok(site)
 }
 
 /// Phase 2: the request target as nginx reads it.
@@ -180,10 +185,10 @@ fn gate(site: &Site, target: &Target<'_>, client: IpAddr) -> Result<(), Refusal>
 }
 
 /// Phase 4: the manifest rewrite (and with it the headers honoured), and the cache key.
-fn plan(ctx: &mut Ctx<'_>, site: &Site, target: &Target<'_>) -> Keyed {
-    ctx.rewrite = crate::manifests::plan(&site.res, target, ctx.client);
-    if ctx.rewrite.is_some() {
-        ctx.headers = crate::manifests::request_headers(ctx.req.headers());
+fn plan<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>, site: &Site, target: &Target<'_>) -> Keyed {
+    shaping.rewrite = crate::manifests::plan(&site.res, target, ctx.client);
+    if shaping.rewrite.is_some() {
+        shaping.headers = crate::manifests::request_headers(ctx.req.headers());
     }
     KeyRule::of(&site.res).key(target)
 }
@@ -196,51 +201,55 @@ fn lookup(ctx: &Ctx<'_>, keyed: &Keyed) -> Option<Answer> {
         .cache
         .get(&keyed.key, now)
         .filter(|o| o.is_fresh(now))?;
-    Some(Answer::Object {
-        obj,
-        outcome: Outcome::Hit,
-        reason: "",
-    })
+    Some(served(obj, Served::Hit, now))
 }
 
 /// Phase 6: the miss. `None` when the lookup is to run again (a fetch of the key ended in
 /// between, or its leader went away).
-async fn fetch_on_miss(ctx: &Ctx<'_>, keyed: &Keyed, up: Upstream<'_>) -> Option<Answer> {
+async fn fetch_on_miss(
+    ctx: &Ctx<'_>,
+    headers: &HeaderMap,
+    keyed: &Keyed,
+    up: Upstream<'_>,
+) -> Option<Answer> {
     let edge = ctx.edge;
     let key = &keyed.key;
     // Checked only on a miss, so a hit costs one cache lookup.
     if edge.large.contains(key, Instant::now()) {
-        return Some(stream(ctx, up).await);
+        return Some(stream(ctx, headers, up).await);
     }
     match edge.flights.join(key) {
-        Join::Lead(leader) => lead(ctx, keyed, up, leader).await,
+        Join::Lead(leader) => lead(ctx, headers, keyed, up, leader).await,
         Join::Follow(follower) => match follower.wait(LOCK_TIMEOUT).await {
             // The leader is slow: go to the origin without storing, as nginx does after
             // proxy_cache_lock_timeout.
-            Waited::TimedOut => Some(stream(ctx, up).await),
+            Waited::TimedOut => Some(stream(ctx, headers, up).await),
             Waited::LeaderGone => None,
             Waited::Done(Shared::Stored(obj)) => {
                 // A follower of a leader that fell back on the stale copy gets it as stale too.
-                let outcome = if obj.is_fresh(Instant::now()) {
-                    Outcome::Hit
+                let now = Instant::now();
+                let how = if obj.is_fresh(now) {
+                    Served::Hit
                 } else {
-                    Outcome::Stale
+                    Served::Stale
                 };
-                Some(Answer::Object {
-                    obj,
-                    outcome,
-                    reason: "",
-                })
+                Some(served(obj, how, now))
             }
             Waited::Done(Shared::Failed(e)) => Some(Answer::Failed(e)),
-            Waited::Done(Shared::FetchYourself) => Some(stream(ctx, up).await),
+            Waited::Done(Shared::FetchYourself) => Some(stream(ctx, headers, up).await),
         },
     }
 }
 
 /// Phase 6 for the request that fetches: the origin's object, stored when it may be and handed
 /// to the followers; a stale copy within its window when the origin fails.
-async fn lead(ctx: &Ctx<'_>, keyed: &Keyed, up: Upstream<'_>, leader: Leader) -> Option<Answer> {
+async fn lead(
+    ctx: &Ctx<'_>,
+    headers: &HeaderMap,
+    keyed: &Keyed,
+    up: Upstream<'_>,
+    leader: Leader,
+) -> Option<Answer> {
     let edge = ctx.edge;
     let key = &keyed.key;
     let now = Instant::now();
@@ -254,12 +263,14 @@ async fn lead(ctx: &Ctx<'_>, keyed: &Keyed, up: Upstream<'_>, leader: Leader) ->
     let mark = edge.cache.purge_mark();
     let fetched = crate::fetch::object(edge, up).await;
     // `Cache::get` returns nothing past the stale window, so `stored` may be served stale.
-    if let Some(stale) = stored.filter(|_| fetched.failed()) {
+    // It is looked up after the join: a copy purged since the first lookup is never served.
+    if let Some(stale) = stored.filter(|_| fetched.calls_for_stale()) {
         leader.finish(Shared::Stored(Arc::clone(&stale)));
         return Some(Answer::Object {
             obj: stale,
-            outcome: Outcome::Stale,
+            served: Served::Stale,
             reason: "origin_failed_served_stale",
+            now: Instant::now(),
         });
     }
     Some(match fetched {
@@ -267,18 +278,18 @@ async fn lead(ctx: &Ctx<'_>, keyed: &Keyed, up: Upstream<'_>, leader: Leader) ->
             edge.cache
                 .insert_unless_purged(key.clone(), Arc::clone(&obj), mark);
             leader.finish(Shared::Stored(Arc::clone(&obj)));
-            served(obj, Outcome::Miss)
+            served(obj, Served::Miss, Instant::now())
         }
         // A response that may not be stored is this viewer's alone (a cookie, private,
         // no-store): the followers fetch for themselves, as with nginx's proxy_cache_lock.
         Fetched::ForThisViewer(obj) => {
             leader.finish(Shared::FetchYourself);
-            served(obj, Outcome::Pass)
+            served(obj, Served::Pass, Instant::now())
         }
         Fetched::TooLarge => {
             edge.large.insert(key.clone(), Instant::now());
             leader.finish(Shared::FetchYourself);
-            stream(ctx, up).await
+            stream(ctx, headers, up).await
         }
         Fetched::Failed(e) => {
             leader.finish(Shared::Failed(e));
@@ -287,17 +298,18 @@ async fn lead(ctx: &Ctx<'_>, keyed: &Keyed, up: Upstream<'_>, leader: Leader) ->
     })
 }
 
-fn served(obj: Arc<Object>, outcome: Outcome) -> Answer {
+fn served(obj: Arc<Object>, served: Served, now: Instant) -> Answer {
     Answer::Object {
         obj,
-        outcome,
+        served,
         reason: "",
+        now,
     }
 }
 
 /// The origin's response streamed through unstored, with the viewer's `Range`.
-async fn stream(ctx: &Ctx<'_>, up: Upstream<'_>) -> Answer {
-    let range = ctx.headers.get(header::RANGE);
+async fn stream(ctx: &Ctx<'_>, headers: &HeaderMap, up: Upstream<'_>) -> Answer {
+    let range = headers.get(header::RANGE);
     match crate::fetch::request(ctx.edge, up, range, ctx.head).await {
         Ok(resp) => Answer::Streamed(resp),
         Err(e) => Answer::Failed(e),
@@ -305,13 +317,13 @@ async fn stream(ctx: &Ctx<'_>, up: Upstream<'_>) -> Answer {
 }
 
 /// Phase 7: the response, then the manifest rewrite of a playlist's body.
-fn respond(ctx: &mut Ctx<'_>, answer: Answer) -> Rendered {
+fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
     let timeouts = StreamTimeouts {
         read: ctx.edge.origin.timeouts.read,
         send: ctx.edge.send_timeout,
     };
-    let mut done = crate::respond::render(answer, &ctx.headers, ctx.head, timeouts);
-    if let (Some(plan), Some(site)) = (ctx.rewrite.take(), &ctx.site) {
+    let mut done = crate::respond::render(answer, &shaping.headers, ctx.head, timeouts);
+    if let (Some(plan), Some(site)) = (shaping.rewrite, &ctx.site) {
         if let Some(len) = crate::manifests::apply(plan, site, &mut done.resp, ctx.head) {
             done.bytes = len;
         }
@@ -338,7 +350,7 @@ fn log_and_count(ctx: &Ctx<'_>, done: &Rendered) {
         "path": path,
         "status": done.resp.status().as_u16(),
         "reason": done.reason,
-        "cache": cache_status(done.outcome),
+        "cache": done.served.map(Served::as_str),
         "bytes": done.bytes,
         "ms": ctx.started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0),
     }));
@@ -350,10 +362,6 @@ fn raw_target(req: &Request<Incoming>) -> &str {
 
 /// The request's host from an absolute URI or the Host header, as the routes key it; borrowed
 /// when it already is (the common case).
-fn request_host(req: &Request<Incoming>) -> Cow<'_, str> {
-    host_key(req.uri(), req.headers())
-}
-
 fn host_key<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Cow<'a, str> {
     let raw = uri
         .host()

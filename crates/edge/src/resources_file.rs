@@ -36,7 +36,7 @@ impl std::fmt::Display for ResourcesFileError {
 impl std::error::Error for ResourcesFileError {}
 
 /// The resources in `path`, every one valid, or every problem.
-pub fn load(path: &Path) -> Result<Vec<ValidResource>, ResourcesFileError> {
+pub fn load_resources(path: &Path) -> Result<Vec<ValidResource>, ResourcesFileError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ResourcesFileError::Unreadable(path.to_owned(), e))?;
     tollgate_model::parse_resources(&text)
@@ -49,7 +49,7 @@ pub fn reload_on_hangup(edge: Arc<Edge>, path: PathBuf) -> std::io::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match load(&path) {
+            match load_resources(&path) {
                 Ok(r) => {
                     let n = r.len();
                     edge.replace_routes(r);

@@ -37,15 +37,53 @@ pub(crate) enum Refusal {
 /// What the request path decided to answer.
 pub(crate) enum Answer {
     Refused(Refusal),
-    /// A cached or just-fetched object; `outcome` is `Hit`, `Miss`, `Stale` or `Pass`.
+    /// A cached or just-fetched object, as of `now`.
     Object {
         obj: Arc<Object>,
-        outcome: Outcome,
+        served: Served,
         reason: &'static str,
+        now: Instant,
     },
     /// The origin's response, streamed through unstored.
     Streamed(Response<Incoming>),
     Failed(OriginError),
+}
+
+/// How an object answer came about; its `Cache` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// Fresh in the cache.
+    Hit,
+    /// Fetched from the origin and stored.
+    Miss,
+    /// Past its freshness, because the origin failed.
+    Stale,
+    /// Fetched for this viewer alone, or streamed: not stored.
+    Pass,
+}
+
+impl Served {
+    fn outcome(self) -> Outcome {
+        match self {
+            Served::Hit => Outcome::Hit,
+            Served::Miss => Outcome::Miss,
+            Served::Stale => Outcome::Stale,
+            Served::Pass => Outcome::Pass,
+        }
+    }
+
+    /// The `Cache` header's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Served::Hit => "HIT",
+            Served::Miss | Served::Pass => "MISS",
+            Served::Stale => "STALE",
+        }
+    }
+
+    fn header(self) -> HeaderValue {
+        HeaderValue::from_static(self.as_str())
+    }
 }
 
 /// A response, and what the log and the metrics need to know about it.
@@ -53,6 +91,8 @@ pub(crate) struct Rendered {
     pub resp: Response<EdgeBody>,
     /// `None` for the edge's own answers, which no resource counts.
     pub outcome: Option<Outcome>,
+    /// How an object or stream was served; `None` for refusals and failures.
+    pub served: Option<Served>,
     pub reason: &'static str,
     /// Body bytes sent (0 for `HEAD`; a streamed body's `Content-Length`, when it has one).
     pub bytes: u64,
@@ -63,16 +103,6 @@ pub(crate) struct Rendered {
 pub(crate) struct StreamTimeouts {
     pub read: Duration,
     pub send: Duration,
-}
-
-/// The `Cache` header's value for an outcome, when it has one.
-pub(crate) fn cache_status(outcome: Option<Outcome>) -> Option<&'static str> {
-    match outcome? {
-        Outcome::Hit => Some("HIT"),
-        Outcome::Miss | Outcome::Pass => Some("MISS"),
-        Outcome::Stale => Some("STALE"),
-        Outcome::Refused(_) | Outcome::OriginError(_) => None,
-    }
 }
 
 /// The response for `answer` to a request with headers `req`.
@@ -128,13 +158,15 @@ pub(crate) fn render(
         }
         Answer::Object {
             obj,
-            outcome,
+            served,
             reason,
+            now,
         } => {
-            let (resp, bytes) = from_object(&obj, req, head, Some(outcome), Instant::now());
+            let (resp, bytes) = from_object(&obj, req, head, served, now);
             Rendered {
                 resp,
-                outcome: Some(outcome),
+                outcome: Some(served.outcome()),
+                served: Some(served),
                 reason,
                 bytes,
             }
@@ -156,6 +188,7 @@ fn short(
     Rendered {
         resp,
         outcome,
+        served: None,
         reason,
         bytes: text.len() as u64,
     }
@@ -164,12 +197,7 @@ fn short(
 fn streamed(resp: Response<Incoming>, head: bool, timeouts: StreamTimeouts) -> Rendered {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let outcome = Some(Outcome::Pass);
-    if let Some(v) = cache_status(outcome) {
-        parts
-            .headers
-            .insert(CACHE.clone(), HeaderValue::from_static(v));
-    }
+    parts.headers.insert(CACHE.clone(), Served::Pass.header());
     let bytes = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -182,7 +210,8 @@ fn streamed(resp: Response<Incoming>, head: bool, timeouts: StreamTimeouts) -> R
     };
     Rendered {
         resp: Response::from_parts(parts, body),
-        outcome,
+        outcome: Some(Served::Pass.outcome()),
+        served: Some(Served::Pass),
         reason: "",
         bytes: if head { 0 } else { bytes },
     }
@@ -273,14 +302,12 @@ fn from_object(
     obj: &Object,
     req: &HeaderMap,
     head: bool,
-    outcome: Option<Outcome>,
+    served: Served,
     now: Instant,
 ) -> (Response<EdgeBody>, u64) {
     let mut headers = obj.headers.clone();
     headers.insert(header::AGE, age_value(obj.age(now)));
-    if let Some(v) = cache_status(outcome) {
-        headers.insert(CACHE.clone(), HeaderValue::from_static(v));
-    }
+    headers.insert(CACHE.clone(), served.header());
     let len = obj.body.len() as u64;
 
     let (status, body): (StatusCode, Bytes) = if not_modified(obj, req) {

@@ -80,10 +80,6 @@ impl Routes {
         self.by_host.get(host)
     }
 
-    pub(crate) fn by_id(&self, id: u64) -> Option<&Arc<Site>> {
-        self.sites.get(&id)
-    }
-
     /// Every site, by id.
     pub fn sites(&self) -> impl Iterator<Item = &Arc<Site>> + '_ {
         self.sites.values()
