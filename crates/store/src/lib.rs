@@ -66,14 +66,40 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Result<Role, StoreError> {
+    /// A role read back from the database: one that is not a role is unreadable data there,
+    /// not a caller's mistake.
+    fn from_db(s: &str) -> Result<Role, StoreError> {
+        s.parse().map_err(|UnknownRole(other)| {
+            StoreError::Backend(format!("unknown token role {other:?}"))
+        })
+    }
+}
+
+/// Parses the names [`Role::as_str`] gives, as the database stores them and the token API
+/// takes them.
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Role, UnknownRole> {
         match s {
             "api" => Ok(Role::Api),
             "edge" => Ok(Role::Edge),
-            other => Err(StoreError::Backend(format!("unknown token role {other:?}"))),
+            other => Err(UnknownRole(other.to_owned())),
         }
     }
 }
+
+/// A role name that is neither `api` nor `edge`; it holds the name given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRole(pub String);
+
+impl fmt::Display for UnknownRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is not api or edge", self.0)
+    }
+}
+
+impl std::error::Error for UnknownRole {}
 
 /// A stored API token (its hash only; the token itself is shown once and never kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,3 +352,20 @@ fn hostname_conflict(res: &ValidResource, host: &str, other: i64) -> StoreError 
 
 #[cfg(test)]
 mod contract;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_as_they_are_stored() {
+        for role in [Role::Api, Role::Edge] {
+            assert_eq!(role.as_str().parse(), Ok(role));
+        }
+        let err = "admin".parse::<Role>().unwrap_err();
+        assert_eq!(err.to_string(), r#""admin" is not api or edge"#);
+        assert!(
+            matches!(Role::from_db("Api"), Err(StoreError::Backend(m)) if m == r#"unknown token role "Api""#)
+        );
+    }
+}

@@ -516,7 +516,7 @@ impl Store for PgStore {
                 Ok(TokenInfo {
                     id: r.get::<_, i64>(0) as u64,
                     name: r.get(1),
-                    role: Role::parse(r.get(2))?,
+                    role: Role::from_db(r.get(2))?,
                 })
             })
             .transpose()
@@ -532,7 +532,7 @@ impl Store for PgStore {
                     Ok(TokenInfo {
                         id: r.get::<_, i64>(0) as u64,
                         name: r.get(1),
-                        role: Role::parse(r.get(2))?,
+                        role: Role::from_db(r.get(2))?,
                     })
                 })
                 .collect()

@@ -510,7 +510,7 @@ impl Store for SqliteStore {
                 Ok(TokenInfo {
                     id: id as u64,
                     name,
-                    role: Role::parse(&role)?,
+                    role: Role::from_db(&role)?,
                 })
             })
             .transpose()
@@ -535,7 +535,7 @@ impl Store for SqliteStore {
             Ok(TokenInfo {
                 id: id as u64,
                 name,
-                role: Role::parse(&role)?,
+                role: Role::from_db(&role)?,
             })
         })
         .collect()
