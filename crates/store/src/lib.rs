@@ -6,9 +6,15 @@
 //! transaction that also raises the snapshot version and writes the audit entry, so a refused
 //! or failed request leaves nothing half-written, and an edge never sees a change without its
 //! version. The trait is synchronous; async callers run it on a blocking thread.
+//!
+//! Each operation is written once (`ops`), over what a backend gives it (`backend`): statements
+//! on a connection or in a transaction, and the few pieces of SQL that differ. A backend keeps
+//! only its connection handling, transactions, migrations, error mapping and notifications.
 
 mod audit;
+mod backend;
 mod migrate;
+mod ops;
 mod postgres;
 mod sqlite;
 
@@ -129,7 +135,7 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// The control plane's persistent state.
+/// The control plane's persistent state, kept by [`SqliteStore`] or [`PgStore`].
 pub trait Store: Send + Sync {
     /// Every resource, by id.
     fn list(&self) -> Result<Vec<Resource>, StoreError>;
@@ -204,31 +210,6 @@ pub fn everything_purges(resources: &[Resource], version: u64) -> Vec<tollgate_m
         .collect()
 }
 
-/// Records kept for the purge retention so that edges that were away can catch up: when they
-/// go, the newest version among them is remembered in `watermark`, and an edge from before it
-/// is sent everything (`Head`). One description, used by both backends' `forget_old`.
-struct Kept {
-    table: &'static str,
-    /// Column holding the record's Unix time.
-    at: &'static str,
-    /// Column of `config_version` remembering the newest version dropped.
-    watermark: &'static str,
-}
-
-/// Purge records: an edge from before one that was dropped purges everything.
-const PURGES: Kept = Kept {
-    table: "purges",
-    at: "created_at",
-    watermark: "purges_forgotten_through",
-};
-
-/// Deletion tombstones: an edge from before one that was dropped gets every resource.
-const TOMBSTONES: Kept = Kept {
-    table: "deleted_resources",
-    at: "deleted_at",
-    watermark: "deletes_forgotten_through",
-};
-
 /// Where an edge's epoch stands in this database's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lineage {
@@ -298,56 +279,9 @@ impl Head {
     }
 }
 
-/// The lineage of `edge_epoch` given its row in `epochs` (`None`: not there) and the start
-/// version of the epoch after it (`None`: it is the last).
-fn lineage(edge_epoch: Option<u64>, seq: Option<i64>, next_start: Option<i64>) -> Lineage {
-    match (edge_epoch, seq, next_start) {
-        (None | Some(0), _, _) | (_, None, _) => Lineage::Unknown,
-        (_, Some(_), None) => Lineage::Current,
-        (_, Some(_), Some(end)) => Lineage::EndedAt(end),
-    }
-}
-
 /// A new epoch's value: positive, so that it fits both backends' signed integers, and never 0.
 pub fn epoch_from(random: u64) -> u64 {
     (random >> 1).max(1)
-}
-
-fn to_i64(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::NotFound)
-}
-
-fn parse_body(body: &str, id: i64) -> Result<Resource, StoreError> {
-    let mut r: Resource = serde_json::from_str(body)
-        .map_err(|e| StoreError::Backend(format!("resource {id}: unreadable body: {e}")))?;
-    r.id = id as u64;
-    Ok(r)
-}
-
-fn body_of(res: &ValidResource, id: u64) -> String {
-    let mut r = res.resource.clone();
-    r.id = id;
-    // Serialising plain data cannot fail.
-    serde_json::to_string(&r).unwrap_or_default()
-}
-
-fn last_api_token() -> StoreError {
-    StoreError::Conflict {
-        field: "id".into(),
-        message: "this is the last API token; create another before revoking it".into(),
-    }
-}
-
-fn hostname_conflict(res: &ValidResource, host: &str, other: i64) -> StoreError {
-    let i = res.hostnames().iter().position(|h| h == host).unwrap_or(0);
-    StoreError::Conflict {
-        field: if i == 0 {
-            "cname".to_owned()
-        } else {
-            format!("secondaryHostnames[{}]", i - 1)
-        },
-        message: format!("hostname {host} is already used by resource {other}"),
-    }
 }
 
 #[cfg(test)]
