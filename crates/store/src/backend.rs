@@ -1,6 +1,7 @@
 //! What a backend gives the operations of [`crate::ops`], which are written once for both:
-//! statements run on a connection or in a transaction ([`Db`]), the three kinds of
-//! transaction, and the few pieces of SQL that differ ([`Dialect`]).
+//! statements on a connection or in a transaction ([`Db`]), three ways of running them (plain
+//! reads, a consistent read, a write transaction: [`Backend`]), and the few pieces of SQL that
+//! differ ([`Dialect`]).
 //!
 //! Statements number their parameters `$1`, `$2`, ... in the order they first appear:
 //! PostgreSQL's own syntax, and in SQLite a parameter named `$1`, `$2`, ..., which it numbers in
