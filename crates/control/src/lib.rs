@@ -255,16 +255,10 @@ async fn create_token(
 ) -> Result<Response, ApiError> {
     let req: NewToken = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid("", format!("token request: {e}")))?;
-    let role = match req.role.as_str() {
-        "api" => Role::Api,
-        "edge" => Role::Edge,
-        other => {
-            return Err(ApiError::invalid(
-                "role",
-                format!("{other:?} is not api or edge"),
-            ))
-        }
-    };
+    let role = req
+        .role
+        .parse::<Role>()
+        .map_err(|e| ApiError::invalid("role", e.to_string()))?;
     let name = req.name.trim().to_owned();
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(

@@ -6,9 +6,15 @@
 //! transaction that also raises the snapshot version and writes the audit entry, so a refused
 //! or failed request leaves nothing half-written, and an edge never sees a change without its
 //! version. The trait is synchronous; async callers run it on a blocking thread.
+//!
+//! Each operation is written once (`ops`), over what a backend gives it (`backend`): statements
+//! on a connection or in a transaction, and the few pieces of SQL that differ. A backend keeps
+//! only its connection handling, transactions, migrations, error mapping and notifications.
 
 mod audit;
+mod backend;
 mod migrate;
+mod ops;
 mod postgres;
 mod sqlite;
 
@@ -66,14 +72,40 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Result<Role, StoreError> {
+    /// A role read back from the database: one that is not a role is unreadable data there,
+    /// not a caller's mistake.
+    fn from_db(s: &str) -> Result<Role, StoreError> {
+        s.parse().map_err(|UnknownRole(other)| {
+            StoreError::Backend(format!("unknown token role {other:?}"))
+        })
+    }
+}
+
+/// Parses the names [`Role::as_str`] gives, as the database stores them and the token API
+/// takes them.
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Role, UnknownRole> {
         match s {
             "api" => Ok(Role::Api),
             "edge" => Ok(Role::Edge),
-            other => Err(StoreError::Backend(format!("unknown token role {other:?}"))),
+            other => Err(UnknownRole(other.to_owned())),
         }
     }
 }
+
+/// A role name that is neither `api` nor `edge`; it holds the name given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRole(pub String);
+
+impl fmt::Display for UnknownRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is not api or edge", self.0)
+    }
+}
+
+impl std::error::Error for UnknownRole {}
 
 /// A stored API token (its hash only; the token itself is shown once and never kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +135,7 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// The control plane's persistent state.
+/// The control plane's persistent state, kept by [`SqliteStore`] or [`PgStore`].
 pub trait Store: Send + Sync {
     /// Every resource, by id.
     fn list(&self) -> Result<Vec<Resource>, StoreError>;
@@ -178,31 +210,6 @@ pub fn everything_purges(resources: &[Resource], version: u64) -> Vec<tollgate_m
         .collect()
 }
 
-/// Records kept for the purge retention so that edges that were away can catch up: when they
-/// go, the newest version among them is remembered in `watermark`, and an edge from before it
-/// is sent everything (`Head`). One description, used by both backends' `forget_old`.
-struct Kept {
-    table: &'static str,
-    /// Column holding the record's Unix time.
-    at: &'static str,
-    /// Column of `config_version` remembering the newest version dropped.
-    watermark: &'static str,
-}
-
-/// Purge records: an edge from before one that was dropped purges everything.
-const PURGES: Kept = Kept {
-    table: "purges",
-    at: "created_at",
-    watermark: "purges_forgotten_through",
-};
-
-/// Deletion tombstones: an edge from before one that was dropped gets every resource.
-const TOMBSTONES: Kept = Kept {
-    table: "deleted_resources",
-    at: "deleted_at",
-    watermark: "deletes_forgotten_through",
-};
-
 /// Where an edge's epoch stands in this database's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lineage {
@@ -272,57 +279,27 @@ impl Head {
     }
 }
 
-/// The lineage of `edge_epoch` given its row in `epochs` (`None`: not there) and the start
-/// version of the epoch after it (`None`: it is the last).
-fn lineage(edge_epoch: Option<u64>, seq: Option<i64>, next_start: Option<i64>) -> Lineage {
-    match (edge_epoch, seq, next_start) {
-        (None | Some(0), _, _) | (_, None, _) => Lineage::Unknown,
-        (_, Some(_), None) => Lineage::Current,
-        (_, Some(_), Some(end)) => Lineage::EndedAt(end),
-    }
-}
-
 /// A new epoch's value: positive, so that it fits both backends' signed integers, and never 0.
 pub fn epoch_from(random: u64) -> u64 {
     (random >> 1).max(1)
 }
 
-fn to_i64(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::NotFound)
-}
-
-fn parse_body(body: &str, id: i64) -> Result<Resource, StoreError> {
-    let mut r: Resource = serde_json::from_str(body)
-        .map_err(|e| StoreError::Backend(format!("resource {id}: unreadable body: {e}")))?;
-    r.id = id as u64;
-    Ok(r)
-}
-
-fn body_of(res: &ValidResource, id: u64) -> String {
-    let mut r = res.resource.clone();
-    r.id = id;
-    // Serialising plain data cannot fail.
-    serde_json::to_string(&r).unwrap_or_default()
-}
-
-fn last_api_token() -> StoreError {
-    StoreError::Conflict {
-        field: "id".into(),
-        message: "this is the last API token; create another before revoking it".into(),
-    }
-}
-
-fn hostname_conflict(res: &ValidResource, host: &str, other: i64) -> StoreError {
-    let i = res.hostnames().iter().position(|h| h == host).unwrap_or(0);
-    StoreError::Conflict {
-        field: if i == 0 {
-            "cname".to_owned()
-        } else {
-            format!("secondaryHostnames[{}]", i - 1)
-        },
-        message: format!("hostname {host} is already used by resource {other}"),
-    }
-}
-
 #[cfg(test)]
 mod contract;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_as_they_are_stored() {
+        for role in [Role::Api, Role::Edge] {
+            assert_eq!(role.as_str().parse(), Ok(role));
+        }
+        let err = "admin".parse::<Role>().unwrap_err();
+        assert_eq!(err.to_string(), r#""admin" is not api or edge"#);
+        assert!(
+            matches!(Role::from_db("Api"), Err(StoreError::Backend(m)) if m == r#"unknown token role "Api""#)
+        );
+    }
+}

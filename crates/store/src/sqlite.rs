@@ -5,18 +5,16 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params_from_iter, CachedStatement, Connection, TransactionBehavior};
 
-use crate::{
-    body_of, everything_purges, hostname_conflict, lineage, parse_body, to_i64, AuditEntry, Head,
-    Kept, Role, Store, StoreError, TokenInfo, PURGES, PURGE_RETENTION_SECS, TOMBSTONES,
-};
+use crate::backend::{Arg, Backend, Db, Dialect, Retention, Row};
+use crate::StoreError;
 
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    purge_retention_secs: std::sync::atomic::AtomicI64,
+    retention: Retention,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -76,24 +74,27 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
         .map_err(backend)?;
+        // Every statement the store runs stays prepared (there are about 35; rusqlite keeps 16
+        // by default), so that none is parsed again on each use.
+        conn.set_prepared_statement_cache_capacity(64);
         let store = SqliteStore {
             conn: Mutex::new(conn),
-            purge_retention_secs: std::sync::atomic::AtomicI64::new(PURGE_RETENTION_SECS),
+            retention: Retention::default(),
         };
-        store.migrate()?;
+        store.write(|db| {
+            crate::migrate::run(
+                db,
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
+                crate::migrate::SQLITE,
+            )
+        })?;
         Ok(store)
     }
 
-    /// Keeps purge records `secs` instead of [`PURGE_RETENTION_SECS`] (for tests of edges that
-    /// were away longer).
+    /// Keeps purge records `secs` instead of [`crate::PURGE_RETENTION_SECS`] (for tests of
+    /// edges that were away longer).
     pub fn set_purge_retention(&self, secs: i64) {
-        self.purge_retention_secs
-            .store(secs, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn retention(&self) -> i64 {
-        self.purge_retention_secs
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.retention.set(secs);
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -101,493 +102,166 @@ impl SqliteStore {
         // on drop), so the connection is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    fn migrate(&self) -> Result<(), StoreError> {
+impl Backend for SqliteStore {
+    const DIALECT: Dialect = Dialect {
+        now: "unixepoch()",
+        greatest: "max",
+        announce: None,
+        // A write transaction is IMMEDIATE: it holds the database's one write lock.
+        lock_api_tokens: None,
+    };
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&mut Lite(&self.conn()))
+    }
+
+    fn read_consistent<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
-        )
-        .map_err(backend)?;
-        for (version, sql) in crate::migrate::SQLITE {
-            let done: Option<i64> = tx
-                .query_row(
-                    "SELECT version FROM schema_migrations WHERE version = ?1",
-                    [version],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            if done.is_none() {
-                tx.execute_batch(sql).map_err(backend)?;
-                tx.execute(
-                    "INSERT INTO schema_migrations (version) VALUES (?1)",
-                    [version],
-                )
-                .map_err(backend)?;
-            }
-        }
-        tx.commit().map_err(backend)
+        // Deferred: the first read takes a snapshot of the WAL that the later ones share.
+        let tx = conn.transaction().map_err(backend)?;
+        let out = f(&mut Lite(&tx))?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
     }
 
     fn write<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut dyn Db) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn();
+        // IMMEDIATE takes the write lock at BEGIN, where the busy timeout applies; a deferred
+        // transaction that read first could fail with SQLITE_BUSY at its first write, when
+        // another process wrote meanwhile, and no waiting would help it.
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
-        let out = f(&tx)?;
+        let out = f(&mut Lite(&tx))?;
         tx.commit().map_err(backend)?;
         Ok(out)
     }
+
+    fn retention(&self) -> i64 {
+        self.retention.get()
+    }
 }
 
-fn bump(tx: &Transaction<'_>) -> Result<i64, StoreError> {
-    tx.query_row(
-        "UPDATE config_version SET version = version + 1 RETURNING version",
-        [],
-        |r| r.get(0),
-    )
-    .map_err(backend)
-}
+/// The connection (or a transaction on it, which derefs to it) as the operations use it.
+struct Lite<'c>(&'c Connection);
 
-fn audit(
-    tx: &Transaction<'_>,
-    actor: &str,
-    action: &str,
-    resource: Option<i64>,
-    detail: &str,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO audit (at, actor, action, resource_id, detail) VALUES (unixepoch(), ?1, ?2, ?3, ?4)",
-        params![actor, action, resource, detail],
-    )
-    .map(drop)
-    .map_err(backend)
-}
-
-fn load(tx: &Connection, id: i64) -> Result<Resource, StoreError> {
-    let body: String = tx
-        .query_row("SELECT body FROM resources WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(backend)?
-        .ok_or(StoreError::NotFound)?;
-    parse_body(&body, id)
-}
-
-/// Drops the records of `kept` older than `retention` seconds, remembering the newest version
-/// among them.
-fn forget_old(tx: &Transaction<'_>, kept: &Kept, retention: i64) -> Result<(), StoreError> {
-    let Kept {
-        table,
-        at,
-        watermark,
-    } = kept;
-    tx.execute(
-        &format!(
-            "UPDATE config_version SET {watermark} = max({watermark},
-                COALESCE((SELECT max(version) FROM {table} WHERE {at} < unixepoch() - ?1), 0))"
-        ),
-        [retention],
-    )
-    .map_err(backend)?;
-    tx.execute(
-        &format!("DELETE FROM {table} WHERE {at} < unixepoch() - ?1"),
-        [retention],
-    )
-    .map(drop)
-    .map_err(backend)
-}
-
-/// The version row, with where `edge_epoch` stands in the history.
-fn head(c: &Connection, edge_epoch: Option<u64>) -> Result<Head, StoreError> {
-    let (version, purges_forgotten, deletes_forgotten, epoch) = c
-        .query_row(
-            "SELECT version, purges_forgotten_through, deletes_forgotten_through, epoch
-             FROM config_version",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .map_err(backend)?;
-    let e = edge_epoch.and_then(|e| i64::try_from(e).ok()).unwrap_or(0);
-    let seq: Option<i64> = c
-        .query_row("SELECT seq FROM epochs WHERE epoch = ?1", [e], |r| r.get(0))
-        .optional()
-        .map_err(backend)?;
-    let next_start: Option<i64> = match seq {
-        None => None,
-        Some(seq) => c
-            .query_row(
-                "SELECT start_version FROM epochs WHERE seq > ?1 ORDER BY seq LIMIT 1",
-                [seq],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)?,
-    };
-    Ok(Head {
-        version,
-        purges_forgotten,
-        deletes_forgotten,
-        epoch,
-        lineage: lineage(edge_epoch, seq, next_start),
-    })
-}
-
-fn claim_hostnames(tx: &Transaction<'_>, res: &ValidResource, id: i64) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM hostnames WHERE resource_id = ?1", [id])
-        .map_err(backend)?;
-    for h in res.hostnames() {
-        let taken: Option<i64> = tx
-            .query_row(
-                "SELECT resource_id FROM hostnames WHERE hostname = ?1",
-                [h],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)?;
-        if let Some(other) = taken {
-            return Err(hostname_conflict(res, h, other));
-        }
-        tx.execute(
-            "INSERT INTO hostnames (hostname, resource_id) VALUES (?1, ?2)",
-            params![h, id],
-        )
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                hostname_conflict(res, h, -1)
-            } else {
-                backend(e)
-            }
-        })?;
-    }
-    Ok(())
-}
-
-impl Store for SqliteStore {
-    fn list(&self) -> Result<Vec<Resource>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT id, body FROM resources ORDER BY id")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-            .map_err(backend)?;
-        rows.map(|row| {
-            let (id, body) = row.map_err(backend)?;
-            parse_body(&body, id)
-        })
-        .collect()
-    }
-
-    fn get(&self, id: u64) -> Result<Resource, StoreError> {
-        load(&self.conn(), to_i64(id)?)
-    }
-
-    fn create(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError> {
-        self.write(|tx| {
-            let version = bump(tx)?;
-            tx.execute(
-                "INSERT INTO resources (body, updated_version) VALUES ('{}', ?1)",
-                [version],
-            )
-            .map_err(backend)?;
-            let id = tx.last_insert_rowid();
-            let body = body_of(res, id as u64);
-            tx.execute(
-                "UPDATE resources SET body = ?1 WHERE id = ?2",
-                params![body, id],
-            )
-            .map_err(backend)?;
-            claim_hostnames(tx, res, id)?;
-            audit(tx, actor, "resource.create", Some(id), "")?;
-            parse_body(&body, id)
-        })
-    }
-
-    fn update(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError> {
-        let id = to_i64(res.id)?;
-        self.write(|tx| {
-            let old = load(tx, id)?;
-            let version = bump(tx)?;
-            let body = body_of(res, res.id);
-            tx.execute(
-                "UPDATE resources SET body = ?1, updated_version = ?2 WHERE id = ?3",
-                params![body, version, id],
-            )
-            .map_err(backend)?;
-            claim_hostnames(tx, res, id)?;
-            let detail = crate::audit::update_detail(&old, &res.resource);
-            audit(tx, actor, "resource.update", Some(id), &detail)?;
-            parse_body(&body, id)
-        })
-    }
-
-    fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError> {
-        let id = to_i64(id)?;
-        self.write(|tx| {
-            bump(tx)?;
-            let n = tx
-                .execute("DELETE FROM resources WHERE id = ?1", [id])
-                .map_err(backend)?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
-            forget_old(tx, &TOMBSTONES, self.retention())?;
-            // Its own tombstone was written by the DELETE (trigger `resources_tombstone`).
-            audit(tx, actor, "resource.delete", Some(id), "")
-        })
-    }
-
-    fn purge(&self, id: u64, req: &PurgeRequest, actor: &str) -> Result<u64, StoreError> {
-        let id = to_i64(id)?;
-        self.write(|tx| {
-            load(tx, id)?;
-            let version = bump(tx)?;
-            let body = serde_json::to_string(req).unwrap_or_default();
-            forget_old(tx, &PURGES, self.retention())?;
-            tx.execute(
-                "INSERT INTO purges (version, resource_id, body, created_at) VALUES (?1, ?2, ?3, unixepoch())",
-                params![version, id, body],
-            )
-            .map_err(backend)?;
-            audit(tx, actor, "resource.purge", Some(id), &body)?;
-            Ok(version as u64)
-        })
-    }
-
-    fn version(&self) -> Result<u64, StoreError> {
-        self.conn()
-            .query_row("SELECT version FROM config_version", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|v| v as u64)
-            .map_err(backend)
-    }
-
-    fn snapshot(&self, since: u64, epoch: Option<u64>) -> Result<Snapshot, StoreError> {
-        let since = to_i64(since)?;
-        let mut conn = self.conn();
-        // One read transaction: resources, version and purges agree with each other.
-        let tx = conn.transaction().map_err(backend)?;
-        let head = head(&tx, epoch)?;
-        let delta = head.delta_from(since);
-        let rows = |sql: &str,
-                    args: &[&dyn rusqlite::ToSql]|
-         -> Result<Vec<(i64, Option<String>)>, StoreError> {
-            let mut stmt = tx.prepare(sql).map_err(backend)?;
-            let mut rows = stmt.query(args).map_err(backend)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(backend)? {
-                out.push((row.get(0).map_err(backend)?, row.get(1).map_err(backend)?));
-            }
-            Ok(out)
-        };
-        let (resources, deleted) = match delta {
-            Some(from) => (
-                rows(
-                    "SELECT id, body FROM resources WHERE updated_version > ?1 ORDER BY id",
-                    &[&from],
-                )?,
-                rows(
-                    "SELECT id, NULL FROM deleted_resources WHERE version > ?1 ORDER BY id",
-                    &[&from],
-                )?,
-            ),
-            None => (
-                rows("SELECT id, body FROM resources ORDER BY id", &[])?,
-                Vec::new(),
-            ),
-        };
-        let resources = resources
-            .into_iter()
-            .map(|(id, body)| parse_body(body.as_deref().unwrap_or_default(), id))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut purges = Vec::new();
-        if head.purge_everything(since, epoch) {
-            purges = everything_purges(&resources, head.version as u64);
-        } else if since > 0 {
-            let mut stmt = tx
-                .prepare("SELECT version, resource_id, body FROM purges WHERE version > ?1 ORDER BY version")
-                .map_err(backend)?;
-            let mut rows = stmt.query([since]).map_err(backend)?;
-            while let Some(row) = rows.next().map_err(backend)? {
-                let body: String = row.get(2).map_err(backend)?;
-                purges.push(Purge {
-                    version: row.get::<_, i64>(0).map_err(backend)? as u64,
-                    resource: row.get::<_, i64>(1).map_err(backend)? as u64,
-                    what: serde_json::from_str(&body)
-                        .map_err(|e| StoreError::Backend(format!("purge body: {e}")))?,
-                });
+impl Lite<'_> {
+    /// The statement for `sql`, from the connection's cache, with its parameters numbered as
+    /// the shared SQL numbers them (see [`crate::backend`]).
+    fn prepare(&self, sql: &str) -> Result<CachedStatement<'_>, StoreError> {
+        let stmt = self.0.prepare_cached(sql).map_err(backend)?;
+        for i in 1..=stmt.parameter_count() {
+            let n = stmt
+                .parameter_name(i)
+                .and_then(|n| n.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok());
+            if n != Some(i) {
+                return Err(StoreError::Backend(format!(
+                    "parameter {i} of {sql:?} is not ${i}: SQLite would bind it out of order"
+                )));
             }
         }
-        Ok(Snapshot {
-            version: head.version as u64,
-            epoch: head.epoch_for(epoch),
-            delta_from: delta.map(|v| v as u64),
-            resources,
-            deleted: deleted.into_iter().map(|(id, _)| id as u64).collect(),
-            purges,
-        })
+        Ok(stmt)
+    }
+}
+
+impl Db for Lite<'_> {
+    fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+        let n = self
+            .prepare(sql)?
+            .execute(params_from_iter(args))
+            .map_err(backend)?;
+        Ok(n as u64)
     }
 
-    fn can_patch(&self, since: u64, epoch: u64) -> Result<bool, StoreError> {
-        let since = to_i64(since)?;
-        Ok(head(&self.conn(), Some(epoch))?.delta_from(since).is_some())
+    fn insert_new(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<bool, StoreError> {
+        match self.prepare(sql)?.execute(params_from_iter(args)) {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
     }
 
-    fn begin_epoch(&self, epoch: u64) -> Result<(), StoreError> {
-        let epoch = to_i64(epoch)?;
-        self.write(|tx| {
-            let version: i64 = tx
-                .query_row(
-                    "UPDATE config_version SET epoch = ?1 RETURNING version",
-                    [epoch],
-                    |r| r.get(0),
-                )
-                .map_err(backend)?;
-            tx.execute(
-                "INSERT INTO epochs (epoch, start_version) VALUES (?1, ?2)",
-                [epoch, version],
+    fn each(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        row: &mut dyn FnMut(&dyn Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.prepare(sql)?;
+        let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
+        while let Some(r) = rows.next().map_err(backend)? {
+            row(r)?;
+        }
+        Ok(())
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.0.execute_batch(sql).map_err(backend)
+    }
+}
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Arg::Int(v) => ValueRef::Integer(v),
+            Arg::NullInt => ValueRef::Null,
+            Arg::Text(s) => ValueRef::Text(s.as_bytes()),
+        }))
+    }
+}
+
+impl Row for rusqlite::Row<'_> {
+    fn int(&self, col: usize) -> Result<i64, StoreError> {
+        self.get(col).map_err(backend)
+    }
+
+    fn opt_int(&self, col: usize) -> Result<Option<i64>, StoreError> {
+        self.get(col).map_err(backend)
+    }
+
+    fn text(&self, col: usize) -> Result<&str, StoreError> {
+        self.get_ref(col)
+            .map_err(backend)?
+            .as_str()
+            .map_err(|e| StoreError::Backend(format!("column {col}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollar_parameters_bind_by_their_number() {
+        let conn = Connection::open_in_memory().unwrap();
+        let db: &mut dyn Db = &mut Lite(&conn);
+        let got = db
+            .one(
+                "SELECT $1, $2, $1 + $2",
+                &[Arg::Int(1), Arg::Int(20)],
+                |r| Ok((r.int(0)?, r.int(1)?, r.int(2)?)),
             )
-            .map(drop)
-            .map_err(backend)
-        })
-    }
-
-    fn token_count(&self) -> Result<u64, StoreError> {
-        self.conn()
-            .query_row("SELECT count(*) FROM api_tokens", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|v| v as u64)
-            .map_err(backend)
-    }
-
-    fn add_token(
-        &self,
-        name: &str,
-        role: Role,
-        hash: &str,
-        actor: &str,
-    ) -> Result<u64, StoreError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?1, ?2, ?3, unixepoch())",
-                params![name, role.as_str(), hash],
-            )
-            .map_err(backend)?;
-            let id = tx.last_insert_rowid();
-            audit(tx, actor, "token.create", None, &format!("{name} ({})", role.as_str()))?;
-            Ok(id as u64)
-        })
-    }
-
-    fn find_token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError> {
-        let found = self
-            .conn()
-            .query_row(
-                "SELECT id, name, role FROM api_tokens WHERE hash = ?1",
-                [hash],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(backend)?;
-        found
-            .map(|(id, name, role)| {
-                Ok(TokenInfo {
-                    id: id as u64,
-                    name,
-                    role: Role::parse(&role)?,
-                })
-            })
-            .transpose()
-    }
-
-    fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT id, name, role FROM api_tokens ORDER BY id")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(backend)?;
-        rows.map(|row| {
-            let (id, name, role) = row.map_err(backend)?;
-            Ok(TokenInfo {
-                id: id as u64,
-                name,
-                role: Role::parse(&role)?,
-            })
-        })
-        .collect()
-    }
-
-    fn delete_token(&self, id: u64, actor: &str) -> Result<(), StoreError> {
-        let id = to_i64(id)?;
-        self.write(|tx| {
-            let row: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT name, role FROM api_tokens WHERE id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(backend)?;
-            let (name, role) = row.ok_or(StoreError::NotFound)?;
-            if role == "api" {
-                let apis: i64 = tx
-                    .query_row(
-                        "SELECT count(*) FROM api_tokens WHERE role = 'api'",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .map_err(backend)?;
-                if apis <= 1 {
-                    return Err(crate::last_api_token());
-                }
-            }
-            tx.execute("DELETE FROM api_tokens WHERE id = ?1", [id])
-                .map_err(backend)?;
-            audit(tx, actor, "token.delete", None, &format!("{name} ({role})"))
-        })
-    }
-
-    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT id, at, actor, action, resource_id, detail FROM audit ORDER BY id DESC LIMIT ?1")
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([limit], |r| {
-                Ok(AuditEntry {
-                    id: r.get::<_, i64>(0)? as u64,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    resource: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
-                    detail: r.get(5)?,
-                })
-            })
-            .map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)
+            .unwrap();
+        assert_eq!(got, (1, 20, 21));
+        // SQLite numbers `$2` first here, and would bind 1 to it: refused instead.
+        let err = db
+            .one("SELECT $2, $1", &[Arg::Int(1), Arg::Int(2)], |r| r.int(0))
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Backend(m) if m.contains("out of order")),
+            "{err:?}"
+        );
     }
 }

@@ -1,0 +1,497 @@
+//! Every [`Store`] operation, written once for both backends over [`Backend`]. A change runs
+//! in one write transaction that raises the snapshot version, writes, claims its hostnames and
+//! writes its audit entry; any refusal on the way rolls all of it back.
+
+use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
+
+use crate::backend::Arg::{Int, Text};
+use crate::backend::{Arg, Backend, Db, Dialect, Row};
+use crate::{everything_purges, AuditEntry, Head, Lineage, Role, Store, StoreError, TokenInfo};
+
+impl<B: Backend> Store for B {
+    fn list(&self) -> Result<Vec<Resource>, StoreError> {
+        self.read(|db| db.rows("SELECT id, body FROM resources ORDER BY id", &[], resource))
+    }
+
+    fn get(&self, id: u64) -> Result<Resource, StoreError> {
+        let id = to_i64(id)?;
+        self.read(|db| load(db, id))
+    }
+
+    fn create(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError> {
+        self.write(|db| {
+            let version = bump(db, &B::DIALECT)?;
+            let id = db.one(
+                "INSERT INTO resources (body, updated_version) VALUES ('{}', $1) RETURNING id",
+                &[Int(version)],
+                |r| r.int(0),
+            )?;
+            // The body holds the id, which the INSERT has just chosen.
+            let body = body_of(res, id as u64);
+            db.execute(
+                "UPDATE resources SET body = $1 WHERE id = $2",
+                &[Text(&body), Int(id)],
+            )?;
+            claim_hostnames(db, res, id)?;
+            audit(db, &B::DIALECT, actor, "resource.create", Some(id), "")?;
+            parse_body(&body, id)
+        })
+    }
+
+    fn update(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError> {
+        let id = to_i64(res.id)?;
+        self.write(|db| {
+            let old = load(db, id)?;
+            let version = bump(db, &B::DIALECT)?;
+            let body = body_of(res, res.id);
+            db.execute(
+                "UPDATE resources SET body = $1, updated_version = $2 WHERE id = $3",
+                &[Text(&body), Int(version), Int(id)],
+            )?;
+            claim_hostnames(db, res, id)?;
+            let detail = crate::audit::update_detail(&old, &res.resource);
+            audit(db, &B::DIALECT, actor, "resource.update", Some(id), &detail)?;
+            parse_body(&body, id)
+        })
+    }
+
+    fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError> {
+        let id = to_i64(id)?;
+        self.write(|db| {
+            // First: the tombstone trigger reads the version the deletion is given.
+            bump(db, &B::DIALECT)?;
+            if db.execute("DELETE FROM resources WHERE id = $1", &[Int(id)])? == 0 {
+                return Err(StoreError::NotFound);
+            }
+            forget_old(db, &B::DIALECT, &TOMBSTONES, self.retention())?;
+            // Its own tombstone was written by the DELETE (trigger `resources_tombstone`).
+            audit(db, &B::DIALECT, actor, "resource.delete", Some(id), "")
+        })
+    }
+
+    fn purge(&self, id: u64, req: &PurgeRequest, actor: &str) -> Result<u64, StoreError> {
+        let id = to_i64(id)?;
+        self.write(|db| {
+            load(db, id)?;
+            let version = bump(db, &B::DIALECT)?;
+            // Serialising plain data cannot fail.
+            let body = serde_json::to_string(req).unwrap_or_default();
+            forget_old(db, &B::DIALECT, &PURGES, self.retention())?;
+            db.execute(
+                &format!(
+                    "INSERT INTO purges (version, resource_id, body, created_at)
+                     VALUES ($1, $2, $3, {})",
+                    B::DIALECT.now
+                ),
+                &[Int(version), Int(id), Text(&body)],
+            )?;
+            audit(db, &B::DIALECT, actor, "resource.purge", Some(id), &body)?;
+            Ok(version as u64)
+        })
+    }
+
+    fn version(&self) -> Result<u64, StoreError> {
+        self.read(|db| {
+            db.one("SELECT version FROM config_version", &[], |r| {
+                Ok(r.int(0)? as u64)
+            })
+        })
+    }
+
+    fn snapshot(&self, since: u64, epoch: Option<u64>) -> Result<Snapshot, StoreError> {
+        let since = to_i64(since)?;
+        // One read transaction: resources, version and purges agree with each other.
+        self.read_consistent(|db| {
+            let head = head(db, epoch)?;
+            let delta = head.delta_from(since);
+            let (resources, deleted) = match delta {
+                Some(from) => (
+                    db.rows(
+                        "SELECT id, body FROM resources WHERE updated_version > $1 ORDER BY id",
+                        &[Int(from)],
+                        resource,
+                    )?,
+                    db.rows(
+                        "SELECT id FROM deleted_resources WHERE version > $1 ORDER BY id",
+                        &[Int(from)],
+                        |r| Ok(r.int(0)? as u64),
+                    )?,
+                ),
+                None => (
+                    db.rows("SELECT id, body FROM resources ORDER BY id", &[], resource)?,
+                    Vec::new(),
+                ),
+            };
+            let purges = if head.purge_everything(since, epoch) {
+                everything_purges(&resources, head.version as u64)
+            } else if since > 0 {
+                db.rows(
+                    "SELECT version, resource_id, body FROM purges WHERE version > $1
+                     ORDER BY version",
+                    &[Int(since)],
+                    |r| {
+                        Ok(Purge {
+                            version: r.int(0)? as u64,
+                            resource: r.int(1)? as u64,
+                            what: serde_json::from_str(r.text(2)?)
+                                .map_err(|e| StoreError::Backend(format!("purge body: {e}")))?,
+                        })
+                    },
+                )?
+            } else {
+                Vec::new()
+            };
+            Ok(Snapshot {
+                version: head.version as u64,
+                epoch: head.epoch_for(epoch),
+                delta_from: delta.map(|v| v as u64),
+                resources,
+                deleted,
+                purges,
+            })
+        })
+    }
+
+    fn can_patch(&self, since: u64, epoch: u64) -> Result<bool, StoreError> {
+        let since = to_i64(since)?;
+        self.read_consistent(|db| Ok(head(db, Some(epoch))?.delta_from(since).is_some()))
+    }
+
+    fn begin_epoch(&self, epoch: u64) -> Result<(), StoreError> {
+        let epoch = to_i64(epoch)?;
+        self.write(|db| {
+            // The version row's lock (PostgreSQL) or the write lock (SQLite) orders this after
+            // every change committed before it: an answer of the old epoch never carries a
+            // version above the new one's start.
+            let version = db.one(
+                "UPDATE config_version SET epoch = $1 RETURNING version",
+                &[Int(epoch)],
+                |r| r.int(0),
+            )?;
+            db.execute(
+                "INSERT INTO epochs (epoch, start_version) VALUES ($1, $2)",
+                &[Int(epoch), Int(version)],
+            )
+            .map(drop)
+        })
+    }
+
+    fn token_count(&self) -> Result<u64, StoreError> {
+        self.read(|db| {
+            db.one("SELECT count(*) FROM api_tokens", &[], |r| {
+                Ok(r.int(0)? as u64)
+            })
+        })
+    }
+
+    fn add_token(
+        &self,
+        name: &str,
+        role: Role,
+        hash: &str,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
+        self.write(|db| {
+            let id = db.one(
+                &format!(
+                    "INSERT INTO api_tokens (name, role, hash, created_at)
+                     VALUES ($1, $2, $3, {}) RETURNING id",
+                    B::DIALECT.now
+                ),
+                &[Text(name), Text(role.as_str()), Text(hash)],
+                |r| r.int(0),
+            )?;
+            let detail = format!("{name} ({})", role.as_str());
+            audit(db, &B::DIALECT, actor, "token.create", None, &detail)?;
+            Ok(id as u64)
+        })
+    }
+
+    fn find_token(&self, hash: &str) -> Result<Option<TokenInfo>, StoreError> {
+        self.read(|db| {
+            db.row(
+                "SELECT id, name, role FROM api_tokens WHERE hash = $1",
+                &[Text(hash)],
+                token,
+            )
+        })
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.read(|db| {
+            db.rows(
+                "SELECT id, name, role FROM api_tokens ORDER BY id",
+                &[],
+                token,
+            )
+        })
+    }
+
+    fn delete_token(&self, id: u64, actor: &str) -> Result<(), StoreError> {
+        let id = to_i64(id)?;
+        self.write(|db| {
+            if let Some(lock) = B::DIALECT.lock_api_tokens {
+                db.rows(lock, &[], |_| Ok(()))?;
+            }
+            let (name, role) = db
+                .row(
+                    "SELECT name, role FROM api_tokens WHERE id = $1",
+                    &[Int(id)],
+                    |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
+                )?
+                .ok_or(StoreError::NotFound)?;
+            if role == Role::Api.as_str() {
+                let apis = db.one(
+                    "SELECT count(*) FROM api_tokens WHERE role = 'api'",
+                    &[],
+                    |r| r.int(0),
+                )?;
+                if apis <= 1 {
+                    return Err(last_api_token());
+                }
+            }
+            db.execute("DELETE FROM api_tokens WHERE id = $1", &[Int(id)])?;
+            let detail = format!("{name} ({role})");
+            audit(db, &B::DIALECT, actor, "token.delete", None, &detail)
+        })
+    }
+
+    fn wait_for_change(&self, timeout: std::time::Duration) -> bool {
+        Backend::wait_for_change(self, timeout)
+    }
+
+    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|db| {
+            db.rows(
+                "SELECT id, at, actor, action, resource_id, detail FROM audit
+                 ORDER BY id DESC LIMIT $1",
+                &[Int(i64::from(limit))],
+                |r| {
+                    Ok(AuditEntry {
+                        id: r.int(0)? as u64,
+                        at: r.int(1)?,
+                        actor: r.text(2)?.to_owned(),
+                        action: r.text(3)?.to_owned(),
+                        resource: r.opt_int(4)?.map(|v| v as u64),
+                        detail: r.text(5)?.to_owned(),
+                    })
+                },
+            )
+        })
+    }
+}
+
+/// Raises the snapshot version, as every change to resources or purges does, and announces
+/// the change (delivered when, and only if, the transaction commits).
+fn bump(db: &mut dyn Db, dialect: &Dialect) -> Result<i64, StoreError> {
+    if let Some(announce) = dialect.announce {
+        db.batch(announce)?;
+    }
+    db.one(
+        "UPDATE config_version SET version = version + 1 RETURNING version",
+        &[],
+        |r| r.int(0),
+    )
+}
+
+fn audit(
+    db: &mut dyn Db,
+    dialect: &Dialect,
+    actor: &str,
+    action: &str,
+    resource: Option<i64>,
+    detail: &str,
+) -> Result<(), StoreError> {
+    db.execute(
+        &format!(
+            "INSERT INTO audit (at, actor, action, resource_id, detail)
+             VALUES ({}, $1, $2, $3, $4)",
+            dialect.now
+        ),
+        &[
+            Text(actor),
+            Text(action),
+            Arg::opt_int(resource),
+            Text(detail),
+        ],
+    )
+    .map(drop)
+}
+
+fn load(db: &mut dyn Db, id: i64) -> Result<Resource, StoreError> {
+    db.row(
+        "SELECT body FROM resources WHERE id = $1",
+        &[Int(id)],
+        |r| parse_body(r.text(0)?, id),
+    )?
+    .ok_or(StoreError::NotFound)
+}
+
+/// A resource from a row of `id, body`.
+fn resource(r: &dyn Row) -> Result<Resource, StoreError> {
+    parse_body(r.text(1)?, r.int(0)?)
+}
+
+/// A token from a row of `id, name, role`.
+fn token(r: &dyn Row) -> Result<TokenInfo, StoreError> {
+    Ok(TokenInfo {
+        id: r.int(0)? as u64,
+        name: r.text(1)?.to_owned(),
+        role: Role::from_db(r.text(2)?)?,
+    })
+}
+
+/// Records kept for the purge retention so that edges that were away can catch up: when they
+/// go, the newest version among them is remembered in `watermark`, and an edge from before it
+/// is sent everything (`Head`).
+struct Kept {
+    table: &'static str,
+    /// Column holding the record's Unix time.
+    at: &'static str,
+    /// Column of `config_version` remembering the newest version dropped.
+    watermark: &'static str,
+}
+
+/// Purge records: an edge from before one that was dropped purges everything.
+const PURGES: Kept = Kept {
+    table: "purges",
+    at: "created_at",
+    watermark: "purges_forgotten_through",
+};
+
+/// Deletion tombstones: an edge from before one that was dropped gets every resource.
+const TOMBSTONES: Kept = Kept {
+    table: "deleted_resources",
+    at: "deleted_at",
+    watermark: "deletes_forgotten_through",
+};
+
+/// Drops the records of `kept` older than `retention` seconds, remembering the newest version
+/// among them.
+fn forget_old(
+    db: &mut dyn Db,
+    dialect: &Dialect,
+    kept: &Kept,
+    retention: i64,
+) -> Result<(), StoreError> {
+    let Kept {
+        table,
+        at,
+        watermark,
+    } = kept;
+    let Dialect { now, greatest, .. } = dialect;
+    db.execute(
+        &format!(
+            "UPDATE config_version SET {watermark} = {greatest}({watermark},
+                COALESCE((SELECT max(version) FROM {table} WHERE {at} < {now} - $1), 0))"
+        ),
+        &[Int(retention)],
+    )?;
+    db.execute(
+        &format!("DELETE FROM {table} WHERE {at} < {now} - $1"),
+        &[Int(retention)],
+    )
+    .map(drop)
+}
+
+/// The version row, with where `edge_epoch` stands in the history.
+fn head(db: &mut dyn Db, edge_epoch: Option<u64>) -> Result<Head, StoreError> {
+    let (version, purges_forgotten, deletes_forgotten, epoch) = db.one(
+        "SELECT version, purges_forgotten_through, deletes_forgotten_through, epoch
+         FROM config_version",
+        &[],
+        |r| Ok((r.int(0)?, r.int(1)?, r.int(2)?, r.int(3)?)),
+    )?;
+    // An epoch beyond the backends' integers is no epoch of this database, as 0 is not.
+    let e = edge_epoch.and_then(|e| i64::try_from(e).ok()).unwrap_or(0);
+    let seq = db.row("SELECT seq FROM epochs WHERE epoch = $1", &[Int(e)], |r| {
+        r.int(0)
+    })?;
+    let next_start = match seq {
+        None => None,
+        Some(seq) => db.row(
+            "SELECT start_version FROM epochs WHERE seq > $1 ORDER BY seq LIMIT 1",
+            &[Int(seq)],
+            |r| r.int(0),
+        )?,
+    };
+    Ok(Head {
+        version,
+        purges_forgotten,
+        deletes_forgotten,
+        epoch,
+        lineage: lineage(edge_epoch, seq, next_start),
+    })
+}
+
+/// The lineage of `edge_epoch` given its row in `epochs` (`None`: not there) and the start
+/// version of the epoch after it (`None`: it is the last).
+fn lineage(edge_epoch: Option<u64>, seq: Option<i64>, next_start: Option<i64>) -> Lineage {
+    match (edge_epoch, seq, next_start) {
+        (None | Some(0), _, _) | (_, None, _) => Lineage::Unknown,
+        (_, Some(_), None) => Lineage::Current,
+        (_, Some(_), Some(end)) => Lineage::EndedAt(end),
+    }
+}
+
+/// Gives resource `id` the hostnames of `res`, refusing one that another resource holds. The
+/// check names the other resource; the hostnames' primary key settles a race between nodes
+/// that both passed it.
+fn claim_hostnames(db: &mut dyn Db, res: &ValidResource, id: i64) -> Result<(), StoreError> {
+    db.execute("DELETE FROM hostnames WHERE resource_id = $1", &[Int(id)])?;
+    for h in res.hostnames() {
+        let taken = db.row(
+            "SELECT resource_id FROM hostnames WHERE hostname = $1",
+            &[Text(h)],
+            |r| r.int(0),
+        )?;
+        if let Some(other) = taken {
+            return Err(hostname_conflict(res, h, other));
+        }
+        if !db.insert_new(
+            "INSERT INTO hostnames (hostname, resource_id) VALUES ($1, $2)",
+            &[Text(h), Int(id)],
+        )? {
+            return Err(hostname_conflict(res, h, -1));
+        }
+    }
+    Ok(())
+}
+
+/// Ids are `u64` in the API and signed in both databases; one beyond them names no resource.
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::NotFound)
+}
+
+fn parse_body(body: &str, id: i64) -> Result<Resource, StoreError> {
+    let mut r: Resource = serde_json::from_str(body)
+        .map_err(|e| StoreError::Backend(format!("resource {id}: unreadable body: {e}")))?;
+    r.id = id as u64;
+    Ok(r)
+}
+
+fn body_of(res: &ValidResource, id: u64) -> String {
+    let mut r = res.resource.clone();
+    r.id = id;
+    // Serialising plain data cannot fail.
+    serde_json::to_string(&r).unwrap_or_default()
+}
+
+fn last_api_token() -> StoreError {
+    StoreError::Conflict {
+        field: "id".into(),
+        message: "this is the last API token; create another before revoking it".into(),
+    }
+}
+
+fn hostname_conflict(res: &ValidResource, host: &str, other: i64) -> StoreError {
+    let i = res.hostnames().iter().position(|h| h == host).unwrap_or(0);
+    StoreError::Conflict {
+        field: if i == 0 {
+            "cname".to_owned()
+        } else {
+            format!("secondaryHostnames[{}]", i - 1)
+        },
+        message: format!("hostname {host} is already used by resource {other}"),
+    }
+}
