@@ -146,7 +146,15 @@ pub enum EdgeBody {
         _serving: Serving,
     },
     /// A manifest rewritten as it is sent (boxed: rarer, and larger than the rest).
-    Rewritten(Box<crate::manifests::RewriteBody>),
+    Rewritten(Box<dyn Rewritten>),
+}
+
+/// A body made from another as it is sent (a rewritten playlist, `manifests`); behind a box
+/// so that this module need not know how.
+pub(crate) trait Rewritten: Body<Data = Bytes, Error = BodyError> + Send + Unpin {
+    /// Keeps the client connection's request counted as in progress until the body ends (as a
+    /// streamed body does).
+    fn hold(&mut self, serving: Serving);
 }
 
 impl EdgeBody {

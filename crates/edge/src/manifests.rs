@@ -209,13 +209,13 @@ pub struct RewriteBody {
     serving: Option<Serving>,
 }
 
-impl RewriteBody {
-    /// Keeps the client connection's request counted as in progress until the body ends (as a
-    /// streamed body does).
-    pub fn hold(&mut self, serving: Serving) {
+impl crate::body::Rewritten for RewriteBody {
+    fn hold(&mut self, serving: Serving) {
         self.serving = Some(serving);
     }
+}
 
+impl RewriteBody {
     /// Rewrites `input` (or, with `None`, the end) into `out`.
     fn step(&mut self, input: Option<&[u8]>, out: &mut Vec<u8>) {
         let res = &self.site.res;

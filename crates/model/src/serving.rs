@@ -17,4 +17,18 @@ impl ValidResource {
     pub fn is_active(&self) -> bool {
         self.resource.active
     }
+
+    /// Whether the authority of an absolute link (`host[:port]` as written, or `[v6]:port`)
+    /// names one of the resource's hostnames, in any case: the test of whether a link in a
+    /// playlist is the resource's own, to be given a token. An authority with user
+    /// information (`own@other`) is not, whatever is before the `@`.
+    pub fn is_own_host(&self, authority: &[u8]) -> bool {
+        if authority.contains(&b'@') {
+            return false;
+        }
+        let host = tollgate_token::url::host_of_authority(authority);
+        self.hostnames()
+            .iter()
+            .any(|h| h.as_bytes().eq_ignore_ascii_case(host))
+    }
 }
