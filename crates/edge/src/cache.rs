@@ -58,6 +58,25 @@ impl Object {
     }
 }
 
+#[cfg(test)]
+impl Object {
+    /// A 200 without headers, fresh (and servable) for a minute from now.
+    pub(crate) fn fresh_for_a_minute(body: Bytes) -> Arc<Object> {
+        let now = Instant::now();
+        Arc::new(Object {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body,
+            stored_at: now,
+            initial_age: 0,
+            fresh_until: now + Duration::from_secs(60),
+            stale_until: now + Duration::from_secs(60),
+            etag: None,
+            last_modified: None,
+        })
+    }
+}
+
 /// Weighs objects for quick_cache: [`Object::weight`].
 #[derive(Clone, Copy)]
 struct ByBytes;
@@ -235,18 +254,7 @@ mod tests {
     }
 
     fn obj_of(body: Bytes) -> Arc<Object> {
-        let now = Instant::now();
-        Arc::new(Object {
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body,
-            stored_at: now,
-            initial_age: 0,
-            fresh_until: now + Duration::from_secs(60),
-            stale_until: now + Duration::from_secs(60),
-            etag: None,
-            last_modified: None,
-        })
+        Object::fresh_for_a_minute(body)
     }
 
     fn key(resource: u64, path: &str) -> CacheKey {

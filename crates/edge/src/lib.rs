@@ -270,17 +270,7 @@ mod tests {
         let target = tollgate_token::Target::parse(b"/a?x=1").unwrap();
         let key = KeyRule::of(&active.validate().unwrap()).key(&target).key;
         let now = std::time::Instant::now();
-        let obj = Arc::new(cache::Object {
-            status: http::StatusCode::OK,
-            headers: http::HeaderMap::new(),
-            body: bytes::Bytes::from_static(b"x"),
-            stored_at: now,
-            initial_age: 0,
-            fresh_until: now + Duration::from_secs(60),
-            stale_until: now + Duration::from_secs(60),
-            etag: None,
-            last_modified: None,
-        });
+        let obj = cache::Object::fresh_for_a_minute(bytes::Bytes::from_static(b"x"));
         edge.cache.insert(key.clone(), obj);
         edge.purge(
             &held,
