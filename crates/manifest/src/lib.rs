@@ -599,21 +599,10 @@ mod tests {
     #[test]
     fn sign_each_directory_signs_per_directory_within_scope() {
         let key = Key::new("secret_key").unwrap();
-        let t = types();
-        let rw = Rewrite {
-            to_types: &t,
-            param_names: &[b"md5", b"expires"],
-            addition: Addition::SignEachDirectory {
-                key: &key,
-                expires: b"2147483647",
-                ip: None,
-                scope: b"/v/",
-            },
-            base_dir: b"/v/",
-            own_host: &|_| false,
-        };
         let body = b"#EXTM3U\n360p/index.m3u8\n720p/index.m3u8\n./360p/../720p/seg.ts\n../escape/x.ts\nmy%20dir/a.ts\n";
-        let got = String::from_utf8(rewrite(Kind::Hls, body, &rw)).unwrap();
+        let got = sign_each(b"2147483647", b"/v/", b"/v/", &|_| false, |rw| {
+            String::from_utf8(rewrite(Kind::Hls, body, rw)).unwrap()
+        });
         let line = |n: usize| got.lines().nth(n).unwrap().to_owned();
         let token_for = |dir: &str| {
             tollgate_token::sign(&key, 2147483647, dir.as_bytes(), None)
@@ -687,6 +676,18 @@ mod tests {
     /// The settings of the signing tests: every host the resource's, links signed per
     /// directory under `/`.
     fn signing<R>(f: impl FnOnce(&Rewrite<'_>) -> R) -> R {
+        sign_each(b"1", b"/", b"/v/", &|_| true, f)
+    }
+
+    /// `f` with a rewrite that signs each directory within `scope` with `secret_key` at
+    /// `expires`, links resolved from `base_dir`.
+    fn sign_each<R>(
+        expires: &[u8],
+        scope: &[u8],
+        base_dir: &[u8],
+        own_host: &dyn Fn(&[u8]) -> bool,
+        f: impl FnOnce(&Rewrite<'_>) -> R,
+    ) -> R {
         let t = types();
         let key = Key::new("secret_key").unwrap();
         f(&Rewrite {
@@ -694,12 +695,12 @@ mod tests {
             param_names: &[b"md5", b"expires"],
             addition: Addition::SignEachDirectory {
                 key: &key,
-                expires: b"1",
+                expires,
                 ip: None,
-                scope: b"/",
+                scope,
             },
-            base_dir: b"/v/",
-            own_host: &|_| true,
+            base_dir,
+            own_host,
         })
     }
 
@@ -871,22 +872,12 @@ mod tests {
     fn signed_iff_the_edge_accepts(link: &str) -> Result<(), proptest::test_runner::TestCaseError> {
         use proptest::prop_assert;
         let key = Key::new("secret_key").unwrap();
-        let t = types();
         let scope = b"/v/w/";
-        let rw = Rewrite {
-            to_types: &t,
-            param_names: &[b"md5", b"expires"],
-            addition: Addition::SignEachDirectory {
-                key: &key,
-                expires: b"2147483647",
-                ip: None,
-                scope,
-            },
-            base_dir: scope,
-            own_host: &|h| h == b"cdn.example.com",
-        };
         let body = format!("#EXTM3U\n{link}\n");
-        let out = String::from_utf8(rewrite(Kind::Hls, body.as_bytes(), &rw)).unwrap();
+        let own = |h: &[u8]| h == b"cdn.example.com";
+        let out = sign_each(b"2147483647", scope, scope, &own, |rw| {
+            String::from_utf8(rewrite(Kind::Hls, body.as_bytes(), rw)).unwrap()
+        });
         let rewritten = out.lines().nth(1).unwrap();
         let signed = rewritten != link;
 
