@@ -234,7 +234,13 @@ pub fn run_control(args: ControlArgs) -> Result<()> {
     })
 }
 
-pub fn run_serve(args: ServeArgs) -> Result<()> {
+pub fn run_serve(mut args: ServeArgs) -> Result<()> {
+    // A disk tier under the data directory unless told otherwise: 1 GiB, modest enough for a
+    // laptop, and a restart keeps the cache.
+    if args.edge.cache_dir.is_none() {
+        args.edge.cache_dir = Some(args.store.data.join("cache"));
+        args.edge.disk_cache_size.get_or_insert(1 << 30);
+    }
     crate::fd_limit::raise(
         "serve",
         (args.limits().max_connections as u64).saturating_add(args.edge.max_connections as u64),

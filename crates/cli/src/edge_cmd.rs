@@ -52,11 +52,19 @@ pub struct EdgeOptions {
     /// Address for /metrics and /healthz.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
-    /// Cache capacity (e.g. 256M, 2G).
+    /// Capacity of the memory tier (e.g. 256M, 2G): hot objects and slices.
     #[arg(long, default_value = "256M", value_parser = parse_size)]
     cache_size: u64,
-    /// Largest object kept in the cache; larger ones are streamed from the origin.
-    #[arg(long, default_value = "16M", value_parser = parse_size)]
+    /// Directory of the disk tier, kept across restarts (`tollgate serve`: DATA/cache).
+    /// Without it, the cache is in memory only.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// Capacity of the disk tier [default: 10G; `tollgate serve`: 1G].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) disk_cache_size: Option<u64>,
+    /// Largest object stored at all (memory and disk); larger ones are streamed from the
+    /// origin every time.
+    #[arg(long, default_value = "10G", value_parser = parse_size)]
     max_object_size: u64,
     /// Time to connect to an origin.
     #[arg(long, default_value = "5s", value_parser = parse_timeout)]
@@ -130,10 +138,17 @@ pub enum Source {
 }
 
 fn config(args: &EdgeOptions) -> Result<EdgeConfig> {
+    if args.disk_cache_size.is_some() && args.cache_dir.is_none() {
+        bail!("--disk-cache-size: needs --cache-dir, the directory of the disk tier");
+    }
     Ok(EdgeConfig {
         trusted: TrustedProxies(args.trust_proxy.clone()),
         cache_bytes: args.cache_size,
         max_object_bytes: args.max_object_size,
+        disk: args
+            .cache_dir
+            .clone()
+            .map(|d| (d, args.disk_cache_size.unwrap_or(10 << 30))),
         origin_timeouts: Timeouts {
             connect: args.origin_connect_timeout,
             read: args.origin_read_timeout,

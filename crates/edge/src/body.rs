@@ -25,6 +25,10 @@ pub enum BodyError {
     TooLarge(u64),
     /// The viewer took nothing for the send timeout; the origin's connection was dropped.
     ViewerStalled,
+    /// The fill this body followed stopped before the end.
+    Fill(crate::slices::FillFailed),
+    /// A slice of a stored body is in no tier (evicted, or unreadable on disk).
+    SliceMissing,
 }
 
 impl std::fmt::Display for BodyError {
@@ -34,6 +38,8 @@ impl std::fmt::Display for BodyError {
             BodyError::Stalled(d) => write!(f, "the origin sent nothing for {d:?}"),
             BodyError::TooLarge(n) => write!(f, "a manifest over {n} bytes"),
             BodyError::ViewerStalled => f.write_str("the viewer took nothing for the send timeout"),
+            BodyError::Fill(e) => write!(f, "the origin's body stopped: {e:?}"),
+            BodyError::SliceMissing => f.write_str("a stored slice could not be read"),
         }
     }
 }
@@ -145,6 +151,8 @@ pub enum EdgeBody {
         /// Dropped with the body.
         _serving: Serving,
     },
+    /// Read from a sliced object's slices (or the fill that is storing them).
+    Slices(crate::slices::SliceBody),
     /// A manifest rewritten as it is sent (boxed: rarer, and larger than the rest).
     Rewritten(Box<dyn Rewritten>),
 }
@@ -174,6 +182,10 @@ impl EdgeBody {
                 body,
                 _serving: serving,
             },
+            EdgeBody::Slices(mut s) => {
+                s.hold(serving);
+                EdgeBody::Slices(s)
+            }
             EdgeBody::Rewritten(mut r) => {
                 r.hold(serving);
                 EdgeBody::Rewritten(r)
@@ -194,6 +206,7 @@ impl Body for EdgeBody {
         match self.get_mut() {
             EdgeBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             EdgeBody::Stream(s) | EdgeBody::Held { body: s, .. } => Pin::new(s).poll_frame(cx),
+            EdgeBody::Slices(s) => Pin::new(s).poll_frame(cx),
             EdgeBody::Rewritten(r) => Pin::new(r.as_mut()).poll_frame(cx),
         }
     }
@@ -202,6 +215,7 @@ impl Body for EdgeBody {
         match self {
             EdgeBody::Full(b) => b.is_none(),
             EdgeBody::Stream(s) | EdgeBody::Held { body: s, .. } => s.is_end_stream(),
+            EdgeBody::Slices(s) => s.is_end_stream(),
             EdgeBody::Rewritten(r) => r.is_end_stream(),
         }
     }
@@ -210,6 +224,7 @@ impl Body for EdgeBody {
         match self {
             EdgeBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             EdgeBody::Stream(s) | EdgeBody::Held { body: s, .. } => s.size_hint(),
+            EdgeBody::Slices(s) => s.size_hint(),
             EdgeBody::Rewritten(_) => SizeHint::default(),
         }
     }

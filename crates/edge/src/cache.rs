@@ -1,7 +1,10 @@
-//! The in-memory cache: bounded in bytes, S3-FIFO eviction (quick_cache), so a scan of one-off
-//! objects does not push out the hot ones; an entry is served until the end of its stale
-//! window.
+//! The memory tier: bounded in bytes, S3-FIFO eviction (quick_cache), so a scan of one-off
+//! objects does not push out the hot ones. It holds objects (status, headers, validators,
+//! freshness, and the body of a small one) and, in the same table and the same budget, the
+//! slices of large objects (`slices`), each evicted on its own; an object is served until the
+//! end of its stale window.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::key::{CacheKey, KeyRule};
+use crate::slices::{Sliced, SLICE_BYTES};
 
 /// A stored response.
 #[derive(Debug)]
@@ -17,7 +21,7 @@ pub struct Object {
     pub status: StatusCode,
     /// End-to-end headers from the origin (no hop-by-hop, no Content-Length).
     pub headers: HeaderMap,
-    pub body: Bytes,
+    pub body: Body,
     /// When it was received.
     pub stored_at: Instant,
     /// The origin's `Age` when it was received.
@@ -31,6 +35,16 @@ pub struct Object {
     pub last_modified: Option<SystemTime>,
 }
 
+/// A stored body.
+#[derive(Debug)]
+pub enum Body {
+    /// Whole, in the object (small objects, read whole before they are answered).
+    Whole(Bytes),
+    /// In slices of [`SLICE_BYTES`], each in the memory tier, the disk tier or still coming
+    /// from the origin.
+    Sliced(Sliced),
+}
+
 impl Object {
     /// Whether it is still fresh.
     pub fn is_fresh(&self, now: Instant) -> bool {
@@ -42,19 +56,33 @@ impl Object {
         self.initial_age + now.saturating_duration_since(self.stored_at).as_secs()
     }
 
+    /// The body's length, when known (a body sent without `Content-Length` is known once it
+    /// has all arrived).
+    pub fn len(&self) -> Option<u64> {
+        match &self.body {
+            Body::Whole(b) => Some(b.len() as u64),
+            Body::Sliced(s) => s.len(),
+        }
+    }
+
     /// Bytes this object costs: body, headers with their allocations, and a fixed share for
     /// the entry, its key, the cache's own bookkeeping and the allocator's overhead, so that
     /// `--cache-size` bounds resident memory even for small objects. The 1280 is measured:
     /// `bench/cache-memory.sh` fills the cache with 1 KiB objects, each ~2.9 KiB resident;
     /// a 128 MiB cache held 133 MiB (10 MiB of it before the first object), a 512 MiB one
     /// 453 MiB (with moka, 141 and 493; with moka and 512 here, 178 MiB for 128 MiB).
+    /// A sliced body's slices are weighed apart, each as it enters the table.
     fn weight(&self, key: &CacheKey) -> u64 {
         let headers: usize = self
             .headers
             .iter()
             .map(|(k, v)| k.as_str().len() + v.len() + 96)
             .sum();
-        (self.body.len() + headers + key.path.len() + 1280) as u64
+        let body = match &self.body {
+            Body::Whole(b) => b.len(),
+            Body::Sliced(_) => 256,
+        };
+        (body + headers + key.path.len() + 1280) as u64
     }
 }
 
@@ -66,7 +94,7 @@ impl Object {
         Arc::new(Object {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
-            body,
+            body: Body::Whole(body),
             stored_at: now,
             initial_age: 0,
             fresh_until: now + Duration::from_secs(60),
@@ -77,22 +105,73 @@ impl Object {
     }
 }
 
-/// Weighs objects for quick_cache: [`Object::weight`].
-#[derive(Clone, Copy)]
-struct ByBytes;
+/// A key of the table: an object by its cache key, or one slice of a stored version of a
+/// sliced object (versions are numbered apart, so a new version never reads an old one's
+/// slices).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    Object(CacheKey),
+    Slice { version: u64, index: u64 },
+}
 
-impl quick_cache::Weighter<CacheKey, Arc<Object>> for ByBytes {
-    fn weight(&self, key: &CacheKey, obj: &Arc<Object>) -> u64 {
-        obj.weight(key)
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self {
+            Key::Object(k) => ObjectKey(k).hash(h),
+            Key::Slice { version, index } => {
+                h.write_u8(1);
+                version.hash(h);
+                index.hash(h);
+            }
+        }
     }
 }
 
-type Table = quick_cache::sync::Cache<CacheKey, Arc<Object>, ByBytes>;
+/// An object's key borrowed, to look it up without building a [`Key`] (no allocation on a
+/// hit); hashed as [`Key::Object`] is.
+struct ObjectKey<'a>(&'a CacheKey);
+
+impl Hash for ObjectKey<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u8(0);
+        self.0.hash(h);
+    }
+}
+
+impl quick_cache::Equivalent<Key> for ObjectKey<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        matches!(key, Key::Object(k) if k == self.0)
+    }
+}
+
+#[derive(Clone)]
+enum Entry {
+    Object(Arc<Object>),
+    Slice(Bytes),
+}
+
+/// Weighs entries for quick_cache: [`Object::weight`], and a slice's bytes plus a share for
+/// its entry.
+#[derive(Clone, Copy)]
+struct ByBytes;
+
+impl quick_cache::Weighter<Key, Entry> for ByBytes {
+    fn weight(&self, key: &Key, entry: &Entry) -> u64 {
+        match (key, entry) {
+            (Key::Object(k), Entry::Object(o)) => o.weight(k),
+            (_, Entry::Slice(b)) => b.len() as u64 + 256,
+            // Never built: keys and entries are made in pairs below.
+            _ => 1,
+        }
+    }
+}
+
+type Table = quick_cache::sync::Cache<Key, Entry, ByBytes>;
 
 #[derive(Clone)]
 pub struct Cache {
     inner: Arc<Table>,
-    /// Largest object stored; larger ones are streamed through.
+    /// Largest object stored at all (memory and disk); larger ones are streamed through.
     pub max_object_bytes: u64,
     /// Raised by every purge: a fetch that began before a purge does not store what it got,
     /// which may be the very copy the purge was meant to remove.
@@ -100,12 +179,13 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// A cache of at most `capacity_bytes`.
+    /// A memory tier of at most `capacity_bytes`, storing objects up to `max_object_bytes`
+    /// (whose slices it holds as the disk tier does not).
     pub fn new(capacity_bytes: u64, max_object_bytes: u64) -> Cache {
         // Shards, each with its own lock, table and share of the capacity: enough that each
-        // holds at least eight objects of the largest size stored (an object heavier than its
+        // holds at least eight entries of the largest size (a slice; an entry heavier than its
         // shard would never be kept), at most 64.
-        let per_shard = max_object_bytes.max(1).saturating_mul(8);
+        let per_shard = (SLICE_BYTES + 4096).saturating_mul(8);
         let shards = (capacity_bytes / per_shard).clamp(1, 64);
         let shards = 1usize << shards.ilog2();
         let options = quick_cache::OptionsBuilder::new()
@@ -132,17 +212,41 @@ impl Cache {
     /// The stored object for `key`, fresh or stale, as long as it may be served at `now`;
     /// one past its stale window is dropped.
     pub fn get(&self, key: &CacheKey, now: Instant) -> Option<Arc<Object>> {
-        let obj = self.inner.get(key)?;
+        let Some(Entry::Object(obj)) = self.inner.get(&ObjectKey(key)) else {
+            return None;
+        };
         if now < obj.stale_until {
             return Some(obj);
         }
-        self.inner.remove_if(key, |o| Arc::ptr_eq(o, &obj));
+        self.remove_this(key, &obj);
         None
+    }
+
+    /// Removes `obj` if it is still the object stored for `key`.
+    pub fn remove_this(&self, key: &CacheKey, obj: &Arc<Object>) {
+        self.inner.remove_if(
+            &ObjectKey(key),
+            |e| matches!(e, Entry::Object(o) if Arc::ptr_eq(o, obj)),
+        );
+    }
+
+    /// Slice `index` of the stored body `version`, if the memory tier holds it.
+    pub fn slice(&self, version: u64, index: u64) -> Option<Bytes> {
+        match self.inner.get(&Key::Slice { version, index }) {
+            Some(Entry::Slice(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Keeps slice `index` of the stored body `version`.
+    pub fn put_slice(&self, version: u64, index: u64, bytes: Bytes) {
+        self.inner
+            .insert(Key::Slice { version, index }, Entry::Slice(bytes));
     }
 
     #[cfg(test)]
     pub fn insert(&self, key: CacheKey, obj: Arc<Object>) {
-        self.inner.insert(key, obj);
+        self.inner.insert(Key::Object(key), Entry::Object(obj));
     }
 
     /// A mark to take before an origin fetch, for [`Cache::insert_unless_purged`].
@@ -150,60 +254,43 @@ impl Cache {
         self.purges.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The counter [`Cache::purge_mark`] reads, for the disk tier's commits.
+    pub fn purge_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.purges)
+    }
+
+    /// Whether a purge happened since `mark` was taken.
+    pub fn purged_since(&self, mark: u64) -> bool {
+        self.purge_mark() != mark
+    }
+
     /// Stores `obj` unless a purge happened since `mark` was taken (then the object is served
     /// to the requests waiting for it, but not kept). Returns whether it was stored.
     pub fn insert_unless_purged(&self, key: CacheKey, obj: Arc<Object>, mark: u64) -> bool {
-        if self.purge_mark() != mark {
+        if self.purged_since(mark) {
             return false;
         }
-        self.inner.insert(key.clone(), obj);
+        self.inner
+            .insert(Key::Object(key.clone()), Entry::Object(obj));
         // A purge raises the mark before it sweeps the shards: an insert that raced past the
         // first check, into a shard already swept, is caught here.
-        if self.purge_mark() != mark {
-            self.inner.remove(&key);
+        if self.purged_since(mark) {
+            self.inner.remove(&ObjectKey(&key));
             return false;
         }
         true
     }
 
-    /// Drops the objects that a purge names, keyed by `rule`: exact URLs (keyed as requests
-    /// are, so `/a%20b` and `/a b` are one object; a URL without a query also drops its query
-    /// variants) or `*` patterns matched against the path.
+    /// Drops the objects that a purge names, keyed by `rule` ([`Purged`]). Their slices go
+    /// with them as the table evicts them: no object refers to them any more.
     pub fn remove_purged(&self, rule: KeyRule, req: &tollgate_model::PurgeRequest) {
-        let resource = rule.resource();
         self.purges
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if req.is_everything() {
-            self.inner.retain(|k, _| k.resource != resource);
-        } else if let Some(urls) = &req.urls {
-            // A URL that does not parse as a request target names nothing a request stored.
-            let keys: Vec<CacheKey> = urls
-                .iter()
-                .filter_map(|u| {
-                    Some(
-                        rule.key(&tollgate_token::Target::parse(u.as_bytes()).ok()?)
-                            .key,
-                    )
-                })
-                .collect();
-            self.inner.retain(|k, _| {
-                k.resource != resource
-                    || !keys.iter().any(|u| {
-                        *k == *u
-                            || (!u.has_query()
-                                && k.path.len() > u.path.len()
-                                && k.path.starts_with(&u.path)
-                                && k.path[u.path.len()] == b'?')
-                    })
-            });
-        } else if let Some(patterns) = &req.paths {
-            self.inner.retain(|k, _| {
-                k.resource != resource
-                    || !patterns
-                        .iter()
-                        .any(|p| tollgate_model::glob_match(p.as_bytes(), k.uri()))
-            });
-        }
+        let purged = Purged::new(rule, req);
+        self.inner.retain(|k, _| match k {
+            Key::Object(k) => !purged.names(k),
+            Key::Slice { .. } => true,
+        });
     }
 
     /// Bytes held, as weighed.
@@ -211,8 +298,61 @@ impl Cache {
         self.inner.weight()
     }
 
+    /// Objects and slices held.
     pub fn entry_count(&self) -> u64 {
         self.inner.len() as u64
+    }
+}
+
+/// What a purge names, as a test on stored keys, for both tiers: exact URLs (keyed as
+/// requests are, so `/a%20b` and `/a b` are one object; a URL without a query also names its
+/// query variants) or `*` patterns matched against the path, or everything of the resource.
+pub(crate) struct Purged<'a> {
+    resource: u64,
+    everything: bool,
+    keys: Vec<CacheKey>,
+    patterns: &'a [String],
+}
+
+impl<'a> Purged<'a> {
+    pub fn new(rule: KeyRule, req: &'a tollgate_model::PurgeRequest) -> Purged<'a> {
+        // A URL that does not parse as a request target names nothing a request stored.
+        let keys = req
+            .urls
+            .iter()
+            .flatten()
+            .filter_map(|u| {
+                Some(
+                    rule.key(&tollgate_token::Target::parse(u.as_bytes()).ok()?)
+                        .key,
+                )
+            })
+            .collect();
+        Purged {
+            resource: rule.resource(),
+            everything: req.is_everything(),
+            keys,
+            patterns: req.paths.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// Whether the purge names the object stored under `k`.
+    pub fn names(&self, k: &CacheKey) -> bool {
+        if k.resource != self.resource {
+            return false;
+        }
+        self.everything
+            || self.keys.iter().any(|u| {
+                *k == *u
+                    || (!u.has_query()
+                        && k.path.len() > u.path.len()
+                        && k.path.starts_with(&u.path)
+                        && k.path[u.path.len()] == b'?')
+            })
+            || self
+                .patterns
+                .iter()
+                .any(|p| tollgate_model::glob_match(p.as_bytes(), k.uri()))
     }
 }
 

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::{header, HeaderMap, HeaderValue, Response};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::cache::Object;
+use crate::cache::{Body, Object};
 use crate::freshness::{after, freshness};
+use crate::key::CacheKey;
 use crate::origin::{OriginError, OriginRequest};
 use crate::routes::Site;
+use crate::slices::{run_fill, Fill, WHOLE_MAX};
 use crate::Edge;
 
 /// Where a request goes at its resource's origin.
@@ -25,24 +27,35 @@ pub(crate) struct Upstream<'a> {
 
 /// What a fetch for the cache got.
 pub(crate) enum Fetched {
-    /// A response the cache may keep, fresh for a while.
-    Storable(Arc<Object>),
-    /// A response for this viewer alone (a cookie, `private`, `no-store`, no freshness).
-    ForThisViewer(Arc<Object>),
+    /// A response the cache may keep, fresh for a while; a large body comes with its fill,
+    /// to run once the object is in the cache ([`spawn_fill`]).
+    Storable {
+        obj: Arc<Object>,
+        fill: Option<PendingFill>,
+    },
+    /// A response for this viewer alone (a cookie, `private`, `no-store`, no freshness),
+    /// streamed through as it comes.
+    Pass(Response<Incoming>),
     /// Larger than the largest object stored: to be streamed instead.
     TooLarge,
     Failed(OriginError),
+}
+
+/// A large body whose fill has not started: the origin's body and where it goes.
+pub(crate) struct PendingFill {
+    fill: Arc<Fill>,
+    incoming: Incoming,
 }
 
 impl Fetched {
     /// Whether a stale copy should be served instead: the origin failed, or answered
     /// 500/502/503/504 (the statuses RFC 5861's stale-if-error names).
     pub fn calls_for_stale(&self) -> bool {
+        let bad = |s: StatusCode| matches!(s.as_u16(), 500 | 502 | 503 | 504);
         match self {
             Fetched::Failed(_) => true,
-            Fetched::Storable(o) | Fetched::ForThisViewer(o) => {
-                matches!(o.status.as_u16(), 500 | 502 | 503 | 504)
-            }
+            Fetched::Storable { obj, .. } => bad(obj.status),
+            Fetched::Pass(resp) => bad(resp.status()),
             Fetched::TooLarge => false,
         }
     }
@@ -77,70 +90,82 @@ pub(crate) async fn request(
     Ok(resp)
 }
 
-/// Fetches the whole object for the cache, within the origin's total timeout.
-pub(crate) async fn object(edge: &Edge, up: Upstream<'_>) -> Fetched {
+/// Fetches an object for the cache: a small one whole, a large one up to its headers (its
+/// body then comes by its fill), within the origin's total timeout.
+pub(crate) async fn object(edge: &Edge, up: Upstream<'_>, key: &CacheKey) -> Fetched {
     let deadline = edge.origin.timeouts.total;
-    tokio::time::timeout(deadline, fetch_object(edge, up))
+    tokio::time::timeout(deadline, fetch_object(edge, up, key))
         .await
         .unwrap_or(Fetched::Failed(OriginError::Timeout))
 }
 
-async fn fetch_object(edge: &Edge, up: Upstream<'_>) -> Fetched {
+async fn fetch_object(edge: &Edge, up: Upstream<'_>, key: &CacheKey) -> Fetched {
     let resp = match request(edge, up, None, false).await {
         Ok(resp) => resp,
         Err(e) => return Fetched::Failed(e),
     };
-    let limit = edge.cache.max_object_bytes;
-    let (parts, body) = resp.into_parts();
-    let expected = parts
-        .headers
+    let limit = edge.tiers.memory.max_object_bytes;
+    let expected = resp
+        .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if expected.is_some_and(|n| n > limit) {
         return Fetched::TooLarge;
     }
-    let body = match edge.origin.read_body(body, limit, expected).await {
-        Ok(b) => b,
-        Err(OriginError::TooLarge) => return Fetched::TooLarge,
-        Err(e) => return Fetched::Failed(e),
-    };
     let received = Instant::now();
     let res = &up.site.res;
     let fresh = freshness(
-        parts.status,
-        &parts.headers,
+        resp.status(),
+        resp.headers(),
         res.cache_override_secs,
         res.cache_default_secs,
         SystemTime::now(),
     );
-    let mut headers = parts.headers;
-    strip_hop_by_hop(&mut headers);
-    // Set again for each answer, which may be a range of the body.
-    headers.remove(header::CONTENT_LENGTH);
-    // hyper's header values are slices of its read buffer; a stored copy of them would keep
-    // that whole buffer alive, several times the object's size for small objects.
-    let mut headers: HeaderMap = headers
-        .iter()
-        .map(|(k, v)| {
-            let owned = HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
-            (k.clone(), owned)
-        })
-        .collect();
-    let initial_age = headers
-        .remove(header::AGE)
+    let initial_age: u64 = resp
+        .headers()
+        .get(header::AGE)
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
-    let etag = headers.get(header::ETAG).cloned();
-    let last_modified = headers
-        .get(header::LAST_MODIFIED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
     let (fresh_until, stale_until) = match fresh {
         Some(f) => {
             let fu = after(received, f.fresh_secs.saturating_sub(initial_age));
             (fu, after(fu, f.stale_if_error_secs))
         }
         None => (received, received),
+    };
+    if fresh.is_none() || fresh_until <= received {
+        return Fetched::Pass(resp);
+    }
+    let (parts, incoming) = resp.into_parts();
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    // Set again for each answer, which may be a range of the body.
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::AGE);
+    // hyper's header values are slices of its read buffer; a stored copy of them would keep
+    // that whole buffer alive, several times the object's size for small objects.
+    let headers: HeaderMap = headers
+        .iter()
+        .map(|(k, v)| {
+            let owned = HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+            (k.clone(), owned)
+        })
+        .collect();
+    let etag = headers.get(header::ETAG).cloned();
+    let last_modified = headers
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let (body, fill) = match expected {
+        Some(n) if n <= WHOLE_MAX => match edge.origin.read_body(incoming, n, expected).await {
+            Ok(b) => (Body::Whole(b), None),
+            Err(e) => return Fetched::Failed(e),
+        },
+        _ => {
+            let (sliced, fill) =
+                crate::slices::begin(crate::slices::new_version(), expected, key.clone());
+            (Body::Sliced(sliced), Some(PendingFill { fill, incoming }))
+        }
     };
     let obj = Arc::new(Object {
         status: parts.status,
@@ -153,11 +178,46 @@ async fn fetch_object(edge: &Edge, up: Upstream<'_>) -> Fetched {
         etag,
         last_modified,
     });
-    if fresh.is_some() && fresh_until > received {
-        Fetched::Storable(obj)
-    } else {
-        Fetched::ForThisViewer(obj)
-    }
+    Fetched::Storable { obj, fill }
+}
+
+/// Runs the fill of `obj` (stored under `key`, or only served when `stored` is false) in a
+/// task of its own, which outlives the viewer that started it: the other viewers read the
+/// same fill. Once the body is in, the object is committed to the disk tier (unless a purge
+/// came since `mark`); when the fill fails, the object leaves the memory tier and its slices
+/// the disk.
+pub(crate) fn spawn_fill(
+    edge: &Edge,
+    key: CacheKey,
+    obj: Arc<Object>,
+    pending: PendingFill,
+    mark: u64,
+    stored: bool,
+) {
+    let tiers = edge.tiers.clone();
+    let limit = tiers.memory.max_object_bytes;
+    let read = edge.origin.timeouts.read;
+    tokio::spawn(async move {
+        let Body::Sliced(sliced) = &obj.body else {
+            return;
+        };
+        let filled = run_fill(sliced, &pending.fill, pending.incoming, &tiers, limit, read).await;
+        if filled.outcome.is_err() {
+            tiers.memory.remove_this(&key, &obj);
+            eprintln!(
+                "tollgate edge: the origin's body of {} stopped ({:?}); not stored",
+                String::from_utf8_lossy(&key.path),
+                filled.outcome
+            );
+        }
+        if let Some(disk) = &tiers.disk {
+            if stored && filled.outcome.is_ok() && filled.on_disk {
+                disk.commit(key, Arc::clone(&obj), mark);
+            } else {
+                disk.discard(sliced.version);
+            }
+        }
+    });
 }
 
 /// Removes the hop-by-hop headers, those named in `Connection` included.

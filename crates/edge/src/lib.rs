@@ -15,6 +15,7 @@ mod cache;
 mod client_io;
 mod conn_limit;
 mod control_client;
+mod disk;
 mod fetch;
 mod flights;
 mod follow;
@@ -32,6 +33,7 @@ mod resources_file;
 mod respond;
 mod routes;
 mod server;
+mod slices;
 mod tls;
 
 pub use client_io::{ClientIo, Guard, Serving, Sweeper};
@@ -57,16 +59,19 @@ use crate::flights::Flights;
 use crate::key::KeyRule;
 use crate::metrics::EdgeMetrics;
 use crate::origin::OriginClient;
+use crate::slices::Tiers;
 
 /// Settings of an edge, after parsing and validation.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted: TrustedProxies,
-    /// Cache capacity in bytes.
+    /// Capacity of the memory tier in bytes.
     pub cache_bytes: u64,
-    /// Largest object kept in the cache; larger ones are streamed.
+    /// Largest object stored at all (memory and disk); larger ones are streamed through.
     pub max_object_bytes: u64,
+    /// The disk tier's directory and capacity in bytes; `None` for a memory tier alone.
+    pub disk: Option<(PathBuf, u64)>,
     /// Connect, read and whole-fetch timeouts for origin requests.
     pub origin_timeouts: Timeouts,
     /// Limits on viewers' connections.
@@ -82,7 +87,8 @@ impl Default for EdgeConfig {
         EdgeConfig {
             trusted: TrustedProxies::default(),
             cache_bytes: 256 << 20,
-            max_object_bytes: 16 << 20,
+            max_object_bytes: 10 << 30,
+            disk: None,
             origin_timeouts: Timeouts {
                 connect: Duration::from_secs(5),
                 read: Duration::from_secs(30),
@@ -99,7 +105,8 @@ impl Default for EdgeConfig {
 pub struct Edge {
     /// The current routing table; swapped whole on reload.
     routes: ArcSwap<Routes>,
-    cache: Cache,
+    /// The memory tier, and the disk tier when there is one.
+    tiers: Tiers,
     /// Keys known to be too large to store, so later requests stream straight away.
     large: LargeKeys,
     /// In-flight origin fetches.
@@ -134,9 +141,21 @@ impl Edge {
             ))),
         };
         metrics::count_panics();
+        let memory = Cache::new(config.cache_bytes, config.max_object_bytes);
+        let disk = match &config.disk {
+            None => None,
+            Some((dir, size)) => Some(Arc::new(
+                disk::Disk::open(dir, *size, memory.purge_counter()).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("the cache directory {}: {e}", dir.display()),
+                    )
+                })?,
+            )),
+        };
         Ok(Edge {
             routes: ArcSwap::from_pointee(routes),
-            cache: Cache::new(config.cache_bytes, config.max_object_bytes),
+            tiers: Tiers { memory, disk },
             large: LargeKeys::default(),
             flights: Arc::default(),
             origin: OriginClient::new(config.origin_timeouts, &config.origin_ca),
@@ -189,12 +208,20 @@ impl Edge {
         let rule = held
             .resource(p.resource)
             .map_or(KeyRule::of_unknown(p.resource), |r| KeyRule::of(r));
-        self.cache.remove_purged(rule, &p.what);
+        self.tiers.memory.remove_purged(rule, &p.what);
+        if let Some(disk) = &self.tiers.disk {
+            disk.purge(rule, &p.what);
+        }
     }
 
-    /// Bytes the cache holds, as weighed against its capacity.
+    /// Bytes the memory tier holds, as weighed against its capacity.
     pub fn cache_bytes(&self) -> u64 {
-        self.cache.weighted_size()
+        self.tiers.memory.weighted_size()
+    }
+
+    /// Whether the disk tier's index is rebuilt (true without a disk tier).
+    pub fn disk_ready(&self) -> bool {
+        self.tiers.disk.as_ref().is_none_or(|d| d.is_ready())
     }
 
     /// Patches the routing table: `changed` resources replaced or added, `removed` ids gone.
@@ -214,19 +241,19 @@ impl Edge {
             .sites()
             .map(|site| (site.res.id, &*site.metrics))
             .collect();
-        metrics::render(
+        let mut out = metrics::render(
             &sites,
             &self.metrics,
             &[
                 (
                     "tollgate_cache_objects",
-                    "Objects in the cache.",
-                    self.cache.entry_count(),
+                    "Objects and slices in the memory tier.",
+                    self.tiers.memory.entry_count(),
                 ),
                 (
                     "tollgate_cache_bytes",
-                    "Weight of the cache's objects in bytes (bodies, headers and a per-object share).",
-                    self.cache.weighted_size(),
+                    "Weight of the memory tier's objects and slices in bytes (bodies, headers and a per-entry share).",
+                    self.tiers.memory.weighted_size(),
                 ),
                 (
                     "tollgate_config_refused_version",
@@ -241,7 +268,21 @@ impl Edge {
                         .load(std::sync::atomic::Ordering::Relaxed),
                 ),
             ],
-        )
+        );
+        {
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                out,
+                "# HELP tollgate_cache_memory_misses_total Lookups the memory tier could not answer (hits are counted per resource).\n# TYPE tollgate_cache_memory_misses_total counter\ntollgate_cache_memory_misses_total {}",
+                self.metrics
+                    .memory_misses
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        if let Some(disk) = &self.tiers.disk {
+            disk.render(&mut out);
+        }
+        out
     }
 }
 
@@ -271,7 +312,7 @@ mod tests {
         let key = KeyRule::of(&active.validate().unwrap()).key(&target).key;
         let now = std::time::Instant::now();
         let obj = cache::Object::fresh_for_a_minute(bytes::Bytes::from_static(b"x"));
-        edge.cache.insert(key.clone(), obj);
+        edge.tiers.memory.insert(key.clone(), obj);
         edge.purge(
             &held,
             &tollgate_model::Purge {
@@ -284,7 +325,7 @@ mod tests {
             },
         );
         assert!(
-            edge.cache.get(&key, now).is_none(),
+            edge.tiers.memory.get(&key, now).is_none(),
             "the purge left {key:?}"
         );
     }

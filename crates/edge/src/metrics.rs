@@ -189,6 +189,8 @@ pub struct EdgeMetrics {
     pub connections: AtomicU64,
     /// Connections closed at accept because their address had its cap open already.
     pub connections_over_address_cap: AtomicU64,
+    /// Lookups the memory tier could not answer (a hit is counted by its resource).
+    pub memory_misses: AtomicU64,
 }
 
 /// Writes `# HELP` and `# TYPE` for one metric family.

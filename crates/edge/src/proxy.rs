@@ -25,12 +25,12 @@ use hyper::body::Incoming;
 use tollgate_token::{verify, verify_in_directory, Target};
 
 use crate::body::EdgeBody;
-use crate::cache::Object;
+use crate::cache::{Body, Object};
 use crate::fetch::{Fetched, Upstream};
 use crate::flights::{Join, Leader, Shared, Waited};
 use crate::key::{KeyRule, Keyed};
 use crate::manifests::Plan;
-use crate::respond::{Answer, Refusal, Rendered, Served, StreamTimeouts};
+use crate::respond::{Answer, Refusal, Rendered, Served, StreamTimeouts, Tier};
 use crate::routes::Site;
 use crate::Edge;
 
@@ -119,14 +119,37 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
         https: site.res.origin_https(ctx.tls),
         target: &keyed.origin_target,
     };
-    loop {
+    let answer = loop {
         if let Some(hit) = lookup(ctx, &keyed) {
-            return hit;
+            break hit;
+        }
+        if let Some(hit) = lookup_disk(ctx, &keyed).await {
+            break hit;
         }
         if let Some(answer) = fetch_on_miss(ctx, &shaping.headers, &keyed, up).await {
-            return answer;
+            break answer;
         }
+    };
+    match &answer {
+        Answer::Object { obj, .. } if ahead_of_fill(obj, &shaping.headers) => {
+            stream(ctx, &shaping.headers, up).await
+        }
+        _ => answer,
     }
+}
+
+/// Whether a range asked of `obj` starts more than a slice past what its fill has received:
+/// the viewer (a player seeking into a film still arriving) then gets the range from the
+/// origin now rather than after everything before it.
+fn ahead_of_fill(obj: &Object, headers: &HeaderMap) -> bool {
+    let Body::Sliced(sliced) = &obj.body else {
+        return false;
+    };
+    let (Some(at), Some(len)) = (sliced.filling_at(), sliced.len()) else {
+        return false;
+    };
+    crate::respond::range_start(headers, len)
+        .is_some_and(|start| start > at.saturating_add(crate::slices::SLICE_BYTES))
 }
 
 /// Phase 1: the resource serving the Host, and whether it answers the method.
@@ -193,15 +216,43 @@ fn plan<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>, site: &Site, target: &Targ
     KeyRule::of(&site.res).key(target)
 }
 
-/// Phase 5: a fresh stored object.
+/// Phase 5: a fresh stored object in the memory tier.
 fn lookup(ctx: &Ctx<'_>, keyed: &Keyed) -> Option<Answer> {
     let now = Instant::now();
-    let obj = ctx
+    let found = ctx
         .edge
-        .cache
+        .tiers
+        .memory
         .get(&keyed.key, now)
-        .filter(|o| o.is_fresh(now))?;
+        .filter(|o| o.is_fresh(now));
+    let Some(obj) = found else {
+        ctx.edge.metrics.memory_misses.fetch_add(1, Relaxed);
+        return None;
+    };
     Some(served(obj, Served::Hit, now))
+}
+
+/// Phase 5, second tier: an object on disk, brought into the memory tier (stale ones too, for
+/// the miss to fall back on); a hit when fresh.
+async fn lookup_disk(ctx: &Ctx<'_>, keyed: &Keyed) -> Option<Answer> {
+    let tiers = &ctx.edge.tiers;
+    let disk = tiers.disk.as_ref()?;
+    let mark = tiers.memory.purge_mark();
+    let obj = disk.load(&keyed.key).await?;
+    let now = Instant::now();
+    if now >= obj.stale_until {
+        return None;
+    }
+    tiers
+        .memory
+        .insert_unless_purged(keyed.key.clone(), Arc::clone(&obj), mark);
+    obj.is_fresh(now).then(|| Answer::Object {
+        obj,
+        served: Served::Hit,
+        reason: "",
+        now,
+        tier: Tier::Disk,
+    })
 }
 
 /// Phase 6: the miss. `None` when the lookup is to run again (a fetch of the key ended in
@@ -256,12 +307,12 @@ async fn lead(
     // A fetch may have ended between the lookup and the join: it stores its object before its
     // flight ends, so a second look sees it (else the origin is asked twice; rare, seen as a
     // flaky test of one fetch for twenty viewers).
-    let stored = edge.cache.get(key, now);
+    let stored = edge.tiers.memory.get(key, now);
     if stored.as_ref().is_some_and(|o| o.is_fresh(now)) {
         return None;
     }
-    let mark = edge.cache.purge_mark();
-    let fetched = crate::fetch::object(edge, up).await;
+    let mark = edge.tiers.memory.purge_mark();
+    let fetched = crate::fetch::object(edge, up, key).await;
     // `Cache::get` returns nothing past the stale window, so `stored` may be served stale.
     // It is looked up after the join: a copy purged since the first lookup is never served.
     if let Some(stale) = stored.filter(|_| fetched.calls_for_stale()) {
@@ -271,20 +322,44 @@ async fn lead(
             served: Served::Stale,
             reason: "origin_failed_served_stale",
             now: Instant::now(),
+            tier: Tier::Memory,
         });
     }
     Some(match fetched {
-        Fetched::Storable(obj) => {
-            edge.cache
-                .insert_unless_purged(key.clone(), Arc::clone(&obj), mark);
+        Fetched::Storable { obj, fill } => {
+            let stored =
+                edge.tiers
+                    .memory
+                    .insert_unless_purged(key.clone(), Arc::clone(&obj), mark);
+            match fill {
+                Some(pending) => crate::fetch::spawn_fill(
+                    edge,
+                    key.clone(),
+                    Arc::clone(&obj),
+                    pending,
+                    mark,
+                    stored,
+                ),
+                None => {
+                    if let Some(disk) = edge.tiers.disk.as_ref().filter(|_| stored) {
+                        disk.commit(key.clone(), Arc::clone(&obj), mark);
+                    }
+                }
+            }
             leader.finish(Shared::Stored(Arc::clone(&obj)));
-            served(obj, Served::Miss, Instant::now())
+            Answer::Object {
+                obj,
+                served: Served::Miss,
+                reason: "",
+                now: Instant::now(),
+                tier: Tier::Origin,
+            }
         }
         // A response that may not be stored is this viewer's alone (a cookie, private,
         // no-store): the followers fetch for themselves, as with nginx's proxy_cache_lock.
-        Fetched::ForThisViewer(obj) => {
+        Fetched::Pass(resp) => {
             leader.finish(Shared::FetchYourself);
-            served(obj, Served::Pass, Instant::now())
+            Answer::Streamed(resp)
         }
         Fetched::TooLarge => {
             edge.large.insert(key.clone(), Instant::now());
@@ -298,12 +373,14 @@ async fn lead(
     })
 }
 
+/// An answer from an object of the memory tier.
 fn served(obj: Arc<Object>, served: Served, now: Instant) -> Answer {
     Answer::Object {
         obj,
         served,
         reason: "",
         now,
+        tier: Tier::Memory,
     }
 }
 
@@ -322,7 +399,13 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
         read: ctx.edge.origin.timeouts.read,
         send: ctx.edge.send_timeout,
     };
-    let mut done = crate::respond::render(answer, &shaping.headers, ctx.head, timeouts);
+    let mut done = crate::respond::render(
+        answer,
+        &shaping.headers,
+        ctx.head,
+        timeouts,
+        &ctx.edge.tiers,
+    );
     if let (Some(plan), Some(site)) = (shaping.rewrite, &ctx.site) {
         if let Some(len) = crate::manifests::apply(plan, site, &mut done.resp, ctx.head) {
             done.bytes = len;
@@ -351,6 +434,7 @@ fn log_and_count(ctx: &Ctx<'_>, done: &Rendered) {
         "status": done.resp.status().as_u16(),
         "reason": done.reason,
         "cache": done.served.map(Served::as_str),
+        "tier": done.tier.map(Tier::as_str),
         "bytes": done.bytes,
         "ms": ctx.started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0),
     }));

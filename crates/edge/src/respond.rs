@@ -6,15 +6,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::body::{EdgeBody, OriginBody};
-use crate::cache::Object;
+use crate::cache::{Body, Object};
 use crate::fetch::strip_hop_by_hop;
 use crate::metrics::Outcome;
 use crate::origin::OriginError;
+use crate::slices::{SliceBody, Tiers};
 
 /// Gcore's cache status header.
 static CACHE: HeaderName = HeaderName::from_static("cache");
@@ -37,12 +37,13 @@ pub(crate) enum Refusal {
 /// What the request path decided to answer.
 pub(crate) enum Answer {
     Refused(Refusal),
-    /// A cached or just-fetched object, as of `now`.
+    /// A cached or just-fetched object, as of `now`, found in `tier`.
     Object {
         obj: Arc<Object>,
         served: Served,
         reason: &'static str,
         now: Instant,
+        tier: Tier,
     },
     /// The origin's response, streamed through unstored.
     Streamed(Response<Incoming>),
@@ -86,6 +87,25 @@ impl Served {
     }
 }
 
+/// Where an object answer's object was found, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tier {
+    Memory,
+    Disk,
+    /// Just fetched.
+    Origin,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Memory => "memory",
+            Tier::Disk => "disk",
+            Tier::Origin => "origin",
+        }
+    }
+}
+
 /// A response, and what the log and the metrics need to know about it.
 pub(crate) struct Rendered {
     pub resp: Response<EdgeBody>,
@@ -93,6 +113,8 @@ pub(crate) struct Rendered {
     pub outcome: Option<Outcome>,
     /// How an object or stream was served; `None` for refusals and failures.
     pub served: Option<Served>,
+    /// Where an object answer's object was found.
+    pub tier: Option<Tier>,
     pub reason: &'static str,
     /// Body bytes sent (0 for `HEAD`; a streamed body's `Content-Length`, when it has one).
     pub bytes: u64,
@@ -111,6 +133,7 @@ pub(crate) fn render(
     req: &HeaderMap,
     head: bool,
     timeouts: StreamTimeouts,
+    tiers: &Tiers,
 ) -> Rendered {
     match answer {
         Answer::Refused(Refusal::Own {
@@ -161,12 +184,14 @@ pub(crate) fn render(
             served,
             reason,
             now,
+            tier,
         } => {
-            let (resp, bytes) = from_object(&obj, req, head, served, now);
+            let (resp, bytes) = from_object(&obj, req, head, served, now, tiers, timeouts.send);
             Rendered {
                 resp,
                 outcome: Some(served.outcome()),
                 served: Some(served),
+                tier: Some(tier),
                 reason,
                 bytes,
             }
@@ -189,6 +214,7 @@ fn short(
         resp,
         outcome,
         served: None,
+        tier: None,
         reason,
         bytes: text.len() as u64,
     }
@@ -212,6 +238,7 @@ fn streamed(resp: Response<Incoming>, head: bool, timeouts: StreamTimeouts) -> R
         resp: Response::from_parts(parts, body),
         outcome: Some(Served::Pass.outcome()),
         served: Some(Served::Pass),
+        tier: None,
         reason: "",
         bytes: if head { 0 } else { bytes },
     }
@@ -228,6 +255,14 @@ fn age_value(age: u64) -> HeaderValue {
     match AGES.get(age as usize) {
         Some(v) => v.clone(),
         None => HeaderValue::from(age),
+    }
+}
+
+/// The first byte a request's single `Range` asks of a body of `len` bytes, if it asks one.
+pub(crate) fn range_start(req: &HeaderMap, len: u64) -> Option<u64> {
+    match byte_range(req.get(header::RANGE)?, len)? {
+        Ok((start, _)) => Some(start),
+        Err(()) => None,
     }
 }
 
@@ -297,22 +332,32 @@ fn if_range_allows(obj: &Object, req: &HeaderMap) -> bool {
         .is_some_and(|e| !e.starts_with("W/") && e == v.trim())
 }
 
+/// The bytes of an answer: all of a body, or one range of it.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    All,
+    Range(u64, u64),
+}
+
 /// The response to `req` from `obj`, and the body bytes it carries.
 fn from_object(
-    obj: &Object,
+    obj: &Arc<Object>,
     req: &HeaderMap,
     head: bool,
     served: Served,
     now: Instant,
+    tiers: &Tiers,
+    send: Duration,
 ) -> (Response<EdgeBody>, u64) {
     let mut headers = obj.headers.clone();
     headers.insert(header::AGE, age_value(obj.age(now)));
     headers.insert(CACHE.clone(), served.header());
-    let len = obj.body.len() as u64;
+    // A body still arriving without a length is sent whole: a range needs the length.
+    let len = obj.len();
 
-    let (status, body): (StatusCode, Bytes) = if not_modified(obj, req) {
-        (StatusCode::NOT_MODIFIED, Bytes::new())
-    } else if obj.status == StatusCode::OK {
+    let (status, part) = if not_modified(obj, req) {
+        (StatusCode::NOT_MODIFIED, None)
+    } else if let (StatusCode::OK, Some(len)) = (obj.status, len) {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         match req
             .get(header::RANGE)
@@ -325,10 +370,7 @@ fn from_object(
                     header::CONTENT_RANGE,
                     HeaderValue::from_str(&cr).unwrap_or(HeaderValue::from_static("bytes */0")),
                 );
-                (
-                    StatusCode::PARTIAL_CONTENT,
-                    obj.body.slice(start as usize..=end as usize),
-                )
+                (StatusCode::PARTIAL_CONTENT, Some(Part::Range(start, end)))
             }
             Some(Err(())) => {
                 let cr = format!("bytes */{len}");
@@ -336,29 +378,65 @@ fn from_object(
                     header::CONTENT_RANGE,
                     HeaderValue::from_str(&cr).unwrap_or(HeaderValue::from_static("bytes */0")),
                 );
-                (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+                (StatusCode::RANGE_NOT_SATISFIABLE, None)
             }
-            None => (StatusCode::OK, obj.body.clone()),
+            None => (StatusCode::OK, Some(Part::All)),
         }
     } else {
-        (obj.status, obj.body.clone())
+        (obj.status, Some(Part::All))
     };
 
-    let sent = body.len() as u64;
+    let sent = match part {
+        None => Some(0),
+        Some(Part::All) => len,
+        Some(Part::Range(a, b)) => Some(b - a + 1),
+    };
     // A body in hand has an exact size, from which hyper writes Content-Length itself; only a
     // HEAD answer (sent without its body) needs it set here.
     if head && status != StatusCode::NOT_MODIFIED {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(sent));
+        if let Some(n) = sent {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
     }
-    let body = if head || sent == 0 {
-        EdgeBody::empty()
-    } else {
-        EdgeBody::Full(Some(body))
+    let body = match part {
+        _ if head || sent == Some(0) => EdgeBody::empty(),
+        None => EdgeBody::empty(),
+        Some(part) => body_of(obj, part, tiers, send),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
-    (resp, if head { 0 } else { sent })
+    (resp, if head { 0 } else { sent.unwrap_or(0) })
+}
+
+/// The body for `part` of `obj`: in memory when it is (a small object, or bytes within one
+/// slice the memory tier holds), else read from the slices as they are found.
+fn body_of(obj: &Arc<Object>, part: Part, tiers: &Tiers, send: Duration) -> EdgeBody {
+    match (&obj.body, part) {
+        (Body::Whole(b), Part::All) => EdgeBody::Full(Some(b.clone())),
+        (Body::Whole(b), Part::Range(start, end)) => {
+            EdgeBody::Full(Some(b.slice(start as usize..=end as usize)))
+        }
+        (Body::Sliced(s), part) => {
+            let (start, end) = match part {
+                Part::All => (0, s.len().map(|n| n.saturating_sub(1))),
+                Part::Range(a, b) => (a, Some(b)),
+            };
+            if let Some(b) = end
+                .filter(|_| s.is_complete())
+                .and_then(|end| s.in_memory(tiers, start, end))
+            {
+                return EdgeBody::Full(Some(b));
+            }
+            EdgeBody::Slices(SliceBody::new(
+                Arc::clone(obj),
+                tiers.clone(),
+                start,
+                end,
+                send,
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

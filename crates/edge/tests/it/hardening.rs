@@ -258,6 +258,8 @@ fn http2_streams_with_a_zero_window_hold_no_origin_connection_past_the_send_time
     let origin = TestOrigin::start();
     let mut config = EdgeConfig::default();
     config.limits.send_timeout = Duration::from_secs(2);
+    // Streamed through unstored (a stored object's fill outlives its viewers, as nginx's).
+    config.max_object_bytes = 1000;
     let json = resources(origin.port, &[("open.example.com", None)]);
     let edge = RunningEdge::start(&json, config);
     let rt = tokio::runtime::Builder::new_current_thread()

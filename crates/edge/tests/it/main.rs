@@ -6,6 +6,7 @@ mod behaviour;
 mod dir_links;
 mod hardening;
 mod https_origin;
+mod large;
 mod nginx_diff;
 mod tls_h2;
 

@@ -1,0 +1,563 @@
+//! Large bodies in fixed-size slices: the fill that stores an origin's body slice by slice as
+//! it arrives, and the reader that answers a viewer (a whole body or one range) from the
+//! slices, following the fill when it has not arrived yet.
+//!
+//! A slice is looked for in the memory tier, then in the fill of this process (the slice
+//! being received, and the last two completed, so a viewer a little behind the fill never
+//! misses one the memory tier evicted), then in the disk tier. The first byte of a miss goes
+//! to the viewer when it arrives from the origin; every viewer of the object reads the same
+//! fill (one origin fetch for all).
+//!
+//! Slices are 4 MiB: large enough that a 1 GiB object is 256 entries in the tables and 256
+//! files on disk, and a slice's bookkeeping (its entry, its file, its checksum) is noise next
+//! to its bytes; small enough that a 1 MiB range read costs at most one 4 MiB read from disk,
+//! and that a seek fetches (with the `slice` option) 4 MiB, not Gcore's 10 MB.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::{mpsc, watch};
+
+use crate::body::BodyError;
+use crate::cache::Cache;
+use crate::disk::Disk;
+use crate::key::CacheKey;
+
+/// Bytes in a slice (the last slice of a body may be shorter).
+pub const SLICE_BYTES: u64 = 4 << 20;
+
+/// Bodies up to this size with a known length are read whole before they are answered, and
+/// kept in their object: waiting for 256 KiB costs a viewer a few round trips at most, and
+/// a hit on a small object is then one table lookup.
+pub const WHOLE_MAX: u64 = 256 << 10;
+
+/// Largest frame a reader hands the viewer's connection: bounds how long one frame takes a
+/// slow viewer, which the send timeout measures.
+const FRAME_BYTES: usize = 64 << 10;
+
+/// The last version number given out; starts at the clock's nanoseconds, so numbers from an
+/// earlier run (on disk) are not given again, and never goes below one found on disk.
+static VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A number for a new stored version of an object, unique across runs.
+pub fn new_version() -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let _ = VERSION.fetch_max(clock, Relaxed);
+    VERSION.fetch_add(1, Relaxed).wrapping_add(1)
+}
+
+/// Makes every later [`new_version`] larger than `seen` (the newest found on disk).
+pub fn version_above(seen: u64) {
+    VERSION.fetch_max(seen, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Number of slices of a body of `len` bytes (an empty body has none).
+pub fn slice_count(len: u64) -> u64 {
+    len.div_ceil(SLICE_BYTES)
+}
+
+/// Where a sliced body's slices are: the memory tier and, when the edge has one, the disk
+/// tier.
+#[derive(Clone)]
+pub struct Tiers {
+    pub memory: Cache,
+    pub disk: Option<Arc<Disk>>,
+}
+
+/// A body stored in slices.
+#[derive(Debug)]
+pub struct Sliced {
+    /// Names this stored version of the object (and its slices) in both tiers.
+    pub version: u64,
+    /// The object's key, to drop it from the memory tier when a slice is lost.
+    key: CacheKey,
+    /// The length, once known: from `Content-Length`, else when the fill ends.
+    len: OnceLock<u64>,
+    /// The fill, while this process receives the body (and after, harmlessly).
+    fill: Option<Arc<Fill>>,
+}
+
+impl Sliced {
+    /// A body stored before (on disk): every slice is in a tier.
+    pub fn stored(version: u64, len: u64, key: CacheKey) -> Sliced {
+        let l = OnceLock::new();
+        let _ = l.set(len);
+        Sliced {
+            version,
+            key,
+            len: l,
+            fill: None,
+        }
+    }
+
+    pub fn len(&self) -> Option<u64> {
+        self.len.get().copied()
+    }
+
+    /// Whether the whole body has arrived.
+    pub fn is_complete(&self) -> bool {
+        match &self.fill {
+            None => true,
+            Some(f) => matches!(f.lock().end, Some(Ok(()))),
+        }
+    }
+
+    /// Bytes received so far while this process's fill runs; `None` once it has ended (or
+    /// for a body stored before).
+    pub fn filling_at(&self) -> Option<u64> {
+        let st = self.fill.as_ref()?.lock();
+        st.end
+            .is_none()
+            .then(|| st.current_index * SLICE_BYTES + st.current_len as u64)
+    }
+
+    /// Bytes `start..=end` in one piece, when they lie in one slice the memory tier holds
+    /// (most hits on objects of a slice or less): answered without a reader task.
+    pub fn in_memory(&self, tiers: &Tiers, start: u64, end: u64) -> Option<Bytes> {
+        let index = start / SLICE_BYTES;
+        if end / SLICE_BYTES != index {
+            return None;
+        }
+        let slice = tiers.memory.slice(self.version, index)?;
+        let from = (start % SLICE_BYTES) as usize;
+        let to = (end % SLICE_BYTES) as usize + 1;
+        (to <= slice.len()).then(|| slice.slice(from..to))
+    }
+}
+
+/// Why a fill stopped before the body's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillFailed {
+    /// The origin's connection broke.
+    Broken,
+    /// The origin sent nothing for its read timeout.
+    Stalled,
+    /// The body ended before its `Content-Length`, or went past it.
+    WrongLength,
+    /// The body went past the largest object stored.
+    TooLarge,
+}
+
+/// A body being received from the origin, shared by its viewers.
+#[derive(Debug)]
+pub struct Fill {
+    state: Mutex<FillState>,
+    /// Bumped at every change of the state, for readers waiting on it.
+    progress: watch::Sender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct FillState {
+    /// Slices completed so far; the one being received has this index.
+    current_index: u64,
+    /// What has arrived of the slice being received.
+    current: Vec<Bytes>,
+    current_len: usize,
+    /// The last completed slices.
+    recent: VecDeque<(u64, Bytes)>,
+    end: Option<Result<(), FillFailed>>,
+}
+
+impl Fill {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FillState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self) {
+        self.progress.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// A sliced body about to be filled from `incoming`: the body for its object, and the fill to
+/// run with [`run_fill`].
+pub fn begin(version: u64, len: Option<u64>, key: CacheKey) -> (Sliced, Arc<Fill>) {
+    let fill = Arc::new(Fill {
+        state: Mutex::new(FillState::default()),
+        progress: watch::channel(0).0,
+    });
+    let l = OnceLock::new();
+    if let Some(n) = len {
+        let _ = l.set(n);
+    }
+    (
+        Sliced {
+            version,
+            key,
+            len: l,
+            fill: Some(Arc::clone(&fill)),
+        },
+        fill,
+    )
+}
+
+/// How a fill ended: the slices written to disk (all of them, for a body that may be
+/// committed there) and the outcome.
+pub struct Filled {
+    pub outcome: Result<u64, FillFailed>,
+    /// Whether every slice reached the disk tier.
+    pub on_disk: bool,
+}
+
+/// Receives `incoming` into `fill` slice by slice, each slice put into the memory tier and
+/// written to the disk tier as it completes. `limit` is the largest body stored; `read` the
+/// longest the origin may send nothing. Returns the body's length.
+pub async fn run_fill(
+    sliced: &Sliced,
+    fill: &Fill,
+    mut incoming: Incoming,
+    tiers: &Tiers,
+    limit: u64,
+    read: Duration,
+) -> Filled {
+    let expected = sliced.len();
+    let mut received: u64 = 0;
+    let mut writes = Vec::new();
+    let mut on_disk = tiers.disk.is_some();
+    let version = sliced.version;
+    let outcome = loop {
+        let frame = match tokio::time::timeout(read, incoming.frame()).await {
+            Err(_) => break Err(FillFailed::Stalled),
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(_))) => break Err(FillFailed::Broken),
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        received = received.saturating_add(data.len() as u64);
+        if expected.is_some_and(|n| received > n) {
+            break Err(FillFailed::WrongLength);
+        }
+        if received > limit {
+            break Err(FillFailed::TooLarge);
+        }
+        while !data.is_empty() {
+            let completed = {
+                let mut st = fill.lock();
+                let room = SLICE_BYTES as usize - st.current_len;
+                let piece = data.split_to(room.min(data.len()));
+                st.current_len += piece.len();
+                st.current.push(piece);
+                (st.current_len == SLICE_BYTES as usize).then(|| complete_slice(&mut st))
+            };
+            if let Some((index, bytes)) = completed {
+                store_slice(tiers, version, index, bytes, &mut writes, &mut on_disk);
+            }
+            fill.changed();
+        }
+    };
+    let outcome = match (outcome, expected) {
+        (Ok(()), Some(n)) if n != received => Err(FillFailed::WrongLength),
+        (Ok(()), _) => Ok(received),
+        (Err(e), _) => Err(e),
+    };
+    if outcome.is_ok() {
+        let last = {
+            let mut st = fill.lock();
+            (st.current_len > 0).then(|| complete_slice(&mut st))
+        };
+        if let Some((index, bytes)) = last {
+            store_slice(tiers, version, index, bytes, &mut writes, &mut on_disk);
+        }
+        let _ = sliced.len.set(received);
+    }
+    fill.lock().end = Some(outcome.map(|_| ()));
+    fill.changed();
+    for w in writes {
+        on_disk &= w.await.unwrap_or(false);
+    }
+    Filled { outcome, on_disk }
+}
+
+/// Ends the slice being received: its bytes in one piece, kept among the recent ones.
+fn complete_slice(st: &mut FillState) -> (u64, Bytes) {
+    let mut whole = BytesMut::with_capacity(st.current_len);
+    for c in st.current.drain(..) {
+        whole.extend_from_slice(&c);
+    }
+    let bytes = whole.freeze();
+    let index = st.current_index;
+    st.current_index += 1;
+    st.current_len = 0;
+    st.recent.push_back((index, bytes.clone()));
+    if st.recent.len() > 2 {
+        st.recent.pop_front();
+    }
+    (index, bytes)
+}
+
+fn store_slice(
+    tiers: &Tiers,
+    version: u64,
+    index: u64,
+    bytes: Bytes,
+    writes: &mut Vec<tokio::sync::oneshot::Receiver<bool>>,
+    on_disk: &mut bool,
+) {
+    tiers.memory.put_slice(version, index, bytes.clone());
+    if let Some(disk) = tiers.disk.as_ref().filter(|_| *on_disk) {
+        match disk.write_slice(version, index, bytes) {
+            Some(w) => writes.push(w),
+            // Not written (the disk is full, failing or too far behind): the body cannot be
+            // committed to disk whole, so no later slice is written either.
+            None => *on_disk = false,
+        }
+    }
+}
+
+/// What a reader found at an offset.
+enum Found {
+    /// Bytes starting at the offset.
+    Bytes(Bytes),
+    /// The body ends before the offset.
+    End,
+    /// Wait for the fill to move, then look again.
+    Wait(watch::Receiver<u64>),
+    Failed(BodyError),
+}
+
+/// Looks for the bytes at `pos` in the fill; `None` when they are in a slice it no longer
+/// holds (look in the tiers).
+fn in_fill(fill: &Fill, pos: u64) -> Option<Found> {
+    let index = pos / SLICE_BYTES;
+    let off = (pos % SLICE_BYTES) as usize;
+    // Subscribed before the state is read: a change after the read wakes the reader.
+    let rx = fill.progress.subscribe();
+    let st = fill.lock();
+    if index < st.current_index {
+        let (_, b) = st.recent.iter().find(|(i, _)| *i == index)?;
+        return Some(if off < b.len() {
+            Found::Bytes(b.slice(off..))
+        } else {
+            Found::End
+        });
+    }
+    if index == st.current_index && off < st.current_len {
+        let mut skip = off;
+        for c in &st.current {
+            if skip < c.len() {
+                return Some(Found::Bytes(c.slice(skip..)));
+            }
+            skip -= c.len();
+        }
+    }
+    Some(match st.end {
+        Some(Ok(())) => Found::End,
+        Some(Err(e)) => Found::Failed(BodyError::Fill(e)),
+        None => Found::Wait(rx),
+    })
+}
+
+/// Bytes at `pos` of `sliced`, from the first place that has them.
+async fn find(sliced: &Sliced, tiers: &Tiers, pos: u64) -> Found {
+    let index = pos / SLICE_BYTES;
+    let off = (pos % SLICE_BYTES) as usize;
+    let at = |b: Bytes| {
+        if off < b.len() {
+            Found::Bytes(b.slice(off..))
+        } else {
+            Found::End
+        }
+    };
+    if let Some(b) = tiers.memory.slice(sliced.version, index) {
+        return at(b);
+    }
+    if let Some(found) = sliced.fill.as_ref().and_then(|f| in_fill(f, pos)) {
+        return found;
+    }
+    if let Some(disk) = &tiers.disk {
+        if let Some(b) = disk.read_slice(sliced.version, index).await {
+            tiers.memory.put_slice(sliced.version, index, b.clone());
+            return at(b);
+        }
+    }
+    Found::Failed(BodyError::SliceMissing)
+}
+
+/// A viewer's body read from a sliced object: bytes `start..=end` (to the body's end when
+/// `end` is `None`), by a small task that looks each slice up and hands the viewer one frame
+/// at a time, giving up when the viewer takes nothing for the send timeout.
+pub struct SliceBody {
+    frames: mpsc::Receiver<Result<Frame<Bytes>, BodyError>>,
+    complete: Arc<AtomicBool>,
+    hint: SizeHint,
+    ended: bool,
+    /// The client connection's request, counted as in progress until the body ends (a wait
+    /// on the fill is bounded by the origin's read timeout, not the client's header timeout).
+    serving: Option<crate::client_io::Serving>,
+}
+
+impl SliceBody {
+    /// Keeps `serving` until the body ends.
+    pub fn hold(&mut self, serving: crate::client_io::Serving) {
+        self.serving = Some(serving);
+    }
+
+    /// Starts reading `obj`'s sliced body (the object keeps it alive) from `start` to `end`.
+    pub fn new(
+        obj: Arc<crate::cache::Object>,
+        tiers: Tiers,
+        start: u64,
+        end: Option<u64>,
+        send: Duration,
+    ) -> SliceBody {
+        let (tx, frames) = mpsc::channel(1);
+        let complete = Arc::new(AtomicBool::new(false));
+        let hint = match end {
+            Some(e) => SizeHint::with_exact(e.saturating_sub(start).saturating_add(1)),
+            None => SizeHint::default(),
+        };
+        let done = Arc::clone(&complete);
+        tokio::spawn(async move {
+            let crate::cache::Body::Sliced(sliced) = &obj.body else {
+                return;
+            };
+            let mut pos = start;
+            loop {
+                if end.is_some_and(|e| pos > e) {
+                    done.store(true, Ordering::Release);
+                    return;
+                }
+                let item = match find(sliced, &tiers, pos).await {
+                    Found::Bytes(mut b) => {
+                        let left = end.map_or(u64::MAX, |e| e - pos + 1);
+                        b.truncate(b.len().min(FRAME_BYTES).min(left as usize));
+                        pos += b.len() as u64;
+                        Ok(Frame::data(b))
+                    }
+                    Found::End if end.is_none() => {
+                        done.store(true, Ordering::Release);
+                        return;
+                    }
+                    // Shorter than its length said: never pad, end in error.
+                    Found::End => Err(BodyError::SliceMissing),
+                    Found::Wait(mut rx) => {
+                        tokio::select! {
+                            _ = rx.changed() => {}
+                            () = tx.closed() => return,
+                        }
+                        continue;
+                    }
+                    Found::Failed(e) => {
+                        // A slice in no tier: the object cannot be answered from the cache
+                        // again; the next request fetches it.
+                        tiers.memory.remove_this(&sliced.key, &obj);
+                        Err(e)
+                    }
+                };
+                let last = item.is_err();
+                match tokio::time::timeout(send, tx.send(item)).await {
+                    Ok(Ok(())) if !last => {}
+                    _ => return,
+                }
+            }
+        });
+        SliceBody {
+            frames,
+            complete,
+            hint,
+            ended: false,
+            serving: None,
+        }
+    }
+}
+
+impl Body for SliceBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.frames.poll_recv(cx) {
+            Poll::Ready(None) => {
+                self.ended = true;
+                if self.complete.load(Ordering::Acquire) {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(BodyError::ViewerStalled)))
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_counts() {
+        assert_eq!(slice_count(0), 0);
+        assert_eq!(slice_count(1), 1);
+        assert_eq!(slice_count(SLICE_BYTES), 1);
+        assert_eq!(slice_count(SLICE_BYTES + 1), 2);
+    }
+
+    #[test]
+    fn the_fill_answers_from_the_slice_being_received_and_the_recent_ones() {
+        let (_, fill) = begin(
+            1,
+            None,
+            CacheKey {
+                resource: 1,
+                path: b"/a"[..].into(),
+            },
+        );
+        {
+            let mut st = fill.lock();
+            st.current = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"def")];
+            st.current_len = 6;
+        }
+        let bytes = |f: Option<Found>| match f {
+            Some(Found::Bytes(b)) => b,
+            _ => panic!("no bytes"),
+        };
+        assert_eq!(&bytes(in_fill(&fill, 0))[..], b"abc");
+        assert_eq!(&bytes(in_fill(&fill, 4))[..], b"ef");
+        assert!(matches!(in_fill(&fill, 6), Some(Found::Wait(_))));
+        assert!(matches!(
+            in_fill(&fill, SLICE_BYTES * 3),
+            Some(Found::Wait(_))
+        ));
+        {
+            let mut st = fill.lock();
+            let (i, _) = complete_slice(&mut st);
+            assert_eq!(i, 0);
+        }
+        assert_eq!(
+            &bytes(in_fill(&fill, 1))[..],
+            b"bcdef",
+            "kept among the recent"
+        );
+        fill.lock().end = Some(Err(FillFailed::Broken));
+        assert!(matches!(
+            in_fill(&fill, SLICE_BYTES),
+            Some(Found::Failed(BodyError::Fill(FillFailed::Broken)))
+        ));
+    }
+}
