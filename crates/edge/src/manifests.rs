@@ -15,7 +15,7 @@ use tollgate_model::{Forwarding, ValidResource};
 use tollgate_token::verify::LinkParams;
 use tollgate_token::{RemoteAddr, Target};
 
-use crate::body::{BodyError, EdgeBody, OriginBody};
+use crate::body::{BodyError, EdgeBody};
 use crate::client_io::Serving;
 use crate::routes::Site;
 use tollgate_manifest::{self as manifest, Addition, Kind, Rewrite, Rewriter};
@@ -146,8 +146,9 @@ pub fn apply(
             let len = b.len() as u64;
             (Source::Cached(b), Some(len))
         }
-        EdgeBody::Stream(o) | EdgeBody::Held { body: o, .. } => {
-            (Source::Origin(o, Bytes::new(), 0), None)
+        // Streamed from the origin, or read from a stored body's slices.
+        b @ (EdgeBody::Stream(_) | EdgeBody::Held { .. } | EdgeBody::Slices(_)) => {
+            (Source::Origin(b, Bytes::new(), 0), None)
         }
         other => {
             *resp.body_mut() = other;
@@ -194,9 +195,9 @@ const PIECE_OUT: usize = 16 << 10;
 enum Source {
     /// The cached body, what is left of it.
     Cached(Bytes),
-    /// The origin's body: the stream, what is left of its current frame, and the bytes read
-    /// (at most [`MANIFEST_CAP`]).
-    Origin(OriginBody, Bytes, u64),
+    /// A streamed body (the origin's, or a stored one's slices): the stream, what is left of
+    /// its current frame, and the bytes read (at most [`MANIFEST_CAP`]).
+    Origin(EdgeBody, Bytes, u64),
 }
 
 /// A manifest rewritten as it is sent (see [`apply`]).
