@@ -7,7 +7,9 @@
 //! with a CRC-32 of its contents. Every file is written to a temporary name and renamed into
 //! place, and `meta` is written last, once every slice is on disk: a process killed at any
 //! point leaves either a whole object or one without `meta`, which recovery deletes; a torn or
-//! flipped file fails its checksum when read and is then a miss, the object dropped.
+//! flipped file fails its checksum when read and is then a miss, the object dropped. A sparse
+//! body (the `slice` option) is committed with its first slice and gains the others as they are
+//! fetched: a slice missing from it is fetched again, not a reason to drop it.
 //!
 //! The index (key -> version, size, last use) lives in memory and is rebuilt at start by a
 //! scan of the metas, on the tier's own threads: until it is done every lookup on disk misses
@@ -33,7 +35,9 @@ use crate::cache::{Body, Object, Purged};
 use crate::key::{CacheKey, KeyRule};
 use crate::slices::{slice_count, Sliced, SLICE_BYTES, WHOLE_MAX};
 
-const META_MAGIC: &[u8; 4] = b"TGM1";
+const META_MAGIC: &[u8; 4] = b"TGM2";
+/// A meta's flag: the body is sparse (fetched by Range, slices stored as they come).
+const SPARSE: u64 = 1;
 const SLICE_MAGIC: &[u8; 4] = b"TGS1";
 /// Magic, CRC-32 and length before a file's contents.
 const SLICE_HEADER: usize = 16;
@@ -220,14 +224,21 @@ impl Disk {
     }
 
     /// Slice `index` of `version`, checked; `None` (and the object dropped) when it cannot be
-    /// read or fails its checksum.
-    pub async fn read_slice(&self, version: u64, index: u64) -> Option<Bytes> {
+    /// read or fails its checksum. Of a `sparse` body, a slice not on disk is `None` alone,
+    /// and a bad one is deleted alone (it is fetched again).
+    pub async fn read_slice(&self, version: u64, index: u64, sparse: bool) -> Option<Bytes> {
         self.run(move |inner| {
-            let got = inner.read_file(&inner.slice_path(version, index), SLICE_MAGIC);
-            match got {
+            let path = inner.slice_path(version, index);
+            match inner.read_file(&path, SLICE_MAGIC) {
                 Ok(b) => {
                     inner.stats.read_bytes.fetch_add(b.len() as u64, Relaxed);
                     Some(b)
+                }
+                Err(e) if sparse && e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) if sparse => {
+                    inner.count_read_error(&e);
+                    inner.remove_slice_file(version, &path);
+                    None
                 }
                 Err(e) => {
                     inner.count_read_error(&e);
@@ -241,12 +252,14 @@ impl Disk {
     }
 
     /// Writes slice `index` of `version`; the receiver says whether it was written. `None`
-    /// when storing is paused or too much is queued (the slice is not written).
+    /// when storing is paused or too much is queued (the slice is not written). `into` names
+    /// the key of a sparse body committed already, whose size grows by the slice.
     pub fn write_slice(
         &self,
         version: u64,
         index: u64,
         bytes: Bytes,
+        into: Option<&CacheKey>,
     ) -> Option<oneshot::Receiver<bool>> {
         let len = bytes.len() as u64;
         let skip = !self.inner.may_store() || {
@@ -263,12 +276,31 @@ impl Disk {
         }
         let (tx, rx) = oneshot::channel();
         let inner = Arc::clone(&self.inner);
+        let into = into.cloned();
         self.spawn(move || {
             let ok = inner.write_file(&inner.slice_path(version, index), SLICE_MAGIC, &bytes);
             inner.queued.fetch_sub(len, Relaxed);
+            if let (true, Some(key)) = (ok, into) {
+                inner.grow(&key, version, len + SLICE_HEADER as u64);
+            }
             let _ = tx.send(ok);
         });
         Some(rx)
+    }
+
+    /// Whether `version` is the object committed under `key`.
+    pub fn holds(&self, key: &CacheKey, version: u64) -> bool {
+        self.inner
+            .lock()
+            .objects
+            .get(key)
+            .is_some_and(|e| e.version == version)
+    }
+
+    /// Drops `version` of `key` (it changed at the origin).
+    pub fn forget(&self, key: CacheKey, version: u64) {
+        let inner = Arc::clone(&self.inner);
+        self.spawn(move || inner.drop_version(&key, version));
     }
 
     /// Commits `obj` (its slices already written, or its small body written here) as the
@@ -478,6 +510,31 @@ impl Inner {
         let _ = std::fs::remove_dir_all(self.dir(version));
     }
 
+    /// Adds `bytes` to the size of `version` of `key`, if it is the one stored.
+    fn grow(&self, key: &CacheKey, version: u64, bytes: u64) {
+        {
+            let mut ix = self.lock();
+            match ix.objects.get_mut(key) {
+                Some(e) if e.version == version => e.bytes = e.bytes.saturating_add(bytes),
+                _ => return,
+            }
+            ix.bytes = ix.bytes.saturating_add(bytes);
+        }
+        self.evict();
+    }
+
+    /// Deletes one bad slice file of a sparse `version` (it is fetched again).
+    fn remove_slice_file(&self, version: u64, path: &Path) {
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        if std::fs::remove_file(path).is_ok() {
+            let mut ix = self.lock();
+            if let Some(e) = ix.objects.values_mut().find(|e| e.version == version) {
+                e.bytes = e.bytes.saturating_sub(size);
+                ix.bytes = ix.bytes.saturating_sub(size);
+            }
+        }
+    }
+
     fn drop_version_anywhere(&self, version: u64) {
         let key = {
             let ix = self.lock();
@@ -566,7 +623,8 @@ impl Inner {
             self.stats.corrupt.fetch_add(1, Relaxed);
             return None;
         };
-        let body = if meta.len <= WHOLE_MAX {
+        let sparse = meta.flags & SPARSE != 0;
+        let body = if meta.len <= WHOLE_MAX && !sparse {
             let b = if meta.len == 0 {
                 Bytes::new()
             } else {
@@ -587,7 +645,7 @@ impl Inner {
             };
             Body::Whole(b)
         } else {
-            Body::Sliced(Sliced::stored(version, meta.len, meta.key.clone()))
+            Body::Sliced(Sliced::stored(version, meta.len, meta.key.clone(), sparse))
         };
         Some(meta.into_object(body))
     }
@@ -707,8 +765,17 @@ fn recover(inner: &Inner) {
                 .and_then(|raw| Meta::decode(&raw));
             let whole = match (version, &meta) {
                 (Some(v), Some(m)) if m.version == v => (0..slice_count(m.len)).all(|i| {
-                    let want = (m.len - i * SLICE_BYTES).min(SLICE_BYTES) + SLICE_HEADER as u64;
-                    std::fs::metadata(path.join(i.to_string())).is_ok_and(|md| md.len() == want)
+                    let want = crate::slices::slice_len(m.len, i) + SLICE_HEADER as u64;
+                    let file = path.join(i.to_string());
+                    let size = std::fs::metadata(&file).map(|md| md.len());
+                    if m.flags & SPARSE == 0 {
+                        return size.is_ok_and(|n| n == want);
+                    }
+                    // A sparse body keeps its good slices; a torn one goes.
+                    if size.is_ok_and(|n| n != want) {
+                        let _ = std::fs::remove_file(&file);
+                    }
+                    true
                 }),
                 _ => false,
             };
@@ -773,6 +840,8 @@ struct Meta {
     initial_age: u64,
     fresh_ms: u64,
     stale_ms: u64,
+    /// [`SPARSE`].
+    flags: u64,
     headers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -792,6 +861,10 @@ impl Meta {
             initial_age: obj.initial_age,
             fresh_ms: ms(obj.fresh_until),
             stale_ms: ms(obj.stale_until),
+            flags: match &obj.body {
+                Body::Sliced(s) if s.is_sparse() => SPARSE,
+                _ => 0,
+            },
             headers: obj
                 .headers
                 .iter()
@@ -849,6 +922,7 @@ impl Meta {
             self.initial_age,
             self.fresh_ms,
             self.stale_ms,
+            self.flags,
             self.headers.len() as u64,
         ] {
             out.extend_from_slice(&n.to_le_bytes());
@@ -871,6 +945,7 @@ impl Meta {
         let initial_age = r.u64()?;
         let fresh_ms = r.u64()?;
         let stale_ms = r.u64()?;
+        let flags = r.u64()?;
         let n = r.u64()?;
         let mut headers = Vec::new();
         for _ in 0..n {
@@ -885,6 +960,7 @@ impl Meta {
             initial_age,
             fresh_ms,
             stale_ms,
+            flags,
             headers,
         })
     }

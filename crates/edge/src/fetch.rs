@@ -11,9 +11,12 @@ use hyper::body::Incoming;
 use crate::cache::{Body, Object};
 use crate::freshness::{after, freshness};
 use crate::key::CacheKey;
-use crate::origin::{OriginError, OriginRequest};
+use crate::origin::{OriginClient, OriginError, OriginRequest};
 use crate::routes::Site;
-use crate::slices::{run_fill, Fill, WHOLE_MAX};
+use crate::slices::{
+    fill_body, run_fill, slice_len, Fill, FillFailed, Ranged, SliceSource, Sliced, Store,
+    SLICE_BYTES, WHOLE_MAX,
+};
 use crate::Edge;
 
 /// Where a request goes at its resource's origin.
@@ -45,6 +48,8 @@ pub(crate) enum Fetched {
 pub(crate) struct PendingFill {
     fill: Arc<Fill>,
     incoming: Incoming,
+    /// For a sparse body, the slice the origin sent (by Range).
+    slice: Option<u64>,
 }
 
 impl Fetched {
@@ -62,17 +67,16 @@ impl Fetched {
 }
 
 /// One request to the origin, timed into the resource's latency histogram; `range` is
-/// forwarded (for a response streamed through unstored).
+/// forwarded (for a response streamed through unstored, or a slice).
 pub(crate) async fn request(
-    edge: &Edge,
+    origin: &OriginClient,
     up: Upstream<'_>,
     range: Option<&HeaderValue>,
     head: bool,
 ) -> Result<Response<Incoming>, OriginError> {
     let r = &up.site.res;
     let t0 = Instant::now();
-    let resp = edge
-        .origin
+    let resp = origin
         .get(&OriginRequest {
             https: up.https,
             host: &r.origin_host,
@@ -91,31 +95,117 @@ pub(crate) async fn request(
 }
 
 /// Fetches an object for the cache: a small one whole, a large one up to its headers (its
-/// body then comes by its fill), within the origin's total timeout.
-pub(crate) async fn object(edge: &Edge, up: Upstream<'_>, key: &CacheKey) -> Fetched {
+/// body then comes by its fill), within the origin's total timeout. With the resource's
+/// `slice` option, only the slice holding the start of the viewer's `Range` is asked for.
+pub(crate) async fn object(
+    edge: &Edge,
+    up: Upstream<'_>,
+    key: &CacheKey,
+    viewer: &HeaderMap,
+) -> Fetched {
     let deadline = edge.origin.timeouts.total;
-    tokio::time::timeout(deadline, fetch_object(edge, up, key))
+    tokio::time::timeout(deadline, fetch_object(edge, up, key, viewer))
         .await
         .unwrap_or(Fetched::Failed(OriginError::Timeout))
 }
 
-async fn fetch_object(edge: &Edge, up: Upstream<'_>, key: &CacheKey) -> Fetched {
-    let resp = match request(edge, up, None, false).await {
+/// The slice a viewer's `Range` starts in (the first, for a suffix range or none).
+fn first_slice(viewer: &HeaderMap) -> u64 {
+    match viewer
+        .get(header::RANGE)
+        .and_then(crate::respond::range_spec)
+    {
+        Some(crate::respond::RangeSpec::From(start, _)) => start / SLICE_BYTES,
+        _ => 0,
+    }
+}
+
+/// `Range` asking for slice `index`.
+fn slice_range(index: u64) -> HeaderValue {
+    let start = index.saturating_mul(SLICE_BYTES);
+    let end = start.saturating_add(SLICE_BYTES - 1);
+    HeaderValue::from_str(&format!("bytes={start}-{end}"))
+        .unwrap_or(HeaderValue::from_static("bytes=0-"))
+}
+
+/// `Content-Range: bytes first-last/total`, parsed (not `*` for the total).
+fn content_range(headers: &HeaderMap) -> Option<(u64, u64, u64)> {
+    let v = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+    let (range, total) = v.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last, total) = (
+        first.trim().parse().ok()?,
+        last.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    );
+    (first <= last && last < total).then_some((first, last, total))
+}
+
+/// Whether a 206 to `slice_range(index)` holds exactly that slice of a `total`-byte body.
+fn is_slice(headers: &HeaderMap, index: u64, total: u64) -> bool {
+    let start = index.saturating_mul(SLICE_BYTES);
+    content_range(headers) == Some((start, start + slice_len(total, index) - 1, total))
+}
+
+async fn fetch_object(
+    edge: &Edge,
+    up: Upstream<'_>,
+    key: &CacheKey,
+    viewer: &HeaderMap,
+) -> Fetched {
+    let want = up.site.res.slice.then(|| first_slice(viewer));
+    let range = want.map(slice_range);
+    let mut resp = match request(&edge.origin, up, range.as_ref(), false).await {
         Ok(resp) => resp,
         Err(e) => return Fetched::Failed(e),
     };
+    // With `slice`: the slice asked for, and the body's length.
+    let mut sliced: Option<(u64, u64)> = None;
+    if let Some(index) = want {
+        match resp.status() {
+            StatusCode::PARTIAL_CONTENT => match content_range(resp.headers()) {
+                Some((_, _, total)) if is_slice(resp.headers(), index, total) => {
+                    sliced = Some((index, total));
+                }
+                _ => return Fetched::Failed(OriginError::BadRange),
+            },
+            // Past the end (the viewer's range, or an empty body): the body without a range.
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                resp = match request(&edge.origin, up, None, false).await {
+                    Ok(resp) => resp,
+                    Err(e) => return Fetched::Failed(e),
+                };
+            }
+            StatusCode::OK => eprintln!(
+                "tollgate edge: the origin of resource {} answered a Range request for {} with 200 \
+                 (the slice option needs Range): stored whole as it streams",
+                up.site.res.id,
+                String::from_utf8_lossy(up.target)
+            ),
+            _ => {}
+        }
+    }
     let limit = edge.tiers.memory.max_object_bytes;
-    let expected = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let expected = match sliced {
+        Some((_, total)) => Some(total),
+        None => resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok()),
+    };
     if expected.is_some_and(|n| n > limit) {
         return Fetched::TooLarge;
     }
     let received = Instant::now();
     let res = &up.site.res;
+    // A slice stands for the whole body, whose answer is a 200.
+    let status = if sliced.is_some() {
+        StatusCode::OK
+    } else {
+        resp.status()
+    };
     let fresh = freshness(
-        resp.status(),
+        status,
         resp.headers(),
         res.cache_override_secs,
         res.cache_default_secs,
@@ -141,6 +231,7 @@ async fn fetch_object(edge: &Edge, up: Upstream<'_>, key: &CacheKey) -> Fetched 
     strip_hop_by_hop(&mut headers);
     // Set again for each answer, which may be a range of the body.
     headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_RANGE);
     headers.remove(header::AGE);
     // hyper's header values are slices of its read buffer; a stored copy of them would keep
     // that whole buffer alive, several times the object's size for small objects.
@@ -156,19 +247,39 @@ async fn fetch_object(edge: &Edge, up: Upstream<'_>, key: &CacheKey) -> Fetched 
         .get(header::LAST_MODIFIED)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok());
-    let (body, fill) = match expected {
-        Some(n) if n <= WHOLE_MAX => match edge.origin.read_body(incoming, n, expected).await {
-            Ok(b) => (Body::Whole(b), None),
-            Err(e) => return Fetched::Failed(e),
-        },
-        _ => {
+    let (body, fill) = match (expected, sliced) {
+        // All of it in the one slice asked for (the first), or no slice asked.
+        (Some(n), None | Some((0, _))) if n <= WHOLE_MAX => {
+            match edge.origin.read_body(incoming, n, Some(n)).await {
+                Ok(b) if b.len() as u64 == n => (Body::Whole(b), None),
+                Ok(_) => return Fetched::Failed(OriginError::Unreachable),
+                Err(e) => return Fetched::Failed(e),
+            }
+        }
+        (_, Some((index, total))) => {
+            let ranged = Arc::new(from_origin(edge, up, total, &headers));
+            let (fill, _) = ranged.register(index);
+            let sliced = Sliced::sparse(crate::slices::new_version(), total, key.clone(), ranged);
+            let pending = PendingFill {
+                fill,
+                incoming,
+                slice: Some(index),
+            };
+            (Body::Sliced(sliced), Some(pending))
+        }
+        (_, None) => {
             let (sliced, fill) =
                 crate::slices::begin(crate::slices::new_version(), expected, key.clone());
-            (Body::Sliced(sliced), Some(PendingFill { fill, incoming }))
+            let pending = PendingFill {
+                fill,
+                incoming,
+                slice: None,
+            };
+            (Body::Sliced(sliced), Some(pending))
         }
     };
     let obj = Arc::new(Object {
-        status: parts.status,
+        status,
         headers,
         body,
         stored_at: received,
@@ -195,13 +306,35 @@ pub(crate) fn spawn_fill(
     stored: bool,
 ) {
     let tiers = edge.tiers.clone();
-    let limit = tiers.memory.max_object_bytes;
     let read = edge.origin.timeouts.read;
     tokio::spawn(async move {
         let Body::Sliced(sliced) = &obj.body else {
             return;
         };
-        let filled = run_fill(sliced, &pending.fill, pending.incoming, &tiers, limit, read).await;
+        let (fill, incoming) = (&pending.fill, pending.incoming);
+        let filled = match (pending.slice, sliced.ranged(), sliced.len()) {
+            (Some(index), Some(ranged), Some(len)) => {
+                let store = if tiers.disk.is_some() {
+                    Store::Disk
+                } else {
+                    Store::MemoryOnly
+                };
+                let expected = Some(slice_len(len, index));
+                let filled = run_fill(
+                    sliced.version,
+                    fill,
+                    incoming,
+                    expected,
+                    &tiers,
+                    store,
+                    read,
+                )
+                .await;
+                ranged.finished(index);
+                filled
+            }
+            _ => fill_body(sliced, fill, incoming, &tiers, read).await,
+        };
         if filled.outcome.is_err() {
             tiers.memory.remove_this(&key, &obj);
             eprintln!(
@@ -244,4 +377,135 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
         h.remove(n);
     }
     h.remove("keep-alive");
+}
+
+/// Where a sparse body of `total` bytes, whose first slice came with `headers`, gets its
+/// other slices: from `up`, by Range.
+fn from_origin(edge: &Edge, up: Upstream<'_>, total: u64, headers: &HeaderMap) -> Ranged {
+    let source = OriginSlices {
+        origin: edge.origin.clone(),
+        site: Arc::clone(up.site),
+        https: up.https,
+        target: up.target.into(),
+        total,
+        etag: headers.get(header::ETAG).cloned(),
+        last_modified: headers.get(header::LAST_MODIFIED).cloned(),
+    };
+    Ranged::new(Box::new(source), edge.origin.timeouts.read)
+}
+
+/// Lets a sparse object read from disk fetch the slices it lacks from `up`, when its resource
+/// still has the `slice` option (else a missing slice makes it a miss).
+pub(crate) fn attach_origin(edge: &Edge, up: Upstream<'_>, obj: &Object) {
+    if let (Body::Sliced(s), Some(total), true) = (&obj.body, obj.len(), up.site.res.slice) {
+        s.attach(|| from_origin(edge, up, total, &obj.headers));
+    }
+}
+
+/// The slices of a sparse body from its origin, by Range, each checked to be of the object the
+/// first slice came from: the same length, `ETag` and `Last-Modified`.
+struct OriginSlices {
+    origin: OriginClient,
+    site: Arc<Site>,
+    https: bool,
+    target: Box<[u8]>,
+    total: u64,
+    etag: Option<HeaderValue>,
+    last_modified: Option<HeaderValue>,
+}
+
+impl SliceSource for OriginSlices {
+    fn fetch(
+        &self,
+        index: u64,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Incoming, FillFailed>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            let up = Upstream {
+                site: &self.site,
+                https: self.https,
+                target: &self.target,
+            };
+            let range = slice_range(index);
+            let resp = match request(&self.origin, up, Some(&range), false).await {
+                Ok(resp) => resp,
+                Err(OriginError::Timeout) => return Err(FillFailed::Stalled),
+                Err(_) => return Err(FillFailed::Broken),
+            };
+            let h = resp.headers();
+            let same = h.get(header::ETAG) == self.etag.as_ref()
+                && h.get(header::LAST_MODIFIED) == self.last_modified.as_ref();
+            match resp.status() {
+                StatusCode::PARTIAL_CONTENT if !same => Err(FillFailed::Changed),
+                StatusCode::PARTIAL_CONTENT => match content_range(h) {
+                    Some((_, _, total)) if total != self.total => Err(FillFailed::Changed),
+                    Some(_) if is_slice(h, index, self.total) => Ok(resp.into_body()),
+                    _ => Err(FillFailed::NoRange),
+                },
+                // Shorter than it was, or another object at this path.
+                StatusCode::RANGE_NOT_SATISFIABLE => Err(FillFailed::Changed),
+                StatusCode::OK if !same => Err(FillFailed::Changed),
+                _ => Err(FillFailed::NoRange),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_range(v: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_static(v));
+        h
+    }
+
+    #[test]
+    fn content_ranges() {
+        let cr = |v| content_range(&with_range(v));
+        assert_eq!(cr("bytes 0-9/100"), Some((0, 9, 100)));
+        assert_eq!(cr("bytes 90-99/100"), Some((90, 99, 100)));
+        assert_eq!(cr("bytes 0-9/*"), None, "a total is needed");
+        assert_eq!(cr("bytes 9-0/100"), None);
+        assert_eq!(cr("bytes 0-100/100"), None, "past the end");
+        assert_eq!(cr("bytes */100"), None);
+        assert_eq!(cr("items 0-9/100"), None);
+        assert_eq!(cr("bytes 0-99999999999999999999/1"), None, "no overflow");
+    }
+
+    #[test]
+    fn slices_asked_and_checked() {
+        assert_eq!(slice_range(0), "bytes=0-4194303");
+        assert_eq!(slice_range(2), "bytes=8388608-12582911");
+        let total = SLICE_BYTES * 2 + 10;
+        assert!(is_slice(&with_range("bytes 0-4194303/8388618"), 0, total));
+        assert!(is_slice(
+            &with_range("bytes 8388608-8388617/8388618"),
+            2,
+            total
+        ));
+        assert!(
+            !is_slice(&with_range("bytes 0-1000/8388618"), 0, total),
+            "short"
+        );
+        assert!(
+            !is_slice(&with_range("bytes 0-4194303/8388618"), 1, total),
+            "another"
+        );
+        let viewer = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::RANGE, HeaderValue::from_static(v));
+            h
+        };
+        assert_eq!(first_slice(&HeaderMap::new()), 0);
+        assert_eq!(first_slice(&viewer("bytes=8388608-")), 2);
+        assert_eq!(
+            first_slice(&viewer("bytes=-100")),
+            0,
+            "suffix: the length is unknown"
+        );
+        assert_eq!(first_slice(&viewer("bytes=0-1,5-6")), 0, "several ranges");
+    }
 }

@@ -32,10 +32,11 @@ const REASONS: [&str; 8] = [
     // The token crate's reason codes are non-exhaustive; a new one is counted here, not lost.
     "other",
 ];
-const ORIGIN_REASONS: [&str; 4] = [
+const ORIGIN_REASONS: [&str; 5] = [
     "origin_unreachable",
     "origin_timeout",
     "origin_too_large",
+    "origin_bad_range",
     "other",
 ];
 /// Upper bounds (seconds) of the origin latency histogram.

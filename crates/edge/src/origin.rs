@@ -35,6 +35,8 @@ pub enum OriginError {
     Timeout,
     /// The body was larger than the caller's limit.
     TooLarge,
+    /// A Range request (the `slice` option) answered with another range than asked: 502.
+    BadRange,
 }
 
 impl OriginError {
@@ -44,6 +46,7 @@ impl OriginError {
             OriginError::Unreachable => "origin_unreachable",
             OriginError::Timeout => "origin_timeout",
             OriginError::TooLarge => "origin_too_large",
+            OriginError::BadRange => "origin_bad_range",
         }
     }
 }

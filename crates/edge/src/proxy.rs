@@ -123,7 +123,7 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
         if let Some(hit) = lookup(ctx, &keyed) {
             break hit;
         }
-        if let Some(hit) = lookup_disk(ctx, &keyed).await {
+        if let Some(hit) = lookup_disk(ctx, &keyed, up).await {
             break hit;
         }
         if let Some(answer) = fetch_on_miss(ctx, &shaping.headers, &keyed, up).await {
@@ -234,11 +234,12 @@ fn lookup(ctx: &Ctx<'_>, keyed: &Keyed) -> Option<Answer> {
 
 /// Phase 5, second tier: an object on disk, brought into the memory tier (stale ones too, for
 /// the miss to fall back on); a hit when fresh.
-async fn lookup_disk(ctx: &Ctx<'_>, keyed: &Keyed) -> Option<Answer> {
+async fn lookup_disk(ctx: &Ctx<'_>, keyed: &Keyed, up: Upstream<'_>) -> Option<Answer> {
     let tiers = &ctx.edge.tiers;
     let disk = tiers.disk.as_ref()?;
     let mark = tiers.memory.purge_mark();
     let obj = disk.load(&keyed.key).await?;
+    crate::fetch::attach_origin(ctx.edge, up, &obj);
     let now = Instant::now();
     if now >= obj.stale_until {
         return None;
@@ -312,7 +313,7 @@ async fn lead(
         return None;
     }
     let mark = edge.tiers.memory.purge_mark();
-    let fetched = crate::fetch::object(edge, up, key).await;
+    let fetched = crate::fetch::object(edge, up, key, headers).await;
     // `Cache::get` returns nothing past the stale window, so `stored` may be served stale.
     // It is looked up after the join: a copy purged since the first lookup is never served.
     if let Some(stale) = stored.filter(|_| fetched.calls_for_stale()) {
@@ -387,7 +388,7 @@ fn served(obj: Arc<Object>, served: Served, now: Instant) -> Answer {
 /// The origin's response streamed through unstored, with the viewer's `Range`.
 async fn stream(ctx: &Ctx<'_>, headers: &HeaderMap, up: Upstream<'_>) -> Answer {
     let range = headers.get(header::RANGE);
-    match crate::fetch::request(ctx.edge, up, range, ctx.head).await {
+    match crate::fetch::request(&ctx.edge.origin, up, range, ctx.head).await {
         Ok(resp) => Answer::Streamed(resp),
         Err(e) => Answer::Failed(e),
     }

@@ -167,6 +167,10 @@ pub(crate) fn render(
                     StatusCode::GATEWAY_TIMEOUT,
                     "504 Gateway Timeout: the origin did not answer in time\n",
                 ),
+                OriginError::BadRange => (
+                    StatusCode::BAD_GATEWAY,
+                    "502 Bad Gateway: the origin answered a slice with another range\n",
+                ),
                 _ => (
                     StatusCode::BAD_GATEWAY,
                     "502 Bad Gateway: the origin could not be reached\n",
@@ -266,34 +270,54 @@ pub(crate) fn range_start(req: &HeaderMap, len: u64) -> Option<u64> {
     }
 }
 
-/// A parsed single byte range, resolved against a length.
-fn byte_range(value: &HeaderValue, len: u64) -> Option<Result<(u64, u64), ()>> {
+/// A single byte range as asked, before the length is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeSpec {
+    /// `bytes=start-` or `bytes=start-end`.
+    From(u64, Option<u64>),
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+/// A `Range` header of one byte range; `None` for anything else (several ranges, another
+/// unit, a malformed one), which is answered with the whole object as RFC 9110 allows.
+pub(crate) fn range_spec(value: &HeaderValue) -> Option<RangeSpec> {
     let spec = value.to_str().ok()?.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
-        return None; // several ranges: answer with the whole object, which RFC 9110 allows
+        return None;
     }
     let (a, b) = spec.split_once('-')?;
     let (a, b) = (a.trim(), b.trim());
-    let r = if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
-        if n == 0 || len == 0 {
-            return Some(Err(()));
-        }
-        (len.saturating_sub(n), len - 1)
+    if a.is_empty() {
+        return Some(RangeSpec::Suffix(b.parse().ok()?));
+    }
+    let start: u64 = a.parse().ok()?;
+    let end = if b.is_empty() {
+        None
     } else {
-        let start: u64 = a.parse().ok()?;
-        let end = if b.is_empty() {
-            u64::MAX
-        } else {
-            b.parse().ok()?
-        };
-        if end < start {
-            return None;
+        Some(b.parse().ok()?)
+    };
+    if end.is_some_and(|e| e < start) {
+        return None;
+    }
+    Some(RangeSpec::From(start, end))
+}
+
+/// A parsed single byte range, resolved against a length.
+fn byte_range(value: &HeaderValue, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let r = match range_spec(value)? {
+        RangeSpec::Suffix(n) => {
+            if n == 0 || len == 0 {
+                return Some(Err(()));
+            }
+            (len.saturating_sub(n), len - 1)
         }
-        if start >= len {
-            return Some(Err(()));
+        RangeSpec::From(start, end) => {
+            if start >= len {
+                return Some(Err(()));
+            }
+            (start, end.unwrap_or(u64::MAX).min(len - 1))
         }
-        (start, end.min(len - 1))
     };
     Some(Ok(r))
 }

@@ -8,12 +8,17 @@
 //! to the viewer when it arrives from the origin; every viewer of the object reads the same
 //! fill (one origin fetch for all).
 //!
+//! With the resource's `slice` option the body is *sparse*: the origin is asked for one slice
+//! at a time by Range ([`Ranged`]), a slice when a viewer first needs it, so a seek into a film
+//! costs the origin the slices it covers, not the film up to there.
+//!
 //! Slices are 4 MiB: large enough that a 1 GiB object is 256 entries in the tables and 256
 //! files on disk, and a slice's bookkeeping (its entry, its file, its checksum) is noise next
 //! to its bytes; small enough that a 1 MiB range read costs at most one 4 MiB read from disk,
 //! and that a seek fetches (with the `slice` option) 4 MiB, not Gcore's 10 MB.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -86,19 +91,56 @@ pub struct Sliced {
     len: OnceLock<u64>,
     /// The fill, while this process receives the body (and after, harmlessly).
     fill: Option<Arc<Fill>>,
+    /// Fetched by Range a slice at a time (the `slice` option): a slice in no tier is
+    /// fetched, not missing.
+    sparse: bool,
+    /// How to fetch a slice of a sparse body; set when the object is made, or when one read
+    /// from disk is first served by a resource with `slice`.
+    ranged: OnceLock<Arc<Ranged>>,
 }
 
 impl Sliced {
-    /// A body stored before (on disk): every slice is in a tier.
-    pub fn stored(version: u64, len: u64, key: CacheKey) -> Sliced {
-        let l = OnceLock::new();
-        let _ = l.set(len);
+    /// A body stored before (on disk): every slice is in a tier, or (`sparse`) is fetched
+    /// by Range once [`Sliced::attach`] says how.
+    pub fn stored(version: u64, len: u64, key: CacheKey, sparse: bool) -> Sliced {
         Sliced {
             version,
             key,
-            len: l,
+            len: OnceLock::from(len),
             fill: None,
+            sparse,
+            ranged: OnceLock::new(),
         }
+    }
+
+    /// A sparse body of `len` bytes whose slices come from `ranged`.
+    pub fn sparse(version: u64, len: u64, key: CacheKey, ranged: Arc<Ranged>) -> Sliced {
+        Sliced {
+            version,
+            key,
+            len: OnceLock::from(len),
+            fill: None,
+            sparse: true,
+            ranged: OnceLock::from(ranged),
+        }
+    }
+
+    /// Whether slices are fetched by Range one at a time.
+    pub fn is_sparse(&self) -> bool {
+        self.sparse
+    }
+
+    /// Says how a sparse body read from disk fetches the slices it lacks (no effect on a
+    /// body that knows already, or one that is not sparse).
+    pub fn attach(&self, ranged: impl FnOnce() -> Ranged) {
+        if self.sparse && self.ranged.get().is_none() {
+            let _ = self.ranged.set(Arc::new(ranged()));
+        }
+    }
+
+    /// The sparse body's source, once attached.
+    pub fn ranged(&self) -> Option<&Arc<Ranged>> {
+        self.ranged.get()
     }
 
     pub fn len(&self) -> Option<u64> {
@@ -147,6 +189,12 @@ pub enum FillFailed {
     WrongLength,
     /// The body went past the largest object stored.
     TooLarge,
+    /// A slice's response says the object changed at the origin since the first (length,
+    /// `ETag` or `Last-Modified`): the stored slices are dropped.
+    Changed,
+    /// The origin did not answer a slice's Range request with its bytes (an error status,
+    /// or a 200).
+    NoRange,
 }
 
 /// A body being received from the origin, shared by its viewers.
@@ -170,6 +218,23 @@ struct FillState {
 }
 
 impl Fill {
+    /// A fill whose first slice is `first` (0 for a whole body).
+    fn new(first: u64) -> Arc<Fill> {
+        Arc::new(Fill {
+            state: Mutex::new(FillState {
+                current_index: first,
+                ..FillState::default()
+            }),
+            progress: watch::channel(0).0,
+        })
+    }
+
+    /// Ends the fill with `why` before it ran (its fetch failed).
+    fn fail(&self, why: FillFailed) {
+        self.lock().end = Some(Err(why));
+        self.changed();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, FillState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -180,12 +245,9 @@ impl Fill {
 }
 
 /// A sliced body about to be filled from `incoming`: the body for its object, and the fill to
-/// run with [`run_fill`].
+/// run with [`fill_body`].
 pub fn begin(version: u64, len: Option<u64>, key: CacheKey) -> (Sliced, Arc<Fill>) {
-    let fill = Arc::new(Fill {
-        state: Mutex::new(FillState::default()),
-        progress: watch::channel(0).0,
-    });
+    let fill = Fill::new(0);
     let l = OnceLock::new();
     if let Some(n) = len {
         let _ = l.set(n);
@@ -196,9 +258,173 @@ pub fn begin(version: u64, len: Option<u64>, key: CacheKey) -> (Sliced, Arc<Fill
             key,
             len: l,
             fill: Some(Arc::clone(&fill)),
+            sparse: false,
+            ranged: OnceLock::new(),
         },
         fill,
     )
+}
+
+/// Fetches one slice of a sparse body: the origin's body of bytes `index * SLICE_BYTES` on,
+/// checked to be the same object as the first slice's (else [`FillFailed::Changed`]).
+pub trait SliceSource: Send + Sync {
+    fn fetch(
+        &self,
+        index: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<Incoming, FillFailed>> + Send + '_>>;
+}
+
+/// How a sparse body gets its slices: the source, and the slice fetches in flight (one per
+/// slice however many viewers want it).
+pub struct Ranged {
+    source: Box<dyn SliceSource>,
+    fills: Mutex<HashMap<u64, Arc<Fill>>>,
+    /// Longest the origin may send nothing.
+    read: Duration,
+}
+
+impl std::fmt::Debug for Ranged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ranged").finish_non_exhaustive()
+    }
+}
+
+impl Ranged {
+    pub fn new(source: Box<dyn SliceSource>, read: Duration) -> Ranged {
+        Ranged {
+            source,
+            fills: Mutex::new(HashMap::new()),
+            read,
+        }
+    }
+
+    fn fills(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Fill>>> {
+        self.fills.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fill_of(&self, index: u64) -> Option<Arc<Fill>> {
+        self.fills().get(&index).cloned()
+    }
+
+    /// The fill of slice `index`, and whether it is new (its fetch is the caller's to run).
+    pub fn register(&self, index: u64) -> (Arc<Fill>, bool) {
+        let mut fills = self.fills();
+        if let Some(f) = fills.get(&index) {
+            return (Arc::clone(f), false);
+        }
+        let f = Fill::new(index);
+        fills.insert(index, Arc::clone(&f));
+        (f, true)
+    }
+
+    /// The fetch of slice `index` is over (its slice is in the tiers, or it failed).
+    pub fn finished(&self, index: u64) {
+        self.fills().remove(&index);
+    }
+}
+
+/// Bytes in slice `index` of a body of `len` bytes.
+pub fn slice_len(len: u64, index: u64) -> u64 {
+    len.saturating_sub(index.saturating_mul(SLICE_BYTES))
+        .min(SLICE_BYTES)
+}
+
+/// Starts fetching slice `index` of `obj`'s sparse body, unless a fetch of it runs already;
+/// its fill. The fetch runs in a task of its own (other viewers may follow it); when the
+/// object changed at the origin it leaves both tiers.
+fn fetch_slice(
+    obj: &Arc<crate::cache::Object>,
+    sliced: &Sliced,
+    ranged: &Arc<Ranged>,
+    tiers: &Tiers,
+    index: u64,
+) -> Arc<Fill> {
+    let (fill, new) = ranged.register(index);
+    if !new {
+        return fill;
+    }
+    let (obj, ranged, tiers, f) = (
+        Arc::clone(obj),
+        Arc::clone(ranged),
+        tiers.clone(),
+        Arc::clone(&fill),
+    );
+    let len = sliced.len().unwrap_or(0);
+    tokio::spawn(async move {
+        let crate::cache::Body::Sliced(sliced) = &obj.body else {
+            return;
+        };
+        let outcome = match ranged.source.fetch(index).await {
+            Ok(incoming) => {
+                let store = Store::sparse(&tiers, sliced);
+                let expected = slice_len(len, index);
+                run_fill(
+                    sliced.version,
+                    &f,
+                    incoming,
+                    Some(expected),
+                    &tiers,
+                    store,
+                    ranged.read,
+                )
+                .await
+                .outcome
+            }
+            Err(why) => {
+                // Out of the tiers before any viewer hears of it: the next request fetches
+                // the new version, never this one's slices.
+                if why == FillFailed::Changed {
+                    sliced.drop_everywhere(&obj, &tiers);
+                }
+                f.fail(why);
+                Err(why)
+            }
+        };
+        ranged.finished(index);
+        match outcome {
+            Err(FillFailed::Changed) => eprintln!(
+                "tollgate edge: {} changed at the origin between slices; its stored slices are dropped",
+                String::from_utf8_lossy(&sliced.key.path)
+            ),
+            Err(why) => eprintln!(
+                "tollgate edge: slice {index} of {} not fetched ({why:?})",
+                String::from_utf8_lossy(&sliced.key.path)
+            ),
+            Ok(_) => {}
+        }
+    });
+    fill
+}
+
+impl Sliced {
+    /// Drops `obj` (whose body this is) from the memory tier and its version from the disk.
+    pub fn drop_everywhere(&self, obj: &Arc<crate::cache::Object>, tiers: &Tiers) {
+        tiers.memory.remove_this(&self.key, obj);
+        if let Some(disk) = &tiers.disk {
+            disk.forget(self.key.clone(), self.version);
+        }
+    }
+}
+
+/// Where a fill's slices go besides the memory tier.
+#[derive(Clone, Copy)]
+pub enum Store<'a> {
+    /// Not to disk (there is none, or this body is not committed there).
+    MemoryOnly,
+    /// To disk, to be committed with the object once whole.
+    Disk,
+    /// To disk, added to the object already committed under the key.
+    DiskInto(&'a CacheKey),
+}
+
+impl<'a> Store<'a> {
+    /// For a slice of a sparse body: into its object on disk, when it is there.
+    pub fn sparse(tiers: &Tiers, sliced: &'a Sliced) -> Store<'a> {
+        match &tiers.disk {
+            Some(d) if d.holds(&sliced.key, sliced.version) => Store::DiskInto(&sliced.key),
+            _ => Store::MemoryOnly,
+        }
+    }
 }
 
 /// How a fill ended: the slices written to disk (all of them, for a body that may be
@@ -209,22 +435,54 @@ pub struct Filled {
     pub on_disk: bool,
 }
 
-/// Receives `incoming` into `fill` slice by slice, each slice put into the memory tier and
-/// written to the disk tier as it completes. `limit` is the largest body stored; `read` the
-/// longest the origin may send nothing. Returns the body's length.
-pub async fn run_fill(
+/// Receives a whole body, `incoming`, into `fill` slice by slice, each slice put into the
+/// memory tier and written to the disk tier as it completes; `read` is the longest the origin
+/// may send nothing. The body's length is known once it is in.
+pub async fn fill_body(
     sliced: &Sliced,
     fill: &Fill,
-    mut incoming: Incoming,
+    incoming: Incoming,
     tiers: &Tiers,
-    limit: u64,
     read: Duration,
 ) -> Filled {
-    let expected = sliced.len();
+    let store = if tiers.disk.is_some() {
+        Store::Disk
+    } else {
+        Store::MemoryOnly
+    };
+    let filled = run_fill(
+        sliced.version,
+        fill,
+        incoming,
+        sliced.len(),
+        tiers,
+        store,
+        read,
+    )
+    .await;
+    if let Ok(n) = filled.outcome {
+        let _ = sliced.len.set(n);
+    }
+    filled
+}
+
+/// Receives `incoming` (`expected` bytes, when known) into `fill` from its current slice on;
+/// each slice, as it completes, goes into the memory tier and where `store` says. Bodies past
+/// the largest stored object end the fill ([`FillFailed::TooLarge`]). Returns the bytes
+/// received.
+pub(crate) async fn run_fill(
+    version: u64,
+    fill: &Fill,
+    mut incoming: Incoming,
+    expected: Option<u64>,
+    tiers: &Tiers,
+    store: Store<'_>,
+    read: Duration,
+) -> Filled {
+    let limit = tiers.memory.max_object_bytes;
     let mut received: u64 = 0;
     let mut writes = Vec::new();
-    let mut on_disk = tiers.disk.is_some();
-    let version = sliced.version;
+    let mut on_disk = !matches!(store, Store::MemoryOnly);
     let outcome = loop {
         let frame = match tokio::time::timeout(read, incoming.frame()).await {
             Err(_) => break Err(FillFailed::Stalled),
@@ -252,7 +510,15 @@ pub async fn run_fill(
                 (st.current_len == SLICE_BYTES as usize).then(|| complete_slice(&mut st))
             };
             if let Some((index, bytes)) = completed {
-                store_slice(tiers, version, index, bytes, &mut writes, &mut on_disk);
+                store_slice(
+                    tiers,
+                    store,
+                    version,
+                    index,
+                    bytes,
+                    &mut writes,
+                    &mut on_disk,
+                );
             }
             fill.changed();
         }
@@ -268,9 +534,16 @@ pub async fn run_fill(
             (st.current_len > 0).then(|| complete_slice(&mut st))
         };
         if let Some((index, bytes)) = last {
-            store_slice(tiers, version, index, bytes, &mut writes, &mut on_disk);
+            store_slice(
+                tiers,
+                store,
+                version,
+                index,
+                bytes,
+                &mut writes,
+                &mut on_disk,
+            );
         }
-        let _ = sliced.len.set(received);
     }
     fill.lock().end = Some(outcome.map(|_| ()));
     fill.changed();
@@ -299,6 +572,7 @@ fn complete_slice(st: &mut FillState) -> (u64, Bytes) {
 
 fn store_slice(
     tiers: &Tiers,
+    store: Store<'_>,
     version: u64,
     index: u64,
     bytes: Bytes,
@@ -306,8 +580,12 @@ fn store_slice(
     on_disk: &mut bool,
 ) {
     tiers.memory.put_slice(version, index, bytes.clone());
+    let into = match store {
+        Store::DiskInto(key) => Some(key),
+        _ => None,
+    };
     if let Some(disk) = tiers.disk.as_ref().filter(|_| *on_disk) {
-        match disk.write_slice(version, index, bytes) {
+        match disk.write_slice(version, index, bytes, into) {
             Some(w) => writes.push(w),
             // Not written (the disk is full, failing or too far behind): the body cannot be
             // committed to disk whole, so no later slice is written either.
@@ -359,8 +637,9 @@ fn in_fill(fill: &Fill, pos: u64) -> Option<Found> {
     })
 }
 
-/// Bytes at `pos` of `sliced`, from the first place that has them.
-async fn find(sliced: &Sliced, tiers: &Tiers, pos: u64) -> Found {
+/// Bytes at `pos` of `sliced` (the body of `obj`), from the first place that has them; for a
+/// sparse body, the slice's fetch when none has.
+async fn find(obj: &Arc<crate::cache::Object>, sliced: &Sliced, tiers: &Tiers, pos: u64) -> Found {
     let index = pos / SLICE_BYTES;
     let off = (pos % SLICE_BYTES) as usize;
     let at = |b: Bytes| {
@@ -376,13 +655,26 @@ async fn find(sliced: &Sliced, tiers: &Tiers, pos: u64) -> Found {
     if let Some(found) = sliced.fill.as_ref().and_then(|f| in_fill(f, pos)) {
         return found;
     }
+    let ranged = sliced.ranged();
+    if let Some(found) = ranged
+        .and_then(|r| r.fill_of(index))
+        .and_then(|f| in_fill(&f, pos))
+    {
+        return found;
+    }
     if let Some(disk) = &tiers.disk {
-        if let Some(b) = disk.read_slice(sliced.version, index).await {
+        if let Some(b) = disk.read_slice(sliced.version, index, sliced.sparse).await {
             tiers.memory.put_slice(sliced.version, index, b.clone());
             return at(b);
         }
     }
-    Found::Failed(BodyError::SliceMissing)
+    match ranged {
+        Some(r) => {
+            let fill = fetch_slice(obj, sliced, r, tiers, index);
+            in_fill(&fill, pos).unwrap_or(Found::Failed(BodyError::SliceMissing))
+        }
+        None => Found::Failed(BodyError::SliceMissing),
+    }
 }
 
 /// A viewer's body read from a sliced object: bytes `start..=end` (to the body's end when
@@ -429,7 +721,7 @@ impl SliceBody {
                     done.store(true, Ordering::Release);
                     return;
                 }
-                let item = match find(sliced, &tiers, pos).await {
+                let item = match find(&obj, sliced, &tiers, pos).await {
                     Found::Bytes(mut b) => {
                         let left = end.map_or(u64::MAX, |e| e - pos + 1);
                         b.truncate(b.len().min(FRAME_BYTES).min(left as usize));
@@ -449,6 +741,9 @@ impl SliceBody {
                         }
                         continue;
                     }
+                    // A sparse body's slice that could not be fetched: this viewer's answer
+                    // ends, the object stays (its other slices are good).
+                    Found::Failed(e @ BodyError::Fill(_)) if sliced.sparse => Err(e),
                     Found::Failed(e) => {
                         // A slice in no tier: the object cannot be answered from the cache
                         // again; the next request fetches it.

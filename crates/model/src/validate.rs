@@ -65,6 +65,8 @@ pub struct ValidResource {
     pub origin_headers: Vec<(String, String)>,
     /// Query string forwarding into playlists, when enabled.
     pub forwarding: Option<Forwarding>,
+    /// Large files fetched from the origin by Range, a slice at a time (`slice`).
+    pub slice: bool,
 }
 
 impl ValidResource {
@@ -91,6 +93,7 @@ impl Resource {
             cache::validate(o.edge_cache_settings.as_ref(), e);
         let origin_headers = static_headers::validate(o.static_request_headers.as_ref(), e);
         let ignore_query_string = options::ignore_query_string(o.ignore_query_string.as_ref());
+        let slice = options::slice(o.slice.as_ref());
 
         if !errors.0.is_empty() {
             return Err(errors.0);
@@ -107,6 +110,7 @@ impl Resource {
             cache_default_secs,
             origin_headers,
             forwarding,
+            slice,
             resource: self,
         })
     }
@@ -131,6 +135,23 @@ mod tests {
         let sk = r[0].secure_key.as_ref().unwrap();
         assert!(!sk.bind_client_ip);
         assert_eq!(r[0].host_header, "cdn.example.com");
+    }
+
+    #[test]
+    fn the_slice_option_in_gcore_shapes() {
+        let with = |slice: &str| {
+            let json = GOOD.replace(
+                r#""options": {"#,
+                &format!(r#""options": {{"slice": {slice}, "#),
+            );
+            parse_resources(&json).map(|r| r[0].slice)
+        };
+        assert!(with(r#"{"enabled": true, "value": true}"#).unwrap());
+        assert!(with(r#"{"enabled": true}"#).unwrap());
+        assert!(!with(r#"{"enabled": false, "value": true}"#).unwrap());
+        assert!(!with(r#"{"enabled": true, "value": false}"#).unwrap());
+        assert!(with(r#"{"enabled": true, "size": 10}"#).is_err());
+        assert!(!parse_resources(GOOD).unwrap()[0].slice, "off by default");
     }
 
     #[test]

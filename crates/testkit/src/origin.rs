@@ -3,6 +3,11 @@
 //!
 //! - `/size/N...`: N bytes of a repeating pattern;
 //! - `/big/...`: 1 GiB generated on the fly, honouring one `Range` (206);
+//! - `/file/N/...`: N bytes, honouring one `Range`, with `ETag` and `Last-Modified` of the
+//!   origin's current version of its files ([`TestOrigin::change_files`] makes a new one, other
+//!   bytes: [`file_byte`]);
+//! - `/lie/N/...`: says `Content-Length: N`, sends half of it and closes;
+//! - `/size/N...` ignores `Range` (a 200 to every request);
 //! - `/slow/...`: answers after 3 s;
 //! - `/pause/...`: 200 000 bytes of the pattern, with a pause of 1.5 s half-way through;
 //! - `/nostore/...`: `Cache-Control: no-store`;
@@ -39,11 +44,18 @@ pub struct TestOrigin {
     stop: Arc<AtomicBool>,
     fail_with: Arc<AtomicU16>,
     open: Arc<std::sync::atomic::AtomicUsize>,
+    files: Arc<AtomicU16>,
 }
 
 /// The byte at `offset` of every generated body.
 pub fn pattern(offset: u64) -> u8 {
     (offset % 251) as u8
+}
+
+/// The byte at `offset` of a `/file/` body in version `version` of the origin's files (0 at
+/// start: the same bytes as [`pattern`]).
+pub fn file_byte(version: u16, offset: u64) -> u8 {
+    pattern(offset.wrapping_add(u64::from(version) * 7))
 }
 
 impl TestOrigin {
@@ -60,8 +72,9 @@ impl TestOrigin {
         let stop = Arc::new(AtomicBool::new(false));
         let fail_with = Arc::new(AtomicU16::new(0));
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let files = Arc::new(AtomicU16::new(0));
         let (h, s, f) = (Arc::clone(&hits), Arc::clone(&stop), Arc::clone(&fail_with));
-        let o = Arc::clone(&open);
+        let (o, v) = (Arc::clone(&open), Arc::clone(&files));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -71,15 +84,16 @@ impl TestOrigin {
                 // Headers and body go out in separate writes; without this, Nagle's algorithm
                 // and delayed ACKs add 40 ms to every response.
                 let _ = stream.set_nodelay(true);
-                let (h, s, f, o) = (
+                let (h, s, f, o, v) = (
                     Arc::clone(&h),
                     Arc::clone(&s),
                     Arc::clone(&f),
                     Arc::clone(&o),
+                    Arc::clone(&v),
                 );
                 o.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &h, &s, &f);
+                    let _ = serve(stream, &h, &s, &f, &v);
                     o.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -90,7 +104,13 @@ impl TestOrigin {
             stop,
             fail_with,
             open,
+            files,
         }
+    }
+
+    /// Changes every `/file/` body (new bytes, `ETag` and `Last-Modified`); the new version.
+    pub fn change_files(&self) -> u16 {
+        self.files.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Connections open now (accepted and not yet closed by either side).
@@ -140,6 +160,7 @@ fn serve(
     hits: &Mutex<HashMap<String, usize>>,
     stop: &AtomicBool,
     fail_with: &AtomicU16,
+    files: &AtomicU16,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -216,18 +237,43 @@ fn serve(
             }
             continue;
         }
-        if path.starts_with("/big/") {
+        let sized = |prefix: &str| -> Option<u64> {
+            path.strip_prefix(prefix)?.split('/').next()?.parse().ok()
+        };
+        if let Some(n) = sized("/lie/") {
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n{extra}\r\n")?;
+            if !head {
+                let half: Vec<u8> = (0..n / 2).map(pattern).collect();
+                out.write_all(&half)?;
+            }
+            return Ok(());
+        }
+        let file = if path.starts_with("/big/") {
+            Some((BIG, 0))
+        } else {
+            sized("/file/").map(|n| (n, files.load(Ordering::SeqCst)))
+        };
+        if let Some((total, version)) = file {
             let (status, start, end) = match range.as_deref().and_then(parse_range) {
-                Some((a, b)) => ("206 Partial Content", a, b.min(BIG - 1)),
-                None => ("200 OK", 0, BIG - 1),
+                Some((a, _)) if a >= total => {
+                    write!(
+                        out,
+                        "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{total}\r\nContent-Length: 0\r\n{extra}\r\n"
+                    )?;
+                    continue;
+                }
+                Some((a, b)) => ("206 Partial Content", a, b.min(total - 1)),
+                None if total == 0 => ("200 OK", 1, 0),
+                None => ("200 OK", 0, total - 1),
             };
-            let len = end - start + 1;
+            let len = (end + 1).saturating_sub(start);
             if status.starts_with("206") {
-                extra.push_str(&format!("Content-Range: bytes {start}-{end}/{BIG}\r\n"));
+                extra.push_str(&format!("Content-Range: bytes {start}-{end}/{total}\r\n"));
             }
             write!(
                 out,
-                "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n{extra}\r\n"
+                "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\nETag: \"f{total}-v{version}\"\r\nLast-Modified: Mon, 01 Jan 2024 00:00:{:02} GMT\r\n{extra}\r\n",
+                version % 60
             )?;
             if !head {
                 let mut buf = vec![0u8; 64 * 1024];
@@ -235,7 +281,7 @@ fn serve(
                 while off <= end {
                     let n = ((end - off + 1) as usize).min(buf.len());
                     for (i, b) in buf[..n].iter_mut().enumerate() {
-                        *b = pattern(off + i as u64);
+                        *b = file_byte(version, off + i as u64);
                     }
                     out.write_all(&buf[..n])?;
                     off += n as u64;

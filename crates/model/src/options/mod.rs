@@ -50,6 +50,31 @@ pub struct Options {
     /// Copying `md5`/`expires` from playlists into the links inside them (HLS/DASH).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_string_forwarding: Option<QueryStringForwarding>,
+    /// Large files fetched from the origin by Range, one slice at a time (Gcore's "large
+    /// files delivery optimization", nginx's `slice`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<Slice>,
+}
+
+/// `slice`: `{"enabled": true, "value": true}` as Gcore answers it; `value` may be left out
+/// (it then follows `enabled`). In force when both are true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slice {
+    /// Whether the option applies.
+    pub enabled: bool,
+    /// Gcore's value for the option (`true` to slice).
+    #[serde(default = "yes")]
+    pub value: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Whether `slice` is in force.
+pub(crate) fn slice(s: Option<&Slice>) -> bool {
+    s.is_some_and(|s| s.enabled && s.value)
 }
 
 /// Gcore's usual option shape: `{"enabled": bool, "value": ...}`.
