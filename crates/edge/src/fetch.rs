@@ -39,6 +39,9 @@ pub(crate) enum Fetched {
     /// A response for this viewer alone (a cookie, `private`, `no-store`, no freshness),
     /// streamed through as it comes.
     Pass(Response<Incoming>),
+    /// The stored copy, still valid (the origin's 304), with the 304's headers and a new
+    /// freshness; its body is the stored one's.
+    Refreshed(Arc<Object>),
     /// Larger than the largest object stored: to be streamed instead.
     TooLarge,
     Failed(OriginError),
@@ -61,7 +64,7 @@ impl Fetched {
             Fetched::Failed(_) => true,
             Fetched::Storable { obj, .. } => bad(obj.status),
             Fetched::Pass(resp) => bad(resp.status()),
-            Fetched::TooLarge => false,
+            Fetched::TooLarge | Fetched::Refreshed(_) => false,
         }
     }
 }
@@ -72,6 +75,17 @@ pub(crate) async fn request(
     origin: &OriginClient,
     up: Upstream<'_>,
     range: Option<&HeaderValue>,
+    head: bool,
+) -> Result<Response<Incoming>, OriginError> {
+    conditional_request(origin, up, range, &[], head).await
+}
+
+/// [`request`] with `conditional` headers (a revalidation) besides `range`.
+async fn conditional_request(
+    origin: &OriginClient,
+    up: Upstream<'_>,
+    range: Option<&HeaderValue>,
+    conditional: &[(http::HeaderName, HeaderValue)],
     head: bool,
 ) -> Result<Response<Incoming>, OriginError> {
     let r = &up.site.res;
@@ -86,6 +100,7 @@ pub(crate) async fn request(
             // written into a URI string, so its odd bytes become U+FFFD.
             path_and_query: &String::from_utf8_lossy(up.target),
             range,
+            conditional,
             head,
             extra: &r.origin_headers,
         })
@@ -97,16 +112,115 @@ pub(crate) async fn request(
 /// Fetches an object for the cache: a small one whole, a large one up to its headers (its
 /// body then comes by its fill), within the origin's total timeout. With the resource's
 /// `slice` option, only the slice holding the start of the viewer's `Range` is asked for.
+/// A `stale` copy with validators is revalidated: the request is conditional, and a 304
+/// refreshes the copy ([`Fetched::Refreshed`]) without fetching its body again.
 pub(crate) async fn object(
     edge: &Edge,
     up: Upstream<'_>,
     key: &CacheKey,
     viewer: &HeaderMap,
+    stale: Option<&Arc<Object>>,
 ) -> Fetched {
     let deadline = edge.origin.timeouts.total;
-    tokio::time::timeout(deadline, fetch_object(edge, up, key, viewer))
+    tokio::time::timeout(deadline, fetch_object(edge, up, key, viewer, stale))
         .await
         .unwrap_or(Fetched::Failed(OriginError::Timeout))
+}
+
+/// The conditional headers revalidating `obj` (RFC 9111 4.3.1): its `ETag` as
+/// `If-None-Match`, its `Last-Modified` as `If-Modified-Since`; none for a body still
+/// arriving (it cannot be shared by a refreshed copy).
+fn validators(obj: &Object) -> Vec<(http::HeaderName, HeaderValue)> {
+    if let Body::Sliced(s) = &obj.body {
+        if !s.is_complete() {
+            return Vec::new();
+        }
+    }
+    let mut v = Vec::new();
+    if let Some(etag) = obj.headers.get(header::ETAG) {
+        v.push((header::IF_NONE_MATCH, etag.clone()));
+    }
+    if let Some(lm) = obj.headers.get(header::LAST_MODIFIED) {
+        v.push((header::IF_MODIFIED_SINCE, lm.clone()));
+    }
+    v
+}
+
+/// `stale` brought up to date by a 304's `headers` (RFC 9111 4.3.4: each header the 304
+/// carries replaces the stored one; the body's framing stays), fresh again from now.
+fn refreshed(
+    stale: &Object,
+    headers: &HeaderMap,
+    res: &tollgate_model::ValidResource,
+) -> Option<Object> {
+    let body = match &stale.body {
+        Body::Whole(b) => Body::Whole(b.clone()),
+        Body::Sliced(s) => Body::Sliced(s.share()?),
+    };
+    let mut merged = stale.headers.clone();
+    let mut update = headers.clone();
+    strip_hop_by_hop(&mut update);
+    for name in [
+        header::CONTENT_LENGTH,
+        header::CONTENT_RANGE,
+        header::CONTENT_ENCODING,
+        header::AGE,
+    ] {
+        update.remove(name);
+    }
+    for name in update.keys() {
+        merged.remove(name);
+    }
+    for (name, value) in &update {
+        let owned = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        merged.append(name.clone(), owned);
+    }
+    let received = Instant::now();
+    let (fresh_until, stale_until, initial_age) =
+        lifetimes(stale.status, &merged, headers, res, received);
+    Some(Object {
+        status: stale.status,
+        etag: merged.get(header::ETAG).cloned(),
+        last_modified: merged
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok()),
+        headers: merged,
+        body,
+        stored_at: received,
+        initial_age,
+        fresh_until,
+        stale_until,
+    })
+}
+
+/// When a response received at `received` stops being fresh and stops being servable stale,
+/// and the `Age` it came with (from `age_from`, the response itself).
+fn lifetimes(
+    status: StatusCode,
+    headers: &HeaderMap,
+    age_from: &HeaderMap,
+    res: &tollgate_model::ValidResource,
+    received: Instant,
+) -> (Instant, Instant, u64) {
+    let fresh = freshness(
+        status,
+        headers,
+        res.cache_override_secs,
+        res.cache_default_secs,
+        SystemTime::now(),
+    );
+    let initial_age: u64 = age_from
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    match fresh {
+        Some(f) => {
+            let fu = after(received, f.fresh_secs.saturating_sub(initial_age));
+            (fu, after(fu, f.stale_if_error_secs), initial_age)
+        }
+        None => (received, received, initial_age),
+    }
 }
 
 /// The slice a viewer's `Range` starts in (the first, for a suffix range or none).
@@ -152,13 +266,24 @@ async fn fetch_object(
     up: Upstream<'_>,
     key: &CacheKey,
     viewer: &HeaderMap,
+    stale: Option<&Arc<Object>>,
 ) -> Fetched {
     let want = up.site.res.slice.then(|| first_slice(viewer));
     let range = want.map(slice_range);
-    let mut resp = match request(&edge.origin, up, range.as_ref(), false).await {
-        Ok(resp) => resp,
-        Err(e) => return Fetched::Failed(e),
-    };
+    let conditional = stale.map(|o| validators(o)).unwrap_or_default();
+    let mut resp =
+        match conditional_request(&edge.origin, up, range.as_ref(), &conditional, false).await {
+            Ok(resp) => resp,
+            Err(e) => return Fetched::Failed(e),
+        };
+    if let (StatusCode::NOT_MODIFIED, Some(stale), false) =
+        (resp.status(), stale, conditional.is_empty())
+    {
+        return match refreshed(stale, resp.headers(), &up.site.res) {
+            Some(obj) => Fetched::Refreshed(Arc::new(obj)),
+            None => Fetched::Failed(OriginError::Unreachable),
+        };
+    }
     // With `slice`: the slice asked for, and the body's length.
     let mut sliced: Option<(u64, u64)> = None;
     if let Some(index) = want {
@@ -204,26 +329,9 @@ async fn fetch_object(
     } else {
         resp.status()
     };
-    let fresh = freshness(
-        status,
-        resp.headers(),
-        res.cache_override_secs,
-        res.cache_default_secs,
-        SystemTime::now(),
-    );
-    let initial_age: u64 = resp
-        .headers()
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(0);
-    let (fresh_until, stale_until) = match fresh {
-        Some(f) => {
-            let fu = after(received, f.fresh_secs.saturating_sub(initial_age));
-            (fu, after(fu, f.stale_if_error_secs))
-        }
-        None => (received, received),
-    };
-    if fresh.is_none() || fresh_until <= received {
+    let (fresh_until, stale_until, initial_age) =
+        lifetimes(status, resp.headers(), resp.headers(), res, received);
+    if fresh_until <= received {
         return Fetched::Pass(resp);
     }
     let (parts, incoming) = resp.into_parts();

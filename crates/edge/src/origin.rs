@@ -60,6 +60,8 @@ pub(crate) struct OriginRequest<'a> {
     pub path_and_query: &'a str,
     /// Forwarded when given.
     pub range: Option<&'a HeaderValue>,
+    /// `If-None-Match` / `If-Modified-Since` of a stored copy being revalidated.
+    pub conditional: &'a [(http::HeaderName, HeaderValue)],
     pub head: bool,
     /// Added after the edge's own headers (`staticRequestHeaders`).
     pub extra: &'a [(String, String)],
@@ -161,6 +163,9 @@ impl OriginClient {
             .map_err(|_| OriginError::Unreachable)?;
         if let Some(range) = r.range {
             req.headers_mut().insert(header::RANGE, range.clone());
+        }
+        for (name, value) in r.conditional {
+            req.headers_mut().insert(name, value.clone());
         }
         // Validated with the resource (`staticRequestHeaders`), so none is skipped here.
         for (name, value) in r.extra {

@@ -313,7 +313,7 @@ async fn lead(
         return None;
     }
     let mark = edge.tiers.memory.purge_mark();
-    let fetched = crate::fetch::object(edge, up, key, headers).await;
+    let fetched = crate::fetch::object(edge, up, key, headers, stored.as_ref()).await;
     // `Cache::get` returns nothing past the stale window, so `stored` may be served stale.
     // It is looked up after the join: a copy purged since the first lookup is never served.
     if let Some(stale) = stored.filter(|_| fetched.calls_for_stale()) {
@@ -354,6 +354,26 @@ async fn lead(
                 reason: "",
                 now: Instant::now(),
                 tier: Tier::Origin,
+            }
+        }
+        // Still valid at the origin (304): the stored body with the new headers.
+        Fetched::Refreshed(obj) => {
+            if edge
+                .tiers
+                .memory
+                .insert_unless_purged(key.clone(), Arc::clone(&obj), mark)
+            {
+                if let Some(disk) = &edge.tiers.disk {
+                    disk.commit(key.clone(), Arc::clone(&obj), mark);
+                }
+            }
+            leader.finish(Shared::Stored(Arc::clone(&obj)));
+            Answer::Object {
+                obj,
+                served: Served::Revalidated,
+                reason: "",
+                now: Instant::now(),
+                tier: Tier::Memory,
             }
         }
         // A response that may not be stored is this viewer's alone (a cookie, private,

@@ -59,6 +59,8 @@ pub(crate) enum Served {
     Miss,
     /// Past its freshness, because the origin failed.
     Stale,
+    /// Past its freshness, and confirmed by the origin (a 304): the stored body.
+    Revalidated,
     /// Fetched for this viewer alone, or streamed: not stored.
     Pass,
 }
@@ -66,7 +68,7 @@ pub(crate) enum Served {
 impl Served {
     fn outcome(self) -> Outcome {
         match self {
-            Served::Hit => Outcome::Hit,
+            Served::Hit | Served::Revalidated => Outcome::Hit,
             Served::Miss => Outcome::Miss,
             Served::Stale => Outcome::Stale,
             Served::Pass => Outcome::Pass,
@@ -79,6 +81,7 @@ impl Served {
             Served::Hit => "HIT",
             Served::Miss | Served::Pass => "MISS",
             Served::Stale => "STALE",
+            Served::Revalidated => "REVALIDATED",
         }
     }
 

@@ -125,6 +125,20 @@ impl Sliced {
         }
     }
 
+    /// The same stored body, for a copy of its object with other headers (a revalidation):
+    /// `None` while it is still arriving.
+    pub fn share(&self) -> Option<Sliced> {
+        if !self.is_complete() {
+            return None;
+        }
+        let len = self.len()?;
+        let s = Sliced::stored(self.version, len, self.key.clone(), self.sparse);
+        if let Some(r) = self.ranged() {
+            let _ = s.ranged.set(Arc::clone(r));
+        }
+        Some(s)
+    }
+
     /// Whether slices are fetched by Range one at a time.
     pub fn is_sparse(&self) -> bool {
         self.sparse

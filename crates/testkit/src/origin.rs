@@ -21,7 +21,10 @@
 //!   the rewrite's memory tests;
 //! - anything else: `origin <path>` as text.
 //!
-//! Every answer carries `X-Origin-Host` with the Host header received.
+//! Every answer carries `X-Origin-Host` with the Host header received; `max_age=N` in the query
+//! adds `Cache-Control: max-age=N`. `/file/` and the text answers carry an `ETag`, and an
+//! `If-None-Match` naming it gets a 304 ([`TestOrigin::not_modified`] counts them;
+//! [`TestOrigin::body_bytes`] counts the body bytes of `/file/` sent).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -45,6 +48,14 @@ pub struct TestOrigin {
     fail_with: Arc<AtomicU16>,
     open: Arc<std::sync::atomic::AtomicUsize>,
     files: Arc<AtomicU16>,
+    counters: Arc<Counters>,
+}
+
+/// What the origin counted across its connections.
+#[derive(Default)]
+struct Counters {
+    not_modified: std::sync::atomic::AtomicUsize,
+    body_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// The byte at `offset` of every generated body.
@@ -73,8 +84,9 @@ impl TestOrigin {
         let fail_with = Arc::new(AtomicU16::new(0));
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let files = Arc::new(AtomicU16::new(0));
+        let counters = Arc::new(Counters::default());
         let (h, s, f) = (Arc::clone(&hits), Arc::clone(&stop), Arc::clone(&fail_with));
-        let (o, v) = (Arc::clone(&open), Arc::clone(&files));
+        let (o, v, c) = (Arc::clone(&open), Arc::clone(&files), Arc::clone(&counters));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -84,16 +96,17 @@ impl TestOrigin {
                 // Headers and body go out in separate writes; without this, Nagle's algorithm
                 // and delayed ACKs add 40 ms to every response.
                 let _ = stream.set_nodelay(true);
-                let (h, s, f, o, v) = (
+                let (h, s, f, o, v, c) = (
                     Arc::clone(&h),
                     Arc::clone(&s),
                     Arc::clone(&f),
                     Arc::clone(&o),
                     Arc::clone(&v),
+                    Arc::clone(&c),
                 );
                 o.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &h, &s, &f, &v);
+                    let _ = serve(stream, &h, &s, &f, &v, &c);
                     o.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -105,7 +118,18 @@ impl TestOrigin {
             fail_with,
             open,
             files,
+            counters,
         }
+    }
+
+    /// 304s answered so far.
+    pub fn not_modified(&self) -> usize {
+        self.counters.not_modified.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes of `/file/` answers sent so far.
+    pub fn body_bytes(&self) -> u64 {
+        self.counters.body_bytes.load(Ordering::SeqCst)
     }
 
     /// Changes every `/file/` body (new bytes, `ETag` and `Last-Modified`); the new version.
@@ -161,6 +185,7 @@ fn serve(
     stop: &AtomicBool,
     fail_with: &AtomicU16,
     files: &AtomicU16,
+    counters: &Counters,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -175,6 +200,7 @@ fn serve(
         let target = parts.next().unwrap_or("/").to_owned();
         let mut host = String::new();
         let mut range = None;
+        let mut if_none_match = None;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h)? == 0 {
@@ -188,6 +214,7 @@ fn serve(
                 match k.to_ascii_lowercase().as_str() {
                     "host" => host = v.trim().to_owned(),
                     "range" => range = Some(v.trim().to_owned()),
+                    "if-none-match" => if_none_match = Some(v.trim().to_owned()),
                     _ => {}
                 }
             }
@@ -213,6 +240,20 @@ fn serve(
             continue;
         }
         let mut extra = format!("X-Origin-Host: {host}\r\n");
+        if let Some((_, q)) = target.split_once('?') {
+            if let Some(age) = q.split('&').find_map(|p| p.strip_prefix("max_age=")) {
+                extra.push_str(&format!("Cache-Control: max-age={age}\r\n"));
+            }
+        }
+        // A 304 when the client's validator names the ETag this answer would carry.
+        let unchanged = |etag: &str, out: &mut TcpStream, extra: &str| -> std::io::Result<bool> {
+            if if_none_match.as_deref() != Some(etag) {
+                return Ok(false);
+            }
+            counters.not_modified.fetch_add(1, Ordering::SeqCst);
+            write!(out, "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n{extra}\r\n")?;
+            Ok(true)
+        };
         if path.starts_with("/slow/") {
             std::thread::sleep(Duration::from_secs(3));
         }
@@ -254,6 +295,9 @@ fn serve(
             sized("/file/").map(|n| (n, files.load(Ordering::SeqCst)))
         };
         if let Some((total, version)) = file {
+            if unchanged(&format!("\"f{total}-v{version}\""), &mut out, &extra)? {
+                continue;
+            }
             let (status, start, end) = match range.as_deref().and_then(parse_range) {
                 Some((a, _)) if a >= total => {
                     write!(
@@ -284,6 +328,7 @@ fn serve(
                         *b = file_byte(version, off + i as u64);
                     }
                     out.write_all(&buf[..n])?;
+                    counters.body_bytes.fetch_add(n as u64, Ordering::SeqCst);
                     off += n as u64;
                 }
             }
@@ -376,6 +421,9 @@ fn serve(
             }
             None => format!("origin {path}\n").into_bytes(),
         };
+        if unchanged(&format!("\"e{}\"", body.len()), &mut out, &extra)? {
+            continue;
+        }
         write!(
             out,
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nETag: \"e{}\"\r\nLast-Modified: Mon, 01 Jan 2024 00:00:00 GMT\r\n{extra}\r\n",
