@@ -78,10 +78,26 @@ pub async fn config(
     Ok(Json(snap).into_response())
 }
 
-/// `POST /edge/v1/stats`.
+/// Prefetch failures taken from one report.
+const MAX_PREFETCH_FAILURES: usize = 100;
+
+/// `POST /edge/v1/stats`: the edge's counters, and the prefetched paths it could not fetch
+/// (into the audit log, as the edge).
 pub async fn stats(State(c): State<Arc<Control>>, body: Bytes) -> Result<StatusCode, ApiError> {
     let report: EdgeReport = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid("", format!("edge report: {e}")))?;
     c.stats.record(&report, crate::unix_now());
+    if !report.prefetch_failures.is_empty() {
+        let actor = format!("edge:{}", report.edge);
+        c.blocking(move |s| {
+            // An edge sends at most this many; more would only flood the log.
+            for f in report.prefetch_failures.iter().take(MAX_PREFETCH_FAILURES) {
+                let what = serde_json::json!({"path": f.path, "reason": f.reason}).to_string();
+                s.record(&actor, "resource.prefetch_failed", f.resource, &what)?;
+            }
+            Ok(())
+        })
+        .await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -200,6 +200,7 @@ impl Control {
                     .delete(resources::delete),
             )
             .route("/cdn/resources/{id}/purge", post(resources::purge))
+            .route("/cdn/resources/{id}/prefetch", post(resources::prefetch))
             .route("/cdn/resources/{id}/sign", post(links::sign))
             .route("/tollgate/tokens", post(create_token).get(list_tokens))
             .route("/tollgate/tokens/{id}", axum::routing::delete(delete_token))

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value};
-use tollgate_model::{PurgeRequest, Resource, ValidResource};
+use tollgate_model::{PrefetchRequest, PurgeRequest, Resource, ValidResource};
 use tollgate_store::TokenInfo;
 
 use crate::error::ApiError;
@@ -172,6 +172,28 @@ pub async fn purge(
     req.validate()
         .map_err(|e| ApiError::invalid(e.field, e.message))?;
     let version = c.blocking(move |s| s.purge(id, &req, &who.name)).await?;
+    c.changed().await;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "version": version })),
+    )
+        .into_response())
+}
+
+/// `POST /cdn/resources/{id}/prefetch`: up to 100 paths every edge fetches into its cache in
+/// the background (201, as Gcore answers).
+pub async fn prefetch(
+    State(c): State<Arc<Control>>,
+    Extension(who): Extension<TokenInfo>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let req: PrefetchRequest = serde_path_to_error::deserialize(Value::Object(object(&body)?))
+        .map_err(|e| ApiError::invalid(e.path().to_string(), e.inner().to_string()))?;
+    req.validate()
+        .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let version = c.blocking(move |s| s.prefetch(id, &req, &who.name)).await?;
     c.changed().await;
     Ok((
         StatusCode::CREATED,

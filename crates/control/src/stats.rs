@@ -109,6 +109,7 @@ mod tests {
                 },
             )]
             .into(),
+            prefetch_failures: Vec::new(),
         }
     }
 

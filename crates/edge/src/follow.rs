@@ -318,6 +318,7 @@ pub async fn follow(
                 }
                 backoff = Duration::from_millis(200);
                 let purges = std::mem::take(&mut snap.purges);
+                let prefetches = std::mem::take(&mut snap.prefetches);
                 let version = snap.version;
                 let kind = match snap.delta_from {
                     Some(_) => format!(
@@ -341,6 +342,11 @@ pub async fn follow(
                 let keyed_by = applied.as_ref().unwrap_or(&held);
                 for p in &purges {
                     edge.purge(keyed_by, p);
+                }
+                // After the purges and the new routes: a prefetch after a purge of the same
+                // path fetches the new copy, with the resource as it now is.
+                for p in &prefetches {
+                    crate::prefetch::start(&edge, p);
                 }
                 match applied {
                     Ok(next) => {
@@ -423,13 +429,15 @@ async fn report(edge: Arc<Edge>, name: String, client: ControlClient) {
             })
             .filter(|(_, d)| *d != Counters::default())
             .collect();
-        if resources.is_empty() {
+        let prefetch_failures = edge.prefetcher.take_failures();
+        if resources.is_empty() && prefetch_failures.is_empty() {
             sent = now;
             continue;
         }
         let report = EdgeReport {
             edge: name.clone(),
             resources,
+            prefetch_failures,
         };
         let Ok(body) = serde_json::to_vec(&report) else {
             continue;
@@ -447,6 +455,8 @@ async fn report(edge: Arc<Edge>, name: String, client: ControlClient) {
             .is_ok_and(|(status, _)| status.is_success());
         if sent_ok {
             sent = now;
+        } else {
+            edge.prefetcher.keep_failures(report.prefetch_failures);
         }
     }
 }

@@ -203,7 +203,7 @@ mod tests {
             delta_from: Some(from),
             resources,
             deleted,
-            purges: Vec::new(),
+            ..Snapshot::default()
         }
     }
 

@@ -27,6 +27,7 @@ mod key;
 mod manifests;
 mod metrics;
 mod origin;
+mod prefetch;
 mod proxy;
 mod realip;
 mod resources_file;
@@ -111,6 +112,8 @@ pub struct Edge {
     large: LargeKeys,
     /// In-flight origin fetches.
     flights: Arc<Flights>,
+    /// Prefetches running, and those that failed.
+    prefetcher: prefetch::Prefetcher,
     origin: OriginClient,
     /// Who may set the client address.
     trusted: TrustedProxies,
@@ -158,6 +161,7 @@ impl Edge {
             tiers: Tiers { memory, disk },
             large: LargeKeys::default(),
             flights: Arc::default(),
+            prefetcher: prefetch::Prefetcher::default(),
             origin: OriginClient::new(config.origin_timeouts, &config.origin_ca),
             trusted: config.trusted.clone(),
             metrics: EdgeMetrics::default(),
@@ -282,6 +286,7 @@ impl Edge {
         if let Some(disk) = &self.tiers.disk {
             disk.render(&mut out);
         }
+        self.prefetcher.render(&mut out);
         out
     }
 }

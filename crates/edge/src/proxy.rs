@@ -36,7 +36,7 @@ use crate::Edge;
 
 /// How long a request waits for another's fetch of the same object before it goes to the
 /// origin itself (nginx's `proxy_cache_lock_timeout`, whose default this is).
-const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the phases know about one request.
 struct Ctx<'r> {
@@ -120,10 +120,10 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
         target: &keyed.origin_target,
     };
     let answer = loop {
-        if let Some(hit) = lookup(ctx, &keyed) {
+        if let Some(hit) = lookup(ctx.edge, &keyed) {
             break hit;
         }
-        if let Some(hit) = lookup_disk(ctx, &keyed, up).await {
+        if let Some(hit) = lookup_disk(ctx.edge, &keyed, up).await {
             break hit;
         }
         if let Some(answer) = fetch_on_miss(ctx, &shaping.headers, &keyed, up).await {
@@ -217,16 +217,15 @@ fn plan<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>, site: &Site, target: &Targ
 }
 
 /// Phase 5: a fresh stored object in the memory tier.
-fn lookup(ctx: &Ctx<'_>, keyed: &Keyed) -> Option<Answer> {
+pub(crate) fn lookup(edge: &Edge, keyed: &Keyed) -> Option<Answer> {
     let now = Instant::now();
-    let found = ctx
-        .edge
+    let found = edge
         .tiers
         .memory
         .get(&keyed.key, now)
         .filter(|o| o.is_fresh(now));
     let Some(obj) = found else {
-        ctx.edge.metrics.memory_misses.fetch_add(1, Relaxed);
+        edge.metrics.memory_misses.fetch_add(1, Relaxed);
         return None;
     };
     Some(served(obj, Served::Hit, now))
@@ -234,12 +233,12 @@ fn lookup(ctx: &Ctx<'_>, keyed: &Keyed) -> Option<Answer> {
 
 /// Phase 5, second tier: an object on disk, brought into the memory tier (stale ones too, for
 /// the miss to fall back on); a hit when fresh.
-async fn lookup_disk(ctx: &Ctx<'_>, keyed: &Keyed, up: Upstream<'_>) -> Option<Answer> {
-    let tiers = &ctx.edge.tiers;
+pub(crate) async fn lookup_disk(edge: &Edge, keyed: &Keyed, up: Upstream<'_>) -> Option<Answer> {
+    let tiers = &edge.tiers;
     let disk = tiers.disk.as_ref()?;
     let mark = tiers.memory.purge_mark();
     let obj = disk.load(&keyed.key).await?;
-    crate::fetch::attach_origin(ctx.edge, up, &obj);
+    crate::fetch::attach_origin(edge, up, &obj);
     let now = Instant::now();
     if now >= obj.stale_until {
         return None;
@@ -271,7 +270,11 @@ async fn fetch_on_miss(
         return Some(stream(ctx, headers, up).await);
     }
     match edge.flights.join(key) {
-        Join::Lead(leader) => lead(ctx, headers, keyed, up, leader).await,
+        Join::Lead(leader) => match lead(edge, headers, keyed, up, leader).await {
+            Led::Answer(a) => Some(a),
+            Led::TooLarge => Some(stream(ctx, headers, up).await),
+            Led::Again => None,
+        },
         Join::Follow(follower) => match follower.wait(LOCK_TIMEOUT).await {
             // The leader is slow: go to the origin without storing, as nginx does after
             // proxy_cache_lock_timeout.
@@ -293,16 +296,25 @@ async fn fetch_on_miss(
     }
 }
 
+/// What the fetch of a miss got.
+pub(crate) enum Led {
+    Answer(Answer),
+    /// Larger than the largest object stored: the followers were told to fetch for
+    /// themselves, and this request is to stream.
+    TooLarge,
+    /// Stored by another fetch meanwhile: look again.
+    Again,
+}
+
 /// Phase 6 for the request that fetches: the origin's object, stored when it may be and handed
 /// to the followers; a stale copy within its window when the origin fails.
-async fn lead(
-    ctx: &Ctx<'_>,
+pub(crate) async fn lead(
+    edge: &Arc<Edge>,
     headers: &HeaderMap,
     keyed: &Keyed,
     up: Upstream<'_>,
     leader: Leader,
-) -> Option<Answer> {
-    let edge = ctx.edge;
+) -> Led {
     let key = &keyed.key;
     let now = Instant::now();
     // A fetch may have ended between the lookup and the join: it stores its object before its
@@ -310,7 +322,7 @@ async fn lead(
     // flaky test of one fetch for twenty viewers).
     let stored = edge.tiers.memory.get(key, now);
     if stored.as_ref().is_some_and(|o| o.is_fresh(now)) {
-        return None;
+        return Led::Again;
     }
     let mark = edge.tiers.memory.purge_mark();
     let fetched = crate::fetch::object(edge, up, key, headers, stored.as_ref()).await;
@@ -318,7 +330,7 @@ async fn lead(
     // It is looked up after the join: a copy purged since the first lookup is never served.
     if let Some(stale) = stored.filter(|_| fetched.calls_for_stale()) {
         leader.finish(Shared::Stored(Arc::clone(&stale)));
-        return Some(Answer::Object {
+        return Led::Answer(Answer::Object {
             obj: stale,
             served: Served::Stale,
             reason: "origin_failed_served_stale",
@@ -326,7 +338,7 @@ async fn lead(
             tier: Tier::Memory,
         });
     }
-    Some(match fetched {
+    Led::Answer(match fetched {
         Fetched::Storable { obj, fill } => {
             let stored =
                 edge.tiers
@@ -385,7 +397,7 @@ async fn lead(
         Fetched::TooLarge => {
             edge.large.insert(key.clone(), Instant::now());
             leader.finish(Shared::FetchYourself);
-            stream(ctx, headers, up).await
+            return Led::TooLarge;
         }
         Fetched::Failed(e) => {
             leader.finish(Shared::Failed(e));

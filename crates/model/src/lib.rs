@@ -21,7 +21,8 @@ pub use options::{
 };
 pub use resource::{OriginProtocol, Resource};
 pub use snapshot::{
-    glob_match, Counters, EdgeReport, Purge, PurgeRequest, Snapshot, MAX_PURGE_ENTRIES,
+    glob_match, Counters, EdgeReport, Prefetch, PrefetchFailure, PrefetchRequest, Purge,
+    PurgeRequest, Snapshot, MAX_PURGE_ENTRIES,
 };
 pub use validate::{FieldError, ValidResource};
 

@@ -33,6 +33,58 @@ pub struct Snapshot {
     /// Purges newer than the version the edge asked from, oldest first.
     #[serde(default)]
     pub purges: Vec<Purge>,
+    /// Prefetches newer than the version the edge asked from, oldest first (none for an edge
+    /// that asks from 0: a new edge does not replay them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefetches: Vec<Prefetch>,
+}
+
+/// A prefetch as edges apply it: each fills its cache with the paths, in the background.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prefetch {
+    /// The snapshot version it was made at.
+    pub version: u64,
+    /// The resource whose origin is asked.
+    pub resource: u64,
+    /// What is fetched.
+    pub what: PrefetchRequest,
+}
+
+/// The body of `POST /cdn/resources/{id}/prefetch`, as Gcore takes it: up to 100 paths, each
+/// fetched from the origin into the edges' caches (meant for large files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefetchRequest {
+    /// Paths such as `/video/a.mp4` (a query is part of the object asked for).
+    pub paths: Vec<String>,
+}
+
+impl PrefetchRequest {
+    /// Checks the request; errors name the field.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let err = |field: String, message: String| Err(FieldError { field, message });
+        if self.paths.is_empty() {
+            return err("paths".into(), "list at least one path".into());
+        }
+        if self.paths.len() > MAX_PURGE_ENTRIES {
+            return err("paths".into(), "at most 100 paths per request".into());
+        }
+        for (i, p) in self.paths.iter().enumerate() {
+            if !is_plain_path(p) {
+                return err(
+                    format!("paths[{i}]"),
+                    format!("{p:?} must be a path starting with / without spaces"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A path as purges and prefetches take it: starts with `/`, no spaces or control bytes.
+fn is_plain_path(p: &str) -> bool {
+    p.starts_with('/') && !p.bytes().any(|b| b <= 0x20 || b == 0x7f)
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -89,7 +141,7 @@ impl PurgeRequest {
             return err(field, "at most 100 entries per request");
         }
         for (i, p) in list.iter().enumerate() {
-            if !p.starts_with('/') || p.bytes().any(|b| b <= 0x20 || b == 0x7f) {
+            if !is_plain_path(p) {
                 return Err(FieldError {
                     field: format!("{field}[{i}]"),
                     message: format!("{p:?} must be a path starting with / without spaces"),
@@ -157,6 +209,21 @@ pub struct EdgeReport {
     pub edge: String,
     /// Increases since the edge's previous accepted report, by resource id.
     pub resources: std::collections::BTreeMap<u64, Counters>,
+    /// Prefetched paths that failed (after the edge's retries) since its previous report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefetch_failures: Vec<PrefetchFailure>,
+}
+
+/// A path of a prefetch an edge could not fetch, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefetchFailure {
+    /// The resource prefetched.
+    pub resource: u64,
+    /// The path that failed.
+    pub path: String,
+    /// Why, in words (the last attempt's).
+    pub reason: String,
 }
 
 /// Matches `text` against `pattern`, where `*` stands for any run of bytes (slashes too).
@@ -195,6 +262,26 @@ mod tests {
         assert!(!glob_match(b"/a", b"/ab"));
         assert!(glob_match(b"/a**", b"/a"));
         assert!(glob_match(&[b'*'; 40], b""));
+    }
+
+    #[test]
+    fn prefetch_request_rules() {
+        let p = |j: &str| {
+            serde_json::from_str::<PrefetchRequest>(j)
+                .unwrap()
+                .validate()
+        };
+        assert!(p(r#"{"paths": ["/video/a.mp4", "/b?x=1"]}"#).is_ok());
+        assert_eq!(p(r#"{"paths": []}"#).unwrap_err().field, "paths");
+        assert_eq!(
+            p(r#"{"paths": ["/a", "b"]}"#).unwrap_err().field,
+            "paths[1]"
+        );
+        assert_eq!(p(r#"{"paths": ["/a b"]}"#).unwrap_err().field, "paths[0]");
+        let many: Vec<String> = (0..101).map(|i| format!("/{i}")).collect();
+        let r = PrefetchRequest { paths: many };
+        assert!(r.validate().unwrap_err().message.contains("100"));
+        assert!(serde_json::from_str::<PrefetchRequest>(r#"{"urls": ["/a"]}"#).is_err());
     }
 
     #[test]

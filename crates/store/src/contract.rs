@@ -65,6 +65,34 @@ fn crud_and_versions(s: &dyn Store) {
         "a new edge has nothing to purge"
     );
 
+    // A prefetch reaches edges behind it, not a new edge, and is in the audit log.
+    let want = tollgate_model::PrefetchRequest {
+        paths: vec!["/big.mp4".into(), "/b?x=1".into()],
+    };
+    assert_eq!(s.prefetch(a.id, &want, "bob").unwrap(), 5);
+    let snap = s.snapshot(4, None).unwrap();
+    assert_eq!(snap.prefetches.len(), 1);
+    assert_eq!(
+        (snap.prefetches[0].resource, snap.prefetches[0].version),
+        (a.id, 5)
+    );
+    assert_eq!(snap.prefetches[0].what, want);
+    assert!(snap.purges.is_empty(), "a prefetch is no purge");
+    assert!(s.snapshot(5, None).unwrap().prefetches.is_empty());
+    assert!(s.snapshot(0, None).unwrap().prefetches.is_empty());
+    assert!(matches!(
+        s.prefetch(999, &want, "bob"),
+        Err(StoreError::NotFound)
+    ));
+    s.record("edge:e1", "resource.prefetch_failed", a.id, "{}")
+        .unwrap();
+    let actions: Vec<String> = s.audit(10).unwrap().into_iter().map(|e| e.action).collect();
+    assert!(
+        actions.contains(&"resource.prefetch".to_owned())
+            && actions.contains(&"resource.prefetch_failed".to_owned()),
+        "{actions:?}"
+    );
+
     s.delete(b.id, "bob").unwrap();
     assert!(matches!(s.get(b.id), Err(StoreError::NotFound)));
     assert!(matches!(s.delete(b.id, "bob"), Err(StoreError::NotFound)));

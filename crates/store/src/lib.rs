@@ -20,7 +20,7 @@ mod sqlite;
 
 use std::fmt;
 
-use tollgate_model::{PurgeRequest, Resource, Snapshot, ValidResource};
+use tollgate_model::{PrefetchRequest, PurgeRequest, Resource, Snapshot, ValidResource};
 
 pub use crate::audit::changed_fields;
 pub use crate::postgres::PgStore;
@@ -149,6 +149,10 @@ pub trait Store: Send + Sync {
     fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError>;
     /// Records a purge for edges to apply; returns its snapshot version.
     fn purge(&self, id: u64, req: &PurgeRequest, actor: &str) -> Result<u64, StoreError>;
+    /// Records a prefetch for edges to apply; returns its snapshot version.
+    fn prefetch(&self, id: u64, req: &PrefetchRequest, actor: &str) -> Result<u64, StoreError>;
+    /// Writes `what` into the audit log as `actor` (an edge reporting on a resource).
+    fn record(&self, actor: &str, action: &str, id: u64, what: &str) -> Result<(), StoreError>;
     /// The current snapshot version.
     fn version(&self) -> Result<u64, StoreError>;
     /// What an edge at version `since` needs, with the purges made after `since` (none when

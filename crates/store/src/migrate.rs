@@ -16,6 +16,7 @@ pub const SQLITE: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/sqlite/0004_tombstone_trigger.sql"),
     ),
+    (5, include_str!("../migrations/sqlite/0005_prefetches.sql")),
 ];
 
 /// `(version, sql)` for PostgreSQL.
@@ -29,6 +30,10 @@ pub const POSTGRES: &[(i64, &str)] = &[
     (
         4,
         include_str!("../migrations/postgres/0004_tombstone_trigger.sql"),
+    ),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_prefetches.sql"),
     ),
 ];
 

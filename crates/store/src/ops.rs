@@ -2,7 +2,9 @@
 //! in one write transaction that raises the snapshot version, writes, claims its hostnames and
 //! writes its audit entry; any refusal on the way rolls all of it back.
 
-use tollgate_model::{Purge, PurgeRequest, Resource, Snapshot, ValidResource};
+use tollgate_model::{
+    Prefetch, PrefetchRequest, Purge, PurgeRequest, Resource, Snapshot, ValidResource,
+};
 
 use crate::backend::Arg::{Int, Text};
 use crate::backend::{Arg, Backend, Db, Dialect, Row};
@@ -90,6 +92,31 @@ impl<B: Backend> Store for B {
         })
     }
 
+    fn prefetch(&self, id: u64, req: &PrefetchRequest, actor: &str) -> Result<u64, StoreError> {
+        let id = to_i64(id)?;
+        self.write(|db| {
+            load(db, id)?;
+            let version = bump(db, &B::DIALECT)?;
+            let body = serde_json::to_string(req).unwrap_or_default();
+            forget_old(db, &B::DIALECT, &PREFETCHES, self.retention())?;
+            db.execute(
+                &format!(
+                    "INSERT INTO prefetches (version, resource_id, body, created_at)
+                     VALUES ($1, $2, $3, {})",
+                    B::DIALECT.now
+                ),
+                &[Int(version), Int(id), Text(&body)],
+            )?;
+            audit(db, &B::DIALECT, actor, "resource.prefetch", Some(id), &body)?;
+            Ok(version as u64)
+        })
+    }
+
+    fn record(&self, actor: &str, action: &str, id: u64, what: &str) -> Result<(), StoreError> {
+        let id = to_i64(id)?;
+        self.write(|db| audit(db, &B::DIALECT, actor, action, Some(id), what))
+    }
+
     fn version(&self) -> Result<u64, StoreError> {
         self.read(|db| {
             db.one("SELECT version FROM config_version", &[], |r| {
@@ -141,6 +168,24 @@ impl<B: Backend> Store for B {
             } else {
                 Vec::new()
             };
+            // Best effort: an edge that missed some (too far behind) has a colder cache.
+            let prefetches = if since > 0 {
+                db.rows(
+                    "SELECT version, resource_id, body FROM prefetches WHERE version > $1
+                     ORDER BY version",
+                    &[Int(since)],
+                    |r| {
+                        Ok(Prefetch {
+                            version: r.int(0)? as u64,
+                            resource: r.int(1)? as u64,
+                            what: serde_json::from_str(r.text(2)?)
+                                .map_err(|e| StoreError::Backend(format!("prefetch body: {e}")))?,
+                        })
+                    },
+                )?
+            } else {
+                Vec::new()
+            };
             Ok(Snapshot {
                 version: head.version as u64,
                 epoch: head.epoch_for(epoch),
@@ -148,6 +193,7 @@ impl<B: Backend> Store for B {
                 resources,
                 deleted,
                 purges,
+                prefetches,
             })
         })
     }
@@ -348,22 +394,31 @@ struct Kept {
     table: &'static str,
     /// Column holding the record's Unix time.
     at: &'static str,
-    /// Column of `config_version` remembering the newest version dropped.
-    watermark: &'static str,
+    /// Column of `config_version` remembering the newest version dropped (`None`: nothing
+    /// depends on what was dropped).
+    watermark: Option<&'static str>,
 }
 
 /// Purge records: an edge from before one that was dropped purges everything.
 const PURGES: Kept = Kept {
     table: "purges",
     at: "created_at",
-    watermark: "purges_forgotten_through",
+    watermark: Some("purges_forgotten_through"),
+};
+
+/// Prefetches: forgotten like purges, with no watermark (a missed prefetch is a colder cache,
+/// not a wrong one).
+const PREFETCHES: Kept = Kept {
+    table: "prefetches",
+    at: "created_at",
+    watermark: None,
 };
 
 /// Deletion tombstones: an edge from before one that was dropped gets every resource.
 const TOMBSTONES: Kept = Kept {
     table: "deleted_resources",
     at: "deleted_at",
-    watermark: "deletes_forgotten_through",
+    watermark: Some("deletes_forgotten_through"),
 };
 
 /// Drops the records of `kept` older than `retention` seconds, remembering the newest version
@@ -380,13 +435,15 @@ fn forget_old(
         watermark,
     } = kept;
     let Dialect { now, greatest, .. } = dialect;
-    db.execute(
-        &format!(
-            "UPDATE config_version SET {watermark} = {greatest}({watermark},
+    if let Some(watermark) = watermark {
+        db.execute(
+            &format!(
+                "UPDATE config_version SET {watermark} = {greatest}({watermark},
                 COALESCE((SELECT max(version) FROM {table} WHERE {at} < {now} - $1), 0))"
-        ),
-        &[Int(retention)],
-    )?;
+            ),
+            &[Int(retention)],
+        )?;
+    }
     db.execute(
         &format!("DELETE FROM {table} WHERE {at} < {now} - $1"),
         &[Int(retention)],

@@ -251,7 +251,10 @@ fn serve(
                 return Ok(false);
             }
             counters.not_modified.fetch_add(1, Ordering::SeqCst);
-            write!(out, "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n{extra}\r\n")?;
+            write!(
+                out,
+                "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n{extra}\r\n"
+            )?;
             Ok(true)
         };
         if path.starts_with("/slow/") {

@@ -702,3 +702,86 @@ fn edges_are_sent_deltas_across_restarts_and_everything_after_a_database_restore
     assert_eq!(served(port, "c.example.com"), 404);
     assert_eq!(served(port, "z.example.com"), 200);
 }
+
+#[test]
+fn a_prefetch_fills_every_edge_and_a_path_that_fails_reaches_the_audit_log() {
+    let origin = TestOrigin::start();
+    let data = TempDir::new("prefetch");
+    let (_ctl, api) = control(&["--data", &data.path("d")]);
+    let token = edge_token(&api, "edges");
+    let (_e1, p1) = edge(api.port, &token, &data.path("e1"));
+    let (_e2, p2) = edge(api.port, &token, &data.path("e2"));
+    let id = create(&api, &resource(origin.port, 2));
+    let probe = sign(&api, id, "/size/10", None);
+    for port in [p1, p2] {
+        until(Duration::from_secs(1), "both edges serve", || {
+            get(port, Ipv4Addr::LOCALHOST, HOST, &probe) == 200
+        });
+    }
+
+    // Gcore's limits and shapes.
+    let prefetch = format!("/cdn/resources/{id}/prefetch");
+    let many: Vec<String> = (0..101).map(|i| format!("/{i}")).collect();
+    for (body, field) in [
+        (json!({"paths": many}), "paths"),
+        (json!({"paths": []}), "paths"),
+        (json!({"paths": ["no-slash"]}), "paths[0]"),
+        (json!({"urls": ["/a"]}), "urls"),
+    ] {
+        let (s, r) = api.call("POST", &prefetch, Some(&body));
+        assert_eq!(s, 400, "{body}: {r}");
+        assert!(r.to_string().contains(field), "{r}");
+    }
+    let (s, _) = api.call(
+        "POST",
+        "/cdn/resources/999/prefetch",
+        Some(&json!({"paths": ["/a"]})),
+    );
+    assert_eq!(s, 404);
+
+    // A large file (three slices and a bit) and one the origin refuses to let be cached.
+    let len = 3 * (4 << 20) + 5;
+    let big = format!("/file/{len}/film.mp4");
+    let bad = "/say/broken?status=500";
+    let (s, r) = api.call("POST", &prefetch, Some(&json!({"paths": [big, bad]})));
+    assert_eq!(s, 201, "{r}");
+    until(
+        Duration::from_secs(20),
+        "both edges prefetched the file",
+        || origin.body_bytes() == 2 * len as u64,
+    );
+    assert_eq!(origin.hits(&big), 2, "one fetch per edge");
+    let link = sign(&api, id, &big, None);
+    for port in [p1, p2] {
+        let r = request(
+            Ipv4Addr::LOCALHOST,
+            port,
+            "GET",
+            link.as_bytes(),
+            &[("Host", HOST)],
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("cache"), Some("HIT"), "prefetched");
+        assert_eq!(r.body.len() as u64, len as u64);
+    }
+    assert_eq!(
+        origin.hits(&big),
+        2,
+        "viewers served from the prefetched copy"
+    );
+
+    // The refused path: tried three times on each edge, then reported into the audit log.
+    until(
+        Duration::from_secs(30),
+        "the failure in the audit log",
+        || {
+            let (_, audit) = api.call("GET", "/tollgate/audit", None);
+            let text = audit.to_string();
+            text.matches("resource.prefetch_failed").count() == 2 && text.contains("status 500")
+        },
+    );
+    assert_eq!(origin.hits(bad), 6, "three tries on each of two edges");
+    let (_, audit) = api.call("GET", "/tollgate/audit", None);
+    assert!(audit.to_string().contains("resource.prefetch"), "{audit}");
+}
