@@ -4,6 +4,7 @@
 mod commands;
 mod control_process;
 mod customer_side;
+mod disk_process;
 mod docs;
 mod edge_process;
 mod hardening;
