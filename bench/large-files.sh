@@ -162,7 +162,7 @@ edge_pids() { if [ "$1" = nginx ]; then echo "$nginx_master $(pgrep -P "$nginx_m
 mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 ms() { awk -v s="$1" 'BEGIN { printf "%.2f", s * 1000 }'; }
 # curl -w fields of a GET: TTFB (s), speed (bytes/s), status, size; to /dev/null, or hashed.
-get_null() { $LOAD curl -s -o /dev/null -H "$H" -w '%{time_starttransfer} %{speed_download} %{http_code} %{size_download}' "http://127.0.0.1:$1$2"; }
+get_null() { $LOAD curl -s -o /dev/null -H "$H" -w '%{time_starttransfer} %{speed_download} %{http_code} %{size_download}\n' "http://127.0.0.1:$1$2"; }
 get_sha() {
   local h; h=$( { $LOAD curl -s -H "$H" -w '%{stderr}%{time_starttransfer} %{speed_download} %{http_code} %{size_download}' \
     "http://127.0.0.1:$1$2" | $LOAD openssl dgst -sha256 -r; } 2>"$dir/curl-w" | cut -c1-64)
@@ -378,6 +378,8 @@ for who in nginx tollgate; do
   read -r n h b < <($LOAD "$PY" "$dir/probe.py" sample "$(port_of $who)" "$(hdr_of $who)" "$big/www" "$files" "$file_bytes" "$sample")
   sleep 0.2
   fetched[$who]=$(( $(origin_reqs) - r0 )); sampled[$who]=$n; hdr_hits[$who]=$h
+  [ "${fetched[$who]}" = 0 ] || { echo "$who after its restart: ${fetched[$who]} of $n slices fetched from the origin, the first:" >&2
+    tail -n +$(( r0 + 1 )) "$dir/origin/access.log" | head -5 | sed 's/^/  /' >&2; }
   [ "$b" = 0 ] || { echo "$who after its restart: $b of $n ranges had wrong bytes" >&2; exit 1; }
 done
 tg_recovered=$(metric 'tollgate_disk_recovered_objects{result="kept"}'); tg_dropped=$(metric 'tollgate_disk_recovered_objects{result="dropped"}')

@@ -248,3 +248,43 @@ fn a_damaged_file_on_disk_is_a_miss_never_bad_bytes() {
     assert!(r.body == expected(0, large_len - 1), "fetched again whole");
     assert!(metric(&e, "tollgate_disk_errors_total{kind=\"corrupt\"}") >= 2);
 }
+
+#[test]
+fn an_origin_that_lies_about_its_length_is_never_stored_or_padded() {
+    let origin = TestOrigin::start();
+    let e = edge(&origin, EdgeConfig::default());
+    // Large: streamed as it comes, then cut short; the viewer's body ends early, unpadded.
+    let path = format!("/lie/{}/film.mp4", 2 * SLICE);
+    let target = link(&path, now() + 600, None);
+    for round in 1..=2 {
+        let r = e.get(HOST, &target, &[]);
+        assert_eq!(r.status, 200);
+        assert!(
+            (r.body.len() as u64) < 2 * SLICE,
+            "round {round}: not padded"
+        );
+        assert!(r.body == expected(0, r.body.len() as u64 - 1));
+        assert_eq!(origin.hits(&path), round, "never stored: fetched again");
+    }
+    // Small (read whole before answering): a 502, not half a body.
+    let path = "/lie/1000/small.txt";
+    let r = e.get(HOST, &link(path, now() + 600, None), &[]);
+    assert_eq!(r.status, 502);
+}
+
+#[test]
+fn several_ranges_in_one_request_get_the_whole_body_from_the_slices() {
+    let origin = TestOrigin::start();
+    let e = edge(&origin, EdgeConfig::default());
+    let len = 2 * SLICE + 3;
+    let path = format!("/size/{len}/multi.bin");
+    let target = link(&path, now() + 600, None);
+    assert_eq!(e.get(HOST, &target, &[]).status, 200);
+    // RFC 9110 lets a server answer a multi-range request with the whole representation,
+    // as the edge did before slices; nginx does the same for a cached response.
+    let r = e.get(HOST, &target, &[("Range", "bytes=0-9,4194304-4194313")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache"), Some("HIT"));
+    assert!(r.body == expected(0, len - 1));
+    assert_eq!(origin.hits(&path), 1);
+}

@@ -8,6 +8,7 @@ mod hardening;
 mod https_origin;
 mod large;
 mod nginx_diff;
+mod nginx_origin;
 mod revalidate;
 mod slice;
 mod tls_h2;
