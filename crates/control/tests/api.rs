@@ -352,6 +352,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/cdn/resources/{id}"),
     ("delete", "/cdn/resources/{id}"),
     ("post", "/cdn/resources/{id}/purge"),
+    ("post", "/cdn/resources/{id}/prefetch"),
     ("post", "/cdn/resources/{id}/sign"),
     ("post", "/tollgate/tokens"),
     ("get", "/tollgate/tokens"),
