@@ -86,7 +86,13 @@ const MAX_PREFETCH_FAILURES: usize = 100;
 pub async fn stats(State(c): State<Arc<Control>>, body: Bytes) -> Result<StatusCode, ApiError> {
     let report: EdgeReport = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid("", format!("edge report: {e}")))?;
-    c.stats.record(&report, crate::unix_now());
+    // The audit first: a failure there makes the edge send the same counters again, which
+    // must not have been counted yet.
+    let counters = EdgeReport {
+        edge: report.edge.clone(),
+        resources: report.resources.clone(),
+        prefetch_failures: Vec::new(),
+    };
     if !report.prefetch_failures.is_empty() {
         let actor = format!("edge:{}", report.edge);
         c.blocking(move |s| {
@@ -99,5 +105,6 @@ pub async fn stats(State(c): State<Arc<Control>>, body: Bytes) -> Result<StatusC
         })
         .await?;
     }
+    c.stats.record(&counters, crate::unix_now());
     Ok(StatusCode::NO_CONTENT)
 }

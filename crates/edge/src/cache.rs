@@ -173,9 +173,57 @@ pub struct Cache {
     inner: Arc<Table>,
     /// Largest object stored at all (memory and disk); larger ones are streamed through.
     pub max_object_bytes: u64,
-    /// Raised by every purge: a fetch that began before a purge does not store what it got,
-    /// which may be the very copy the purge was meant to remove.
-    purges: Arc<std::sync::atomic::AtomicU64>,
+    /// Every purge, counted and kept for a while: a fetch that began before a purge naming
+    /// its key does not store what it got, which may be the very copy the purge was meant to
+    /// remove.
+    purges: Arc<PurgeLog>,
+}
+
+/// Purges as they come: a counter, and the last [`PurgeLog::KEPT`] of them with their counter
+/// value, so that a fill that ran for minutes asks whether a purge since it began names *its*
+/// key, rather than whether any purge came at all.
+#[derive(Default)]
+pub struct PurgeLog {
+    counter: std::sync::atomic::AtomicU64,
+    log: std::sync::Mutex<std::collections::VecDeque<(u64, KeyRule, tollgate_model::PurgeRequest)>>,
+}
+
+impl PurgeLog {
+    /// Purges remembered; a mark older than the oldest of them counts as purged.
+    const KEPT: usize = 1024;
+
+    /// The purges so far, to compare with later.
+    pub fn mark(&self) -> u64 {
+        self.counter.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records a purge (before its sweep: a store that checks after the sweep sees it).
+    pub fn record(&self, rule: KeyRule, req: &tollgate_model::PurgeRequest) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let n = self.counter.load(std::sync::atomic::Ordering::Acquire) + 1;
+        log.push_back((n, rule, req.clone()));
+        if log.len() > Self::KEPT {
+            log.pop_front();
+        }
+        self.counter.store(n, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a purge since `mark` names `key`.
+    pub fn names_since(&self, mark: u64, key: &CacheKey) -> bool {
+        if self.mark() == mark {
+            return false;
+        }
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        match log.front() {
+            // Purges since the mark were forgotten: assume one named the key.
+            Some((first, _, _)) if *first > mark + 1 => true,
+            None => true,
+            Some(_) => log
+                .iter()
+                .filter(|(n, _, _)| *n > mark)
+                .any(|(_, rule, req)| Purged::new(*rule, req).names(key)),
+        }
+    }
 }
 
 impl Cache {
@@ -251,30 +299,26 @@ impl Cache {
 
     /// A mark to take before an origin fetch, for [`Cache::insert_unless_purged`].
     pub fn purge_mark(&self) -> u64 {
-        self.purges.load(std::sync::atomic::Ordering::Acquire)
+        self.purges.mark()
     }
 
-    /// The counter [`Cache::purge_mark`] reads, for the disk tier's commits.
-    pub fn purge_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+    /// The purge log [`Cache::purge_mark`] reads, for the disk tier's commits.
+    pub fn purge_log(&self) -> Arc<PurgeLog> {
         Arc::clone(&self.purges)
     }
 
-    /// Whether a purge happened since `mark` was taken.
-    pub fn purged_since(&self, mark: u64) -> bool {
-        self.purge_mark() != mark
-    }
-
-    /// Stores `obj` unless a purge happened since `mark` was taken (then the object is served
-    /// to the requests waiting for it, but not kept). Returns whether it was stored.
+    /// Stores `obj` unless a purge naming `key` happened since `mark` was taken (then the
+    /// object is served to the requests waiting for it, but not kept). Returns whether it was
+    /// stored.
     pub fn insert_unless_purged(&self, key: CacheKey, obj: Arc<Object>, mark: u64) -> bool {
-        if self.purged_since(mark) {
+        if self.purges.names_since(mark, &key) {
             return false;
         }
         self.inner
             .insert(Key::Object(key.clone()), Entry::Object(obj));
-        // A purge raises the mark before it sweeps the shards: an insert that raced past the
+        // A purge is recorded before it sweeps the shards: an insert that raced past the
         // first check, into a shard already swept, is caught here.
-        if self.purged_since(mark) {
+        if self.purges.names_since(mark, &key) {
             self.inner.remove(&ObjectKey(&key));
             return false;
         }
@@ -284,8 +328,7 @@ impl Cache {
     /// Drops the objects that a purge names, keyed by `rule` ([`Purged`]). Their slices go
     /// with them as the table evicts them: no object refers to them any more.
     pub fn remove_purged(&self, rule: KeyRule, req: &tollgate_model::PurgeRequest) {
-        self.purges
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.purges.record(rule, req);
         let purged = Purged::new(rule, req);
         self.inner.retain(|k, _| match k {
             Key::Object(k) => !purged.names(k),

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::sync::oneshot;
 
-use crate::cache::{Body, Object, Purged};
+use crate::cache::{Body, Object, PurgeLog, Purged};
 use crate::key::{CacheKey, KeyRule};
 use crate::slices::{slice_count, Sliced, SLICE_BYTES, WHOLE_MAX};
 
@@ -93,8 +93,9 @@ struct Inner {
     queued: AtomicU64,
     /// Unix milliseconds until which nothing is stored.
     paused_until: AtomicU64,
-    /// The memory tier's purge counter: a commit after a purge it began before is dropped.
-    purges: Arc<AtomicU64>,
+    /// The memory tier's purges: a commit after a purge of its key it began before is
+    /// dropped.
+    purges: Arc<PurgeLog>,
     stats: DiskStats,
 }
 
@@ -117,7 +118,7 @@ struct Entry {
 impl Disk {
     /// Opens (creating it if need be) the tier in `dir`, of at most `capacity` bytes, and
     /// starts the scan that rebuilds its index.
-    pub fn open(dir: &Path, capacity: u64, purges: Arc<AtomicU64>) -> std::io::Result<Disk> {
+    pub fn open(dir: &Path, capacity: u64, purges: Arc<PurgeLog>) -> std::io::Result<Disk> {
         let root = dir.join("v1");
         std::fs::create_dir_all(&root)?;
         // Fails early on a directory the edge cannot write (not at the first stored object).
@@ -278,6 +279,10 @@ impl Disk {
         let inner = Arc::clone(&self.inner);
         let into = into.cloned();
         self.spawn(move || {
+            // A slice of a sparse object is written whether or not its object's commit has
+            // landed (the commit counts the files it finds). One written just after its
+            // object was evicted or purged leaves a directory without `meta`, which the
+            // next start's scan deletes.
             let ok = inner.write_file(&inner.slice_path(version, index), SLICE_MAGIC, &bytes);
             inner.queued.fetch_sub(len, Relaxed);
             if let (true, Some(key)) = (ok, into) {
@@ -308,6 +313,12 @@ impl Disk {
     pub fn commit(&self, key: CacheKey, obj: Arc<Object>, mark: u64) {
         if !self.inner.may_store() {
             self.inner.stats.writes_skipped.fetch_add(1, Relaxed);
+            // Its slices would stay on disk unindexed, never evicted.
+            if let Body::Sliced(s) = &obj.body {
+                if !self.holds(&key, s.version) {
+                    self.discard(s.version);
+                }
+            }
             return;
         }
         let inner = Arc::clone(&self.inner);
@@ -554,7 +565,9 @@ impl Inner {
     /// Writes `data` under `path` (a temporary name, then renamed): `false` on error, which
     /// pauses storing.
     fn write_file(&self, path: &Path, magic: &[u8; 4], data: &[u8]) -> bool {
-        let tmp = path.with_extension("tmp");
+        // Unique: two writes of one file (a slice fetched twice) never share a temporary.
+        static TMP: AtomicU64 = AtomicU64::new(0);
+        let tmp = path.with_extension(format!("tmp{}", TMP.fetch_add(1, Relaxed)));
         let r = (|| {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
@@ -651,6 +664,23 @@ impl Inner {
     }
 
     fn commit(&self, key: CacheKey, obj: &Object, mark: u64) {
+        // A version given up goes, unless it is the one stored (a refresh of its meta).
+        let give_up = |version: u64| {
+            let indexed = self
+                .lock()
+                .objects
+                .get(&key)
+                .is_some_and(|e| e.version == version);
+            if !indexed {
+                let _ = std::fs::remove_dir_all(self.dir(version));
+            }
+        };
+        if self.purges.names_since(mark, &key) {
+            if let Body::Sliced(s) = &obj.body {
+                give_up(s.version);
+            }
+            return;
+        }
         let (version, len) = match &obj.body {
             Body::Whole(b) => {
                 let version = crate::slices::new_version();
@@ -661,20 +691,31 @@ impl Inner {
             }
             Body::Sliced(s) => match s.len() {
                 Some(len) => (s.version, len),
-                None => return,
+                None => return give_up(s.version),
             },
         };
+        // Every slice of a whole body on disk before its meta: one dropped meanwhile (a
+        // read that found it missing, say) would make a meta that promises it.
+        if let Body::Sliced(s) = &obj.body {
+            let whole = (0..slice_count(len)).all(|i| {
+                let want = crate::slices::slice_len(len, i) + SLICE_HEADER as u64;
+                std::fs::metadata(self.slice_path(version, i)).is_ok_and(|m| m.len() == want)
+            });
+            if !s.is_sparse() && !whole {
+                return give_up(version);
+            }
+        }
         let meta = Meta::of(&key, version, len, obj).encode();
         if !self.write_file(&self.dir(version).join("meta"), META_MAGIC, &meta) {
-            let _ = std::fs::remove_dir_all(self.dir(version));
-            return;
+            return give_up(version);
         }
         let bytes = dir_bytes(&self.dir(version));
         let replaced = {
             let mut ix = self.lock();
-            if self.purges.load(std::sync::atomic::Ordering::Acquire) != mark {
+            if self.purges.names_since(mark, &key) {
+                // The purge took the key out of the index already: the files go.
                 drop(ix);
-                let _ = std::fs::remove_dir_all(self.dir(version));
+                give_up(version);
                 return;
             }
             ix.tick += 1;
@@ -782,6 +823,12 @@ fn recover(inner: &Inner) {
             match (whole, meta) {
                 (true, Some(m)) => {
                     newest = newest.max(m.version);
+                    // Temporaries of writes a kill interrupted.
+                    for f in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                        if f.file_name().to_string_lossy().contains(".tmp") {
+                            let _ = std::fs::remove_file(f.path());
+                        }
+                    }
                     let bytes = dir_bytes(&path);
                     found.push((
                         m.key,
@@ -1042,7 +1089,7 @@ mod tests {
     #[tokio::test]
     async fn objects_survive_a_reopen_and_a_flipped_byte_is_a_miss() {
         let dir = tempdir();
-        let purges = Arc::new(AtomicU64::new(0));
+        let purges = Arc::new(PurgeLog::default());
         let d = Disk::open(&dir, 1 << 30, Arc::clone(&purges)).unwrap();
         wait_ready(&d).await;
         d.commit(
@@ -1083,14 +1130,12 @@ mod tests {
         assert!(!d.inner.dir(version).exists(), "and is dropped");
 
         // A purge deletes the meta at once: a reopen does not bring the object back.
-        purges.fetch_add(1, Relaxed);
-        d.purge(
-            KeyRule::of_unknown(3),
-            &tollgate_model::PurgeRequest {
-                urls: Some(vec!["/a".into()]),
-                paths: None,
-            },
-        );
+        let req = tollgate_model::PurgeRequest {
+            urls: Some(vec!["/a".into()]),
+            paths: None,
+        };
+        purges.record(KeyRule::of_unknown(3), &req);
+        d.purge(KeyRule::of_unknown(3), &req);
         drop(d);
         let d = Disk::open(&dir, 1 << 30, purges).unwrap();
         wait_ready(&d).await;
@@ -1100,14 +1145,22 @@ mod tests {
     #[tokio::test]
     async fn a_commit_after_a_purge_it_began_before_is_dropped_and_the_size_is_kept() {
         let dir = tempdir();
-        let purges = Arc::new(AtomicU64::new(0));
+        let purges = Arc::new(PurgeLog::default());
+        // A purge of /late after its fetch began (mark 0), and none of the others'.
+        purges.record(
+            KeyRule::of_unknown(3),
+            &tollgate_model::PurgeRequest {
+                urls: Some(vec!["/late".into()]),
+                paths: None,
+            },
+        );
         // Room for about three 100 KB objects.
         let d = Disk::open(&dir, 330_000, Arc::clone(&purges)).unwrap();
         wait_ready(&d).await;
         d.commit(
             key("/late"),
             Object::fresh_for_a_minute(Bytes::from_static(b"x")),
-            7,
+            0,
         );
         for i in 0..6 {
             let body = Bytes::from(vec![b'x'; 100_000]);

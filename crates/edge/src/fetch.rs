@@ -44,6 +44,9 @@ pub(crate) enum Fetched {
     Refreshed(Arc<Object>),
     /// Larger than the largest object stored: to be streamed instead.
     TooLarge,
+    /// A slice (the `slice` option) of a response that may not be stored: the viewer's own
+    /// request is to be streamed instead.
+    Stream,
     Failed(OriginError),
 }
 
@@ -64,7 +67,7 @@ impl Fetched {
             Fetched::Failed(_) => true,
             Fetched::Storable { obj, .. } => bad(obj.status),
             Fetched::Pass(resp) => bad(resp.status()),
-            Fetched::TooLarge | Fetched::Refreshed(_) => false,
+            Fetched::TooLarge | Fetched::Stream | Fetched::Refreshed(_) => false,
         }
     }
 }
@@ -286,18 +289,46 @@ async fn fetch_object(
     }
     // With `slice`: the slice asked for, and the body's length.
     let mut sliced: Option<(u64, u64)> = None;
-    if let Some(index) = want {
+    let mut asked = want;
+    while let Some(index) = asked.take() {
+        let refetch = |range: Option<HeaderValue>| async move {
+            request(&edge.origin, up, range.as_ref(), false).await
+        };
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => match content_range(resp.headers()) {
                 Some((_, _, total)) if is_slice(resp.headers(), index, total) => {
-                    sliced = Some((index, total));
+                    let h = resp.headers();
+                    if h.contains_key(header::ETAG) || h.contains_key(header::LAST_MODIFIED) {
+                        sliced = Some((index, total));
+                    } else {
+                        // Nothing to tell a later slice of another version by: the body whole.
+                        eprintln!(
+                            "tollgate edge: the origin of resource {} sends {} without ETag or \
+                             Last-Modified; the slice option needs one: fetched whole",
+                            up.site.res.id,
+                            String::from_utf8_lossy(up.target)
+                        );
+                        resp = match refetch(None).await {
+                            Ok(r) => r,
+                            Err(e) => return Fetched::Failed(e),
+                        };
+                    }
                 }
                 _ => return Fetched::Failed(OriginError::BadRange),
             },
-            // Past the end (the viewer's range, or an empty body): the body without a range.
+            // The viewer's range starts past the end: the first slice gives the length (and
+            // the viewer its 416), as nginx's slice module does.
+            StatusCode::RANGE_NOT_SATISFIABLE if index > 0 => {
+                resp = match refetch(Some(slice_range(0))).await {
+                    Ok(r) => r,
+                    Err(e) => return Fetched::Failed(e),
+                };
+                asked = Some(0);
+            }
+            // An empty body: fetched without a range.
             StatusCode::RANGE_NOT_SATISFIABLE => {
-                resp = match request(&edge.origin, up, None, false).await {
-                    Ok(resp) => resp,
+                resp = match refetch(None).await {
+                    Ok(r) => r,
                     Err(e) => return Fetched::Failed(e),
                 };
             }
@@ -332,7 +363,12 @@ async fn fetch_object(
     let (fresh_until, stale_until, initial_age) =
         lifetimes(status, resp.headers(), resp.headers(), res, received);
     if fresh_until <= received {
-        return Fetched::Pass(resp);
+        // A slice is not what the viewer asked for: its own request goes to the origin.
+        return if sliced.is_some() {
+            Fetched::Stream
+        } else {
+            Fetched::Pass(resp)
+        };
     }
     let (parts, incoming) = resp.into_parts();
     let mut headers = parts.headers;
@@ -365,7 +401,10 @@ async fn fetch_object(
             }
         }
         (_, Some((index, total))) => {
-            let ranged = Arc::new(from_origin(edge, up, total, &headers));
+            // Validators were checked above: the source exists.
+            let Some(ranged) = from_origin(edge, up, total, &headers).map(Arc::new) else {
+                return Fetched::Failed(OriginError::BadRange);
+            };
             let (fill, _) = ranged.register(index);
             let sliced = Sliced::sparse(crate::slices::new_version(), total, key.clone(), ranged);
             let pending = PendingFill {
@@ -378,6 +417,10 @@ async fn fetch_object(
         (_, None) => {
             let (sliced, fill) =
                 crate::slices::begin(crate::slices::new_version(), expected, key.clone());
+            // A slice evicted before a slow viewer reads it comes back by Range.
+            if let Some(len) = expected {
+                sliced.attach(|| from_origin(edge, up, len, &headers));
+            }
             let pending = PendingFill {
                 fill,
                 incoming,
@@ -487,9 +530,13 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
     h.remove("keep-alive");
 }
 
-/// Where a sparse body of `total` bytes, whose first slice came with `headers`, gets its
-/// other slices: from `up`, by Range.
-fn from_origin(edge: &Edge, up: Upstream<'_>, total: u64, headers: &HeaderMap) -> Ranged {
+/// Where a body of `total` bytes, whose first bytes came with `headers`, gets the slices no
+/// tier holds: from `up`, by Range, checked against its validators (`None` without any: a
+/// slice of another version could not be told apart).
+fn from_origin(edge: &Edge, up: Upstream<'_>, total: u64, headers: &HeaderMap) -> Option<Ranged> {
+    if !headers.contains_key(header::ETAG) && !headers.contains_key(header::LAST_MODIFIED) {
+        return None;
+    }
     let source = OriginSlices {
         origin: edge.origin.clone(),
         site: Arc::clone(up.site),
@@ -499,13 +546,13 @@ fn from_origin(edge: &Edge, up: Upstream<'_>, total: u64, headers: &HeaderMap) -
         etag: headers.get(header::ETAG).cloned(),
         last_modified: headers.get(header::LAST_MODIFIED).cloned(),
     };
-    Ranged::new(Box::new(source), edge.origin.timeouts.read)
+    Some(Ranged::new(Box::new(source), edge.origin.timeouts.read))
 }
 
-/// Lets a sparse object read from disk fetch the slices it lacks from `up`, when its resource
-/// still has the `slice` option (else a missing slice makes it a miss).
+/// Lets an object read from disk fetch the slices it lacks from `up` by Range (a sparse one
+/// keeps doing so when its resource has dropped the `slice` option since).
 pub(crate) fn attach_origin(edge: &Edge, up: Upstream<'_>, obj: &Object) {
-    if let (Body::Sliced(s), Some(total), true) = (&obj.body, obj.len(), up.site.res.slice) {
+    if let (Body::Sliced(s), Some(total)) = (&obj.body, obj.len()) {
         s.attach(|| from_origin(edge, up, total, &obj.headers));
     }
 }

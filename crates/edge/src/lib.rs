@@ -148,7 +148,7 @@ impl Edge {
         let disk = match &config.disk {
             None => None,
             Some((dir, size)) => Some(Arc::new(
-                disk::Disk::open(dir, *size, memory.purge_counter()).map_err(|e| {
+                disk::Disk::open(dir, *size, memory.purge_log()).map_err(|e| {
                     std::io::Error::new(
                         e.kind(),
                         format!("the cache directory {}: {e}", dir.display()),

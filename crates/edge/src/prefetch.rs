@@ -188,9 +188,7 @@ async fn warm(edge: &Arc<Edge>, site: &Arc<Site>, path: &str) -> Result<(), Stri
                 }
                 Led::Answer(Answer::Failed(e)) => return Err(e.reason().into()),
                 Led::Answer(Answer::Refused(_)) => return Err("refused".into()),
-                Led::TooLarge => {
-                    return Err("larger than the largest object stored (--max-object-size)".into())
-                }
+                Led::Stream => return Err("not stored (too large, or not cacheable)".into()),
                 Led::Again => continue,
             },
             Join::Follow(f) => match f.wait(LOCK_TIMEOUT).await {

@@ -236,6 +236,10 @@ pub(crate) fn lookup(edge: &Edge, keyed: &Keyed) -> Option<Answer> {
 pub(crate) async fn lookup_disk(edge: &Edge, keyed: &Keyed, up: Upstream<'_>) -> Option<Answer> {
     let tiers = &edge.tiers;
     let disk = tiers.disk.as_ref()?;
+    // A copy in memory, stale, is as new as the disk's or newer: the miss revalidates it.
+    if tiers.memory.get(&keyed.key, Instant::now()).is_some() {
+        return None;
+    }
     let mark = tiers.memory.purge_mark();
     let obj = disk.load(&keyed.key).await?;
     crate::fetch::attach_origin(edge, up, &obj);
@@ -272,7 +276,7 @@ async fn fetch_on_miss(
     match edge.flights.join(key) {
         Join::Lead(leader) => match lead(edge, headers, keyed, up, leader).await {
             Led::Answer(a) => Some(a),
-            Led::TooLarge => Some(stream(ctx, headers, up).await),
+            Led::Stream => Some(stream(ctx, headers, up).await),
             Led::Again => None,
         },
         Join::Follow(follower) => match follower.wait(LOCK_TIMEOUT).await {
@@ -299,9 +303,10 @@ async fn fetch_on_miss(
 /// What the fetch of a miss got.
 pub(crate) enum Led {
     Answer(Answer),
-    /// Larger than the largest object stored: the followers were told to fetch for
-    /// themselves, and this request is to stream.
-    TooLarge,
+    /// Not stored (larger than the largest object stored, or a slice of a response that may
+    /// not be): the followers were told to fetch for themselves, and this request is to
+    /// stream.
+    Stream,
     /// Stored by another fetch meanwhile: look again.
     Again,
 }
@@ -328,7 +333,11 @@ pub(crate) async fn lead(
     let fetched = crate::fetch::object(edge, up, key, headers, stored.as_ref()).await;
     // `Cache::get` returns nothing past the stale window, so `stored` may be served stale.
     // It is looked up after the join: a copy purged since the first lookup is never served.
-    if let Some(stale) = stored.filter(|_| fetched.calls_for_stale()) {
+    if let Some(stale) = stored
+        .as_ref()
+        .filter(|_| fetched.calls_for_stale())
+        .cloned()
+    {
         leader.finish(Shared::Stored(Arc::clone(&stale)));
         return Led::Answer(Answer::Object {
             obj: stale,
@@ -369,6 +378,21 @@ pub(crate) async fn lead(
             }
         }
         // Still valid at the origin (304): the stored body with the new headers.
+        Fetched::Refreshed(obj) if !obj.is_fresh(Instant::now()) => {
+            // The 304 made it unstorable (no-store, a cookie, no freshness): this viewer's
+            // answer alone.
+            edge.tiers
+                .memory
+                .remove_this(key, stored.as_ref().unwrap_or(&obj));
+            leader.finish(Shared::FetchYourself);
+            Answer::Object {
+                obj,
+                served: Served::Revalidated,
+                reason: "",
+                now: Instant::now(),
+                tier: Tier::Memory,
+            }
+        }
         Fetched::Refreshed(obj) => {
             if edge
                 .tiers
@@ -397,7 +421,11 @@ pub(crate) async fn lead(
         Fetched::TooLarge => {
             edge.large.insert(key.clone(), Instant::now());
             leader.finish(Shared::FetchYourself);
-            return Led::TooLarge;
+            return Led::Stream;
+        }
+        Fetched::Stream => {
+            leader.finish(Shared::FetchYourself);
+            return Led::Stream;
         }
         Fetched::Failed(e) => {
             leader.finish(Shared::Failed(e));

@@ -44,6 +44,9 @@ pub const SLICE_BYTES: u64 = 4 << 20;
 /// a hit on a small object is then one table lookup.
 pub const WHOLE_MAX: u64 = 256 << 10;
 
+/// Slices a fill may have queued for the disk before it waits for the oldest to land.
+const WRITES_AHEAD: usize = 4;
+
 /// Largest frame a reader hands the viewer's connection: bounds how long one frame takes a
 /// slow viewer, which the send timeout measures.
 const FRAME_BYTES: usize = 64 << 10;
@@ -144,11 +147,14 @@ impl Sliced {
         self.sparse
     }
 
-    /// Says how a sparse body read from disk fetches the slices it lacks (no effect on a
-    /// body that knows already, or one that is not sparse).
-    pub fn attach(&self, ranged: impl FnOnce() -> Ranged) {
-        if self.sparse && self.ranged.get().is_none() {
-            let _ = self.ranged.set(Arc::new(ranged()));
+    /// Says how the body fetches a slice it lacks by Range: every slice of a sparse body, and
+    /// any slice of another that no tier holds (evicted before a slow viewer read it, or
+    /// unreadable on disk). No effect on a body that knows already.
+    pub fn attach(&self, ranged: impl FnOnce() -> Option<Ranged>) {
+        if self.ranged.get().is_none() {
+            if let Some(r) = ranged() {
+                let _ = self.ranged.set(Arc::new(r));
+            }
         }
     }
 
@@ -228,6 +234,10 @@ struct FillState {
     current_len: usize,
     /// The last completed slices.
     recent: VecDeque<(u64, Bytes)>,
+    /// Completed slices whose disk write has not landed yet: the memory tier may evict one
+    /// before it is on disk, and a viewer behind the fill must still find it (bounded by the
+    /// disk tier's write queue).
+    writing: Vec<(u64, Bytes)>,
     end: Option<Result<(), FillFailed>>,
 }
 
@@ -352,10 +362,15 @@ fn fetch_slice(
     ranged: &Arc<Ranged>,
     tiers: &Tiers,
     index: u64,
-) -> Arc<Fill> {
+) -> Result<Arc<Fill>, Bytes> {
     let (fill, new) = ranged.register(index);
     if !new {
-        return fill;
+        return Ok(fill);
+    }
+    // A fetch of it may have ended between the reader's look and the registration.
+    if let Some(b) = tiers.memory.slice(sliced.version, index) {
+        ranged.finished(index);
+        return Err(b);
     }
     let (obj, ranged, tiers, f) = (
         Arc::clone(obj),
@@ -387,7 +402,9 @@ fn fetch_slice(
             Err(why) => {
                 // Out of the tiers before any viewer hears of it: the next request fetches
                 // the new version, never this one's slices.
-                if why == FillFailed::Changed {
+                // Changed, or no longer answering Range (the object then cannot be
+                // completed from here): the next request fetches it anew.
+                if matches!(why, FillFailed::Changed | FillFailed::NoRange) {
                     sliced.drop_everywhere(&obj, &tiers);
                 }
                 f.fail(why);
@@ -407,7 +424,7 @@ fn fetch_slice(
             Ok(_) => {}
         }
     });
-    fill
+    Ok(fill)
 }
 
 impl Sliced {
@@ -432,10 +449,13 @@ pub enum Store<'a> {
 }
 
 impl<'a> Store<'a> {
-    /// For a slice of a sparse body: into its object on disk, when it is there.
+    /// For a slice fetched by Range: into its object on disk, a sparse one (committed, or
+    /// about to be) or one stored whole there (a slice that went bad, fetched again).
     pub fn sparse(tiers: &Tiers, sliced: &'a Sliced) -> Store<'a> {
         match &tiers.disk {
-            Some(d) if d.holds(&sliced.key, sliced.version) => Store::DiskInto(&sliced.key),
+            Some(d) if sliced.sparse || d.holds(&sliced.key, sliced.version) => {
+                Store::DiskInto(&sliced.key)
+            }
             _ => Store::MemoryOnly,
         }
     }
@@ -454,7 +474,7 @@ pub struct Filled {
 /// may send nothing. The body's length is known once it is in.
 pub async fn fill_body(
     sliced: &Sliced,
-    fill: &Fill,
+    fill: &Arc<Fill>,
     incoming: Incoming,
     tiers: &Tiers,
     read: Duration,
@@ -486,7 +506,7 @@ pub async fn fill_body(
 /// received.
 pub(crate) async fn run_fill(
     version: u64,
-    fill: &Fill,
+    fill: &Arc<Fill>,
     mut incoming: Incoming,
     expected: Option<u64>,
     tiers: &Tiers,
@@ -495,7 +515,7 @@ pub(crate) async fn run_fill(
 ) -> Filled {
     let limit = tiers.memory.max_object_bytes;
     let mut received: u64 = 0;
-    let mut writes = Vec::new();
+    let mut writes = VecDeque::new();
     let mut on_disk = !matches!(store, Store::MemoryOnly);
     let outcome = loop {
         let frame = match tokio::time::timeout(read, incoming.frame()).await {
@@ -527,12 +547,20 @@ pub(crate) async fn run_fill(
                 store_slice(
                     tiers,
                     store,
-                    version,
-                    index,
+                    (fill, version, index),
                     bytes,
                     &mut writes,
                     &mut on_disk,
                 );
+                // The origin is read no faster than the disk takes the slices, as nginx's
+                // upstream is read no faster than its temporary file is written: a fill
+                // ahead of its writes would run into the queue's bound and leave the object
+                // off the disk.
+                while writes.len() > WRITES_AHEAD {
+                    if let Some(w) = writes.pop_front() {
+                        on_disk &= w.await.unwrap_or(false);
+                    }
+                }
             }
             fill.changed();
         }
@@ -551,8 +579,7 @@ pub(crate) async fn run_fill(
             store_slice(
                 tiers,
                 store,
-                version,
-                index,
+                (fill, version, index),
                 bytes,
                 &mut writes,
                 &mut on_disk,
@@ -584,13 +611,14 @@ fn complete_slice(st: &mut FillState) -> (u64, Bytes) {
     (index, bytes)
 }
 
+/// Puts slice `index` of `version` (filled by `fill`) into the memory tier and, as `store`
+/// says, the disk's write queue; the fill keeps it until the write lands.
 fn store_slice(
     tiers: &Tiers,
     store: Store<'_>,
-    version: u64,
-    index: u64,
+    (fill, version, index): (&Arc<Fill>, u64, u64),
     bytes: Bytes,
-    writes: &mut Vec<tokio::sync::oneshot::Receiver<bool>>,
+    writes: &mut VecDeque<tokio::task::JoinHandle<bool>>,
     on_disk: &mut bool,
 ) {
     tiers.memory.put_slice(version, index, bytes.clone());
@@ -599,8 +627,16 @@ fn store_slice(
         _ => None,
     };
     if let Some(disk) = tiers.disk.as_ref().filter(|_| *on_disk) {
-        match disk.write_slice(version, index, bytes, into) {
-            Some(w) => writes.push(w),
+        match disk.write_slice(version, index, bytes.clone(), into) {
+            Some(w) => {
+                fill.lock().writing.push((index, bytes));
+                let f = Arc::clone(fill);
+                writes.push_back(tokio::spawn(async move {
+                    let ok = w.await.unwrap_or(false);
+                    f.lock().writing.retain(|(i, _)| *i != index);
+                    ok
+                }));
+            }
             // Not written (the disk is full, failing or too far behind): the body cannot be
             // committed to disk whole, so no later slice is written either.
             None => *on_disk = false,
@@ -628,7 +664,11 @@ fn in_fill(fill: &Fill, pos: u64) -> Option<Found> {
     let rx = fill.progress.subscribe();
     let st = fill.lock();
     if index < st.current_index {
-        let (_, b) = st.recent.iter().find(|(i, _)| *i == index)?;
+        let (_, b) = st
+            .recent
+            .iter()
+            .chain(st.writing.iter())
+            .find(|(i, _)| *i == index)?;
         return Some(if off < b.len() {
             Found::Bytes(b.slice(off..))
         } else {
@@ -677,16 +717,18 @@ async fn find(obj: &Arc<crate::cache::Object>, sliced: &Sliced, tiers: &Tiers, p
         return found;
     }
     if let Some(disk) = &tiers.disk {
-        if let Some(b) = disk.read_slice(sliced.version, index, sliced.sparse).await {
+        // A body that can fetch its slices loses only the one that is bad, not the object.
+        let refetchable = sliced.sparse || ranged.is_some();
+        if let Some(b) = disk.read_slice(sliced.version, index, refetchable).await {
             tiers.memory.put_slice(sliced.version, index, b.clone());
             return at(b);
         }
     }
     match ranged {
-        Some(r) => {
-            let fill = fetch_slice(obj, sliced, r, tiers, index);
-            in_fill(&fill, pos).unwrap_or(Found::Failed(BodyError::SliceMissing))
-        }
+        Some(r) => match fetch_slice(obj, sliced, r, tiers, index) {
+            Ok(fill) => in_fill(&fill, pos).unwrap_or(Found::Failed(BodyError::SliceMissing)),
+            Err(b) => at(b),
+        },
         None => Found::Failed(BodyError::SliceMissing),
     }
 }
@@ -755,9 +797,9 @@ impl SliceBody {
                         }
                         continue;
                     }
-                    // A sparse body's slice that could not be fetched: this viewer's answer
-                    // ends, the object stays (its other slices are good).
-                    Found::Failed(e @ BodyError::Fill(_)) if sliced.sparse => Err(e),
+                    // A slice that could not be fetched by Range: this viewer's answer ends,
+                    // the object stays (its other slices are good).
+                    Found::Failed(e @ BodyError::Fill(_)) if sliced.ranged().is_some() => Err(e),
                     Found::Failed(e) => {
                         // A slice in no tier: the object cannot be answered from the cache
                         // again; the next request fetches it.
