@@ -21,8 +21,9 @@
 #       an answer is a hit (tollgate's `Cache: HIT`, nginx's `X-Cache: HIT`) that cost the
 #       origin nothing (its access log did not grow): the time from the start to that answer.
 #       A different file each time, because a miss during the disk scan makes a new object of
-#       the probed one. Then one 1 MiB range in every 4 MiB slice of every catalogue file (or
-#       SAMPLE of them) is asked for and checked byte for byte: hits are the requests that did
+#       the probed one. Then one 1 MiB range in every 4 MiB slice of the big object and of
+#       every catalogue file (or SAMPLE of them) is asked for and checked byte for byte, and
+#       what each edge held on disk after the warm-up is shown: hits are the requests that did
 #       not reach the origin (tollgate says HIT for a sparse object that fetches a missing
 #       slice, so its header alone would overcount; both header counts are shown too).
 #   (d) resident memory (VmRSS; nginx: master + workers + cache manager/loader) at its peak
@@ -47,7 +48,10 @@
 # CATALOGUE_MB (4096), FILES (16), PROBES (500), SAMPLE (0: every slice), MEM_MB (256),
 # DISK_MB (all files + 1 GiB), LARGE_DIR (/var/tmp), TG_BIN, KEEP=1 (keep the files and
 # processes), VERBOSE=1 (every round on stderr).
-# Takes about 6 minutes at the defaults on 2 cores (1.5 of them writing and hashing files).
+# Takes about 4 minutes at the defaults on 2 cores (3m39s measured; half a minute of it writing
+# and hashing the files, 2 of wrk), and needs 17 GiB free. Pinned, wrk's one core caps what it
+# can receive at about 1.8 GB/s: an edge that leaves CPU 1 idle at that rate (nginx on whole
+# objects does) is measured below its capacity; compare the CPU left idle.
 # Usage: [SECS=10] [ROUNDS=3] [CATALOGUE_MB=4096 FILES=16] [BIG_MB=1024] bench/large-files.sh
 # Smoke run: BIG_MB=64 CATALOGUE_MB=256 FILES=4 PROBES=50 SECS=3 ROUNDS=1 bench/large-files.sh
 set -euo pipefail
@@ -170,7 +174,7 @@ get_sha() {
 }
 
 cat > "$dir/probe.py" <<'PY'
-# firsthit PORT HEADER PROBES T0FILE ORIGINLOG | sample PORT HEADER WWW FILES SIZE N |
+# firsthit PORT HEADER PROBES T0FILE ORIGINLOG | sample PORT HEADER WWW N PATH:SIZE... |
 # check PORT WWW FILES SIZE N | warm PORT PROBES
 import http.client, os, random, sys, time
 S, M = 4 << 20, 1 << 20
@@ -208,13 +212,15 @@ if mode == "firsthit":
     f = lambda t: "%.0f" % ((t - t0) * 1000) if t else "none"
     print(f(answered), f(hit), i)
 elif mode == "sample":
-    hdr, www, files, size, n = sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+    hdr, www, n = sys.argv[3], sys.argv[4], int(sys.argv[5])
     rnd = random.Random(7)
-    todo = [(f, k) for f in range(files) for k in range((size + S - 1) // S)]
+    todo = []
+    for a in sys.argv[6:]:
+        path, size = a.split(":"); size = int(size)
+        todo += [(path, size, k) for k in range((size + S - 1) // S)]
     if 0 < n < len(todo): todo = rnd.sample(todo, n)
     c = conn(port); hits = bad = 0
-    for f, k in todo:
-        path = "/c/%02d.bin" % f
+    for path, size, k in todo:
         lo = k * S; slen = min(S, size - lo); ln = min(M, slen); lo += rnd.randint(0, slen - ln)
         r, body = get(c, path, lo, lo + ln - 1)
         if r.status != 206 or body != want(www, path, lo, ln):
@@ -297,6 +303,10 @@ for i in $(seq 0 $((files - 1))); do
 done
 cat_origin_ttfb=$(ms "$(median "${ots[@]}")"); cat_ttfb[nginx]=$(ms "$(median "${nts[@]}")"); cat_ttfb[tollgate]=$(ms "$(median "${tts[@]}")")
 settle
+# What each edge holds on disk now: all of the big object and the catalogue, if every slice
+# fetched was written (nginx: its cache directory; tollgate: its own count, headers included).
+disk_n=$(du -sm "$big/nginx-cache" | cut -f1); disk_t=$(mib "$(metric tollgate_disk_used_bytes)")
+echo "on disk after the warm-up: nginx $disk_n MiB, tollgate $disk_t MiB, of $(( big_mb + cat_mb )) MiB fetched" >&2
 echo "warm-up: $files files through each edge, bytes checked; origin requests: nginx ${warm_reqs[nginx]}, tollgate ${warm_reqs[tollgate]} ($(( file_mb / 4 )) slices a file); $(( $(date +%s) - started )) s so far" >&2
 
 # Transfer/sec of wrk (binary units) in MiB/s.
@@ -362,6 +372,9 @@ for who in nginx tollgate; do
 done
 settle
 tg_skipped=$(metric 'tollgate_disk_errors_total{kind="skipped"}')
+# The working set: the big object and the catalogue, one range in every slice of each.
+working_set=("/big.bin:$big_bytes")
+for i in $(seq 0 $((files - 1))); do working_set+=("/c/$(printf %02d "$i").bin:$file_bytes"); done
 declare -A answered first probed hdr_hits fetched sampled
 for who in nginx tollgate; do
   if [ $who = nginx ]; then kill -TERM "$nginx_master"; wait "$nginx_master" || true
@@ -375,7 +388,7 @@ for who in nginx tollgate; do
   wait "$poller"
   read -r answered[$who] first[$who] probed[$who] < "$dir/first-$who"
   r0=$(origin_reqs)
-  read -r n h b < <($LOAD "$PY" "$dir/probe.py" sample "$(port_of $who)" "$(hdr_of $who)" "$big/www" "$files" "$file_bytes" "$sample")
+  read -r n h b < <($LOAD "$PY" "$dir/probe.py" sample "$(port_of $who)" "$(hdr_of $who)" "$big/www" "$sample" "${working_set[@]}")
   sleep 0.2
   fetched[$who]=$(( $(origin_reqs) - r0 )); sampled[$who]=$n; hdr_hits[$who]=$h
   [ "${fetched[$who]}" = 0 ] || { echo "$who after its restart: ${fetched[$who]} of $n slices fetched from the origin, the first:" >&2
@@ -411,6 +424,7 @@ row "(b) warm 1 MiB ranges, -c$conns: req/s" "${rr[nginx]}" "${rr[tollgate]}" "$
   ">= 1.2x: $(verdict "${rr[tollgate]} >= 1.2 * ${rr[nginx]}")"
 row "(b) warm 1 MiB ranges: p99 ms" "${rp[nginx]}" "${rp[tollgate]}" "$(ratio "${rp[tollgate]}" "${rp[nginx]}")" \
   "no worse: $(verdict "${rp[tollgate]} <= ${rp[nginx]}")"
+row "(b) on disk after the warm-up MiB" "$disk_n" "$disk_t" "$(ratio "$disk_t" "$disk_n")" "(fetched: $(( big_mb + cat_mb )))"
 row "(c) restart: first answer ms" "${answered[nginx]}" "${answered[tollgate]}" "" ""
 row "(c) restart: first disk hit ms" "${first[nginx]}" "${first[tollgate]}" "" "(probe ${probed[nginx]} / ${probed[tollgate]} files)"
 row "(c) restart: hits over ${sampled[tollgate]} slices %" "$hit_n" "$hit_t" "" ">= 99: $(verdict "$hit_t >= 99")"

@@ -38,9 +38,18 @@ use crate::slices::{slice_count, Sliced, SLICE_BYTES, WHOLE_MAX};
 const META_MAGIC: &[u8; 4] = b"TGM2";
 /// A meta's flag: the body is sparse (fetched by Range, slices stored as they come).
 const SPARSE: u64 = 1;
-const SLICE_MAGIC: &[u8; 4] = b"TGS1";
-/// Magic, CRC-32 and length before a file's contents.
+const SLICE_MAGIC: &[u8; 4] = b"TGS2";
+/// A slice file's data is checked in blocks of this size, each with its CRC-32 in the file's
+/// header, so that a range of a slice is read (and checked) alone, not the whole 4 MiB.
+const BLOCK: u64 = 64 << 10;
+/// Magic, CRC-32 and length before a file's contents (a meta's); magic, length and block
+/// count before a slice file's block CRCs.
 const SLICE_HEADER: usize = 16;
+
+/// Bytes of the file holding a slice of `len` bytes.
+fn slice_file_len(len: u64) -> u64 {
+    SLICE_HEADER as u64 + 4 * len.div_ceil(BLOCK) + len
+}
 /// Threads doing the tier's file work.
 const THREADS: usize = 4;
 /// Bytes queued for writing at most; a slice past it is not written (the object is then not
@@ -224,13 +233,21 @@ impl Disk {
         obj.map(Arc::new)
     }
 
-    /// Slice `index` of `version`, checked; `None` (and the object dropped) when it cannot be
-    /// read or fails its checksum. Of a `sparse` body, a slice not on disk is `None` alone,
-    /// and a bad one is deleted alone (it is fetched again).
-    pub async fn read_slice(&self, version: u64, index: u64, sparse: bool) -> Option<Bytes> {
+    /// Bytes `from..=to` of slice `index` of `version` (to its end when `to` is past it),
+    /// read and checked block by block; `None` (and the object dropped) when it cannot be
+    /// read or fails its checksum. Of a `refetchable` body (sparse, or able to fetch a slice
+    /// by Range), a slice not on disk is `None` alone, and a bad one is deleted alone.
+    pub async fn read_slice(
+        &self,
+        version: u64,
+        index: u64,
+        (from, to): (u64, u64),
+        refetchable: bool,
+    ) -> Option<Bytes> {
+        let sparse = refetchable;
         self.run(move |inner| {
             let path = inner.slice_path(version, index);
-            match inner.read_file(&path, SLICE_MAGIC) {
+            match read_slice_part(&path, from, to) {
                 Ok(b) => {
                     inner.stats.read_bytes.fetch_add(b.len() as u64, Relaxed);
                     Some(b)
@@ -283,10 +300,10 @@ impl Disk {
             // landed (the commit counts the files it finds). One written just after its
             // object was evicted or purged leaves a directory without `meta`, which the
             // next start's scan deletes.
-            let ok = inner.write_file(&inner.slice_path(version, index), SLICE_MAGIC, &bytes);
+            let ok = inner.write_slice_file(&inner.slice_path(version, index), &bytes);
             inner.queued.fetch_sub(len, Relaxed);
             if let (true, Some(key)) = (ok, into) {
-                inner.grow(&key, version, len + SLICE_HEADER as u64);
+                inner.grow(&key, version, slice_file_len(len));
             }
             let _ = tx.send(ok);
         });
@@ -562,9 +579,31 @@ impl Inner {
         }
     }
 
-    /// Writes `data` under `path` (a temporary name, then renamed): `false` on error, which
-    /// pauses storing.
+    /// Writes a meta, `data` with its CRC-32, under `path` ([`Inner::write_atomically`]).
     fn write_file(&self, path: &Path, magic: &[u8; 4], data: &[u8]) -> bool {
+        let mut head = [0u8; SLICE_HEADER];
+        head[..4].copy_from_slice(magic);
+        head[4..8].copy_from_slice(&crc32fast::hash(data).to_le_bytes());
+        head[8..].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        self.write_atomically(path, &[&head, data], data.len())
+    }
+
+    /// Writes a slice, `data` with a CRC-32 per [`BLOCK`], under `path`.
+    fn write_slice_file(&self, path: &Path, data: &[u8]) -> bool {
+        let blocks = data.len().div_ceil(BLOCK as usize);
+        let mut head = Vec::with_capacity(SLICE_HEADER + 4 * blocks);
+        head.extend_from_slice(SLICE_MAGIC);
+        head.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        head.extend_from_slice(&(blocks as u32).to_le_bytes());
+        for block in data.chunks(BLOCK as usize) {
+            head.extend_from_slice(&crc32fast::hash(block).to_le_bytes());
+        }
+        self.write_atomically(path, &[&head, data], data.len())
+    }
+
+    /// Writes `parts` under `path` (a temporary name, then renamed): `false` on error, which
+    /// pauses storing. `counted` bytes of it are the tier's data.
+    fn write_atomically(&self, path: &Path, parts: &[&[u8]], counted: usize) -> bool {
         // Unique: two writes of one file (a slice fetched twice) never share a temporary.
         static TMP: AtomicU64 = AtomicU64::new(0);
         let tmp = path.with_extension(format!("tmp{}", TMP.fetch_add(1, Relaxed)));
@@ -573,19 +612,14 @@ impl Inner {
                 std::fs::create_dir_all(dir)?;
             }
             let mut f = std::fs::File::create(&tmp)?;
-            let mut head = [0u8; SLICE_HEADER];
-            head[..4].copy_from_slice(magic);
-            head[4..8].copy_from_slice(&crc32fast::hash(data).to_le_bytes());
-            head[8..].copy_from_slice(&(data.len() as u64).to_le_bytes());
-            f.write_all(&head)?;
-            f.write_all(data)?;
+            for p in parts {
+                f.write_all(p)?;
+            }
             std::fs::rename(&tmp, path)
         })();
         match r {
             Ok(()) => {
-                self.stats
-                    .written_bytes
-                    .fetch_add(data.len() as u64, Relaxed);
+                self.stats.written_bytes.fetch_add(counted as u64, Relaxed);
                 true
             }
             Err(_) => {
@@ -615,9 +649,9 @@ impl Inner {
         if on_disk != len.saturating_add(SLICE_HEADER as u64) || len > SLICE_BYTES.max(1 << 20) {
             return Err(bad());
         }
-        let mut data = vec![0u8; len as usize];
-        f.read_exact(&mut data)?;
-        if crc32fast::hash(&data) != crc {
+        let mut data = Vec::with_capacity(len as usize);
+        (&mut f).take(len).read_to_end(&mut data)?;
+        if data.len() as u64 != len || crc32fast::hash(&data) != crc {
             return Err(bad());
         }
         Ok(Bytes::from(data))
@@ -641,7 +675,7 @@ impl Inner {
             let b = if meta.len == 0 {
                 Bytes::new()
             } else {
-                match self.read_file(&self.slice_path(version, 0), SLICE_MAGIC) {
+                match read_slice_part(&self.slice_path(version, 0), 0, u64::MAX) {
                     Ok(b) if b.len() as u64 == meta.len => {
                         self.stats.read_bytes.fetch_add(b.len() as u64, Relaxed);
                         b
@@ -684,7 +718,7 @@ impl Inner {
         let (version, len) = match &obj.body {
             Body::Whole(b) => {
                 let version = crate::slices::new_version();
-                if !b.is_empty() && !self.write_file(&self.slice_path(version, 0), SLICE_MAGIC, b) {
+                if !b.is_empty() && !self.write_slice_file(&self.slice_path(version, 0), b) {
                     return;
                 }
                 (version, b.len() as u64)
@@ -698,7 +732,7 @@ impl Inner {
         // read that found it missing, say) would make a meta that promises it.
         if let Body::Sliced(s) = &obj.body {
             let whole = (0..slice_count(len)).all(|i| {
-                let want = crate::slices::slice_len(len, i) + SLICE_HEADER as u64;
+                let want = slice_file_len(crate::slices::slice_len(len, i));
                 std::fs::metadata(self.slice_path(version, i)).is_ok_and(|m| m.len() == want)
             });
             if !s.is_sparse() && !whole {
@@ -768,6 +802,53 @@ impl Inner {
     }
 }
 
+/// Bytes `from..=to` of the slice file at `path` (clamped to its length), the blocks they lie
+/// in read and checked: `InvalidData` when its magic, size or a block's checksum is wrong.
+/// Reads into memory that is not zeroed first.
+fn read_slice_part(path: &Path, from: u64, to: u64) -> std::io::Result<Bytes> {
+    use std::io::{Seek, SeekFrom};
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad slice file");
+    let mut f = std::fs::File::open(path)?;
+    let mut head = [0u8; SLICE_HEADER];
+    f.read_exact(&mut head)?;
+    if &head[..4] != SLICE_MAGIC {
+        return Err(bad());
+    }
+    let len = u64::from_le_bytes(head[4..12].try_into().map_err(|_| bad())?);
+    let blocks = u64::from(u32::from_le_bytes(
+        head[12..].try_into().map_err(|_| bad())?,
+    ));
+    if len > SLICE_BYTES.max(1 << 20)
+        || blocks != len.div_ceil(BLOCK)
+        || f.metadata()?.len() != slice_file_len(len)
+    {
+        return Err(bad());
+    }
+    if len == 0 || from >= len {
+        return Ok(Bytes::new());
+    }
+    let to = to.min(len - 1);
+    let (b0, b1) = (from / BLOCK, to / BLOCK);
+    let mut crcs = vec![0u8; 4 * (b1 - b0 + 1) as usize];
+    f.seek(SeekFrom::Start(SLICE_HEADER as u64 + 4 * b0))?;
+    f.read_exact(&mut crcs)?;
+    let start = b0 * BLOCK;
+    let end = ((b1 + 1) * BLOCK).min(len);
+    f.seek(SeekFrom::Start(SLICE_HEADER as u64 + 4 * blocks + start))?;
+    let mut data = Vec::with_capacity((end - start) as usize);
+    (&mut f).take(end - start).read_to_end(&mut data)?;
+    if data.len() as u64 != end - start {
+        return Err(bad());
+    }
+    for (block, crc) in data.chunks(BLOCK as usize).zip(crcs.chunks(4)) {
+        if crc32fast::hash(block).to_le_bytes() != crc {
+            return Err(bad());
+        }
+    }
+    let data = Bytes::from(data);
+    Ok(data.slice((from - start) as usize..=(to - start) as usize))
+}
+
 /// Bytes of the files in `dir`.
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -806,7 +887,7 @@ fn recover(inner: &Inner) {
                 .and_then(|raw| Meta::decode(&raw));
             let whole = match (version, &meta) {
                 (Some(v), Some(m)) if m.version == v => (0..slice_count(m.len)).all(|i| {
-                    let want = crate::slices::slice_len(m.len, i) + SLICE_HEADER as u64;
+                    let want = slice_file_len(crate::slices::slice_len(m.len, i));
                     let file = path.join(i.to_string());
                     let size = std::fs::metadata(&file).map(|md| md.len());
                     if m.flags & SPARSE == 0 {

@@ -692,8 +692,16 @@ fn in_fill(fill: &Fill, pos: u64) -> Option<Found> {
 }
 
 /// Bytes at `pos` of `sliced` (the body of `obj`), from the first place that has them; for a
-/// sparse body, the slice's fetch when none has.
-async fn find(obj: &Arc<crate::cache::Object>, sliced: &Sliced, tiers: &Tiers, pos: u64) -> Found {
+/// body that can, the slice's fetch by Range when none has. `end` is the last byte the reader
+/// wants: from disk only the blocks up to it are read, and only a slice read whole goes into
+/// the memory tier (a range read does not evict hot slices).
+async fn find(
+    obj: &Arc<crate::cache::Object>,
+    sliced: &Sliced,
+    tiers: &Tiers,
+    pos: u64,
+    end: Option<u64>,
+) -> Found {
     let index = pos / SLICE_BYTES;
     let off = (pos % SLICE_BYTES) as usize;
     let at = |b: Bytes| {
@@ -719,9 +727,27 @@ async fn find(obj: &Arc<crate::cache::Object>, sliced: &Sliced, tiers: &Tiers, p
     if let Some(disk) = &tiers.disk {
         // A body that can fetch its slices loses only the one that is bad, not the object.
         let refetchable = sliced.sparse || ranged.is_some();
-        if let Some(b) = disk.read_slice(sliced.version, index, refetchable).await {
-            tiers.memory.put_slice(sliced.version, index, b.clone());
-            return at(b);
+        let to = match end {
+            Some(e) if e / SLICE_BYTES == index => e % SLICE_BYTES,
+            _ => SLICE_BYTES - 1,
+        };
+        let part = (off as u64, to);
+        if let Some(b) = disk
+            .read_slice(sliced.version, index, part, refetchable)
+            .await
+        {
+            let whole_slice = off == 0
+                && sliced
+                    .len()
+                    .is_some_and(|n| b.len() as u64 == slice_len(n, index));
+            if whole_slice {
+                tiers.memory.put_slice(sliced.version, index, b.clone());
+            }
+            return if b.is_empty() {
+                Found::End
+            } else {
+                Found::Bytes(b)
+            };
         }
     }
     match ranged {
@@ -772,15 +798,23 @@ impl SliceBody {
                 return;
             };
             let mut pos = start;
+            // Bytes found at `pos` and not sent yet: one lookup serves the frames after it.
+            let mut ahead = Bytes::new();
             loop {
                 if end.is_some_and(|e| pos > e) {
                     done.store(true, Ordering::Release);
                     return;
                 }
-                let item = match find(&obj, sliced, &tiers, pos).await {
+                let found = if ahead.is_empty() {
+                    find(&obj, sliced, &tiers, pos, end).await
+                } else {
+                    Found::Bytes(std::mem::take(&mut ahead))
+                };
+                let item = match found {
                     Found::Bytes(mut b) => {
                         let left = end.map_or(u64::MAX, |e| e - pos + 1);
-                        b.truncate(b.len().min(FRAME_BYTES).min(left as usize));
+                        let n = b.len().min(FRAME_BYTES).min(left as usize);
+                        ahead = b.split_off(n);
                         pos += b.len() as u64;
                         Ok(Frame::data(b))
                     }

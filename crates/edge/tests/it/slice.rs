@@ -225,3 +225,49 @@ fn small_objects_and_errors_with_the_slice_option() {
     let r = e.get(HOST, &target, &[("Range", "bytes=0-9")]);
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn a_slice_of_a_response_that_may_not_be_stored_is_never_passed_off_as_the_answer() {
+    let origin = TestOrigin::start();
+    let e = sliced_edge(&origin, EdgeConfig::default());
+    let len: u64 = 2 * SLICE + 10;
+    // `max_age=0`: the origin's answer may not be stored.
+    let path = format!("/file/{len}/private.bin");
+    let target = link(&path, now() + 600, None) + "&max_age=0";
+    let r = e.get(HOST, &target, &[]);
+    assert_eq!(r.status, 200, "the whole, not the slice the edge asked for");
+    assert!(r.body == file(0, 0, len - 1));
+    let r = e.get(HOST, &target, &[("Range", "bytes=100-199")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 100-199/{len}").as_str())
+    );
+    assert!(
+        r.body == file(0, 100, 199),
+        "the viewer's range, not the slice's"
+    );
+}
+
+#[test]
+fn a_range_past_the_end_costs_the_origin_one_slice_not_the_file() {
+    let origin = TestOrigin::start();
+    let e = sliced_edge(&origin, EdgeConfig::default());
+    let len: u64 = 8 * SLICE;
+    let path = format!("/file/{len}/seek.bin");
+    let target = link(&path, now() + 600, None);
+    let before = origin.body_bytes();
+    let r = e.get(HOST, &target, &[("Range", &format!("bytes={}-", len + 5))]);
+    assert_eq!(r.status, 416);
+    // The first slice's fill runs on after the answer: wait for it, then for anything more.
+    let t = std::time::Instant::now();
+    while origin.body_bytes() - before < SLICE && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        origin.body_bytes() - before,
+        SLICE,
+        "the first slice gave the length"
+    );
+}
