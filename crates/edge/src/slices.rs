@@ -718,11 +718,11 @@ async fn find(
         return found;
     }
     let ranged = sliced.ranged();
-    if let Some(found) = ranged
-        .and_then(|r| r.fill_of(index))
-        .and_then(|f| in_fill(&f, pos))
-    {
-        return found;
+    if let Some(r) = ranged {
+        if let Some(found) = r.fill_of(index).and_then(|f| in_fill(&f, pos)) {
+            read_ahead(obj, sliced, r, tiers, index, end);
+            return found;
+        }
     }
     if let Some(disk) = &tiers.disk {
         // A body that can fetch its slices loses only the one that is bad, not the object.
@@ -752,10 +752,40 @@ async fn find(
     }
     match ranged {
         Some(r) => match fetch_slice(obj, sliced, r, tiers, index) {
-            Ok(fill) => in_fill(&fill, pos).unwrap_or(Found::Failed(BodyError::SliceMissing)),
+            Ok(fill) => {
+                read_ahead(obj, sliced, r, tiers, index, end);
+                in_fill(&fill, pos).unwrap_or(Found::Failed(BodyError::SliceMissing))
+            }
             Err(b) => at(b),
         },
         None => Found::Failed(BodyError::SliceMissing),
+    }
+}
+
+/// A reader taking slice `index` of a sparse body from the origin, and wanting more after it,
+/// starts the next slice's fetch now, so that the origin's round trip for each slice overlaps
+/// the one before (nginx's slice module fetches strictly one after another). Skipped when the
+/// memory tier holds the next slice; one on disk only is fetched again, a waste of one slice.
+fn read_ahead(
+    obj: &Arc<crate::cache::Object>,
+    sliced: &Sliced,
+    ranged: &Arc<Ranged>,
+    tiers: &Tiers,
+    index: u64,
+    end: Option<u64>,
+) {
+    let next = index + 1;
+    let wanted = match (end, sliced.len()) {
+        (Some(e), _) => e / SLICE_BYTES >= next,
+        (None, Some(n)) => next < slice_count(n),
+        (None, None) => false,
+    };
+    if sliced.sparse
+        && wanted
+        && ranged.fill_of(next).is_none()
+        && tiers.memory.slice(sliced.version, next).is_none()
+    {
+        let _ = fetch_slice(obj, sliced, ranged, tiers, next);
     }
 }
 
