@@ -167,17 +167,9 @@ pub async fn purge(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let req: PurgeRequest = serde_path_to_error::deserialize(Value::Object(object(&body)?))
-        .map_err(|e| ApiError::invalid(e.path().to_string(), e.inner().to_string()))?;
-    req.validate()
-        .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let req: PurgeRequest = checked(&body, PurgeRequest::validate)?;
     let version = c.blocking(move |s| s.purge(id, &req, &who.name)).await?;
-    c.changed().await;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "version": version })),
-    )
-        .into_response())
+    recorded(&c, version).await
 }
 
 /// `POST /cdn/resources/{id}/prefetch`: up to 100 paths every edge fetches into its cache in
@@ -189,11 +181,25 @@ pub async fn prefetch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let req: PrefetchRequest = serde_path_to_error::deserialize(Value::Object(object(&body)?))
-        .map_err(|e| ApiError::invalid(e.path().to_string(), e.inner().to_string()))?;
-    req.validate()
-        .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    let req: PrefetchRequest = checked(&body, PrefetchRequest::validate)?;
     let version = c.blocking(move |s| s.prefetch(id, &req, &who.name)).await?;
+    recorded(&c, version).await
+}
+
+/// A request body of a JSON object, parsed as `T` and checked by `validate`; errors name
+/// the field.
+fn checked<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    validate: impl FnOnce(&T) -> Result<(), tollgate_model::FieldError>,
+) -> Result<T, ApiError> {
+    let req: T = serde_path_to_error::deserialize(Value::Object(object(body)?))
+        .map_err(|e| ApiError::invalid(e.path().to_string(), e.inner().to_string()))?;
+    validate(&req).map_err(|e| ApiError::invalid(e.field, e.message))?;
+    Ok(req)
+}
+
+/// The answer to a purge or prefetch recorded at `version`, once edges are told: 201.
+async fn recorded(c: &Control, version: u64) -> Result<Response, ApiError> {
     c.changed().await;
     Ok((
         StatusCode::CREATED,

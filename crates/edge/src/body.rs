@@ -55,56 +55,53 @@ impl std::error::Error for BodyError {}
 ///
 /// The viewer's side then ends with an error, and the stream is reset (HTTP/2) or the
 /// connection closed (HTTP/1.1) when it is next polled.
-pub struct OriginBody {
-    frames: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BodyError>>,
+pub struct OriginBody(Frames);
+
+/// The viewer's end of a body that a task of its own sends frame by frame (an origin's,
+/// relayed; a stored one's, read from its slices): what it hands the connection, and whether
+/// the task finished (a channel that closes before then is an error, never a short body).
+pub struct Frames {
+    rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BodyError>>,
     complete: Arc<AtomicBool>,
     hint: SizeHint,
     ended: bool,
 }
 
-impl OriginBody {
-    /// Starts relaying `incoming`; `read` bounds the wait for the origin's next frame, `send`
-    /// the wait for the viewer to take one.
-    pub fn new(incoming: Incoming, read: Duration, send: Duration) -> OriginBody {
-        let (tx, frames) = tokio::sync::mpsc::channel(1);
+/// The task's end of [`Frames`]: where frames go, and the flag it sets once the body is whole.
+pub struct FrameSender {
+    pub tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, BodyError>>,
+    pub done: Arc<AtomicBool>,
+}
+
+impl Frames {
+    /// A body of `hint`'s size, sent one frame at a time.
+    pub fn channel(hint: SizeHint) -> (FrameSender, Frames) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
         let complete = Arc::new(AtomicBool::new(false));
-        let hint = incoming.size_hint();
-        let done = Arc::clone(&complete);
-        tokio::spawn(async move {
-            let mut incoming = incoming;
-            loop {
-                // A viewer gone while the origin pauses releases the origin at once.
-                let next = tokio::select! {
-                    r = tokio::time::timeout(read, incoming.frame()) => r,
-                    () = tx.closed() => return,
-                };
-                let item = match next {
-                    Err(_) => Err(BodyError::Stalled(read)),
-                    Ok(None) => {
-                        done.store(true, Ordering::Release);
-                        return;
-                    }
-                    Ok(Some(r)) => r.map_err(BodyError::Origin),
-                };
-                let last = item.is_err();
-                match tokio::time::timeout(send, tx.send(item)).await {
-                    Ok(Ok(())) if !last => {}
-                    // The viewer is gone, has taken nothing for the send timeout, or was
-                    // just told of an error: the origin's connection goes.
-                    _ => return,
-                }
-            }
-        });
-        OriginBody {
-            frames,
-            complete,
-            hint,
-            ended: false,
-        }
+        let sender = FrameSender {
+            tx,
+            done: Arc::clone(&complete),
+        };
+        (
+            sender,
+            Frames {
+                rx,
+                complete,
+                hint,
+                ended: false,
+            },
+        )
     }
 }
 
-impl Body for OriginBody {
+impl FrameSender {
+    /// The body is whole: the channel's close is its end.
+    pub fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+impl Body for Frames {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -115,7 +112,7 @@ impl Body for OriginBody {
         if self.ended {
             return Poll::Ready(None);
         }
-        match self.frames.poll_recv(cx) {
+        match self.rx.poll_recv(cx) {
             Poll::Ready(None) => {
                 self.ended = true;
                 if self.complete.load(Ordering::Acquire) {
@@ -134,6 +131,58 @@ impl Body for OriginBody {
 
     fn size_hint(&self) -> SizeHint {
         self.hint
+    }
+}
+
+impl OriginBody {
+    /// Starts relaying `incoming`; `read` bounds the wait for the origin's next frame, `send`
+    /// the wait for the viewer to take one.
+    pub fn new(incoming: Incoming, read: Duration, send: Duration) -> OriginBody {
+        let (out, frames) = Frames::channel(incoming.size_hint());
+        tokio::spawn(async move {
+            let tx = &out.tx;
+            let mut incoming = incoming;
+            loop {
+                // A viewer gone while the origin pauses releases the origin at once.
+                let next = tokio::select! {
+                    r = tokio::time::timeout(read, incoming.frame()) => r,
+                    () = tx.closed() => return,
+                };
+                let item = match next {
+                    Err(_) => Err(BodyError::Stalled(read)),
+                    Ok(None) => return out.finish(),
+                    Ok(Some(r)) => r.map_err(BodyError::Origin),
+                };
+                let last = item.is_err();
+                match tokio::time::timeout(send, tx.send(item)).await {
+                    Ok(Ok(())) if !last => {}
+                    // The viewer is gone, has taken nothing for the send timeout, or was
+                    // just told of an error: the origin's connection goes.
+                    _ => return,
+                }
+            }
+        });
+        OriginBody(frames)
+    }
+}
+
+impl Body for OriginBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! An nginx-style store (see `docs/architecture.md` for why not foyer): one directory per
 //! stored version of an object, `v1/<last byte of version>/<version>/`, holding `meta` (the
-//! key, status, headers, freshness and length) and one file per slice (`0`, `1`, ...), each
-//! with a CRC-32 of its contents. Every file is written to a temporary name and renamed into
+//! key, status, headers, freshness and length, with its CRC-32) and one file per slice (`0`,
+//! `1`, ...) with a CRC-32 per 64 KiB block, so that a range is read and checked alone. Every
+//! file is written to a temporary name and renamed into
 //! place, and `meta` is written last, once every slice is on disk: a process killed at any
 //! point leaves either a whole object or one without `meta`, which recovery deletes; a torn or
 //! flipped file fails its checksum when read and is then a miss, the object dropped. A sparse

@@ -20,7 +20,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,7 +28,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::body::BodyError;
 use crate::cache::Cache;
@@ -793,10 +792,7 @@ fn read_ahead(
 /// `end` is `None`), by a small task that looks each slice up and hands the viewer one frame
 /// at a time, giving up when the viewer takes nothing for the send timeout.
 pub struct SliceBody {
-    frames: mpsc::Receiver<Result<Frame<Bytes>, BodyError>>,
-    complete: Arc<AtomicBool>,
-    hint: SizeHint,
-    ended: bool,
+    frames: crate::body::Frames,
     /// The client connection's request, counted as in progress until the body ends (a wait
     /// on the fill is bounded by the origin's read timeout, not the client's header timeout).
     serving: Option<crate::client_io::Serving>,
@@ -816,14 +812,13 @@ impl SliceBody {
         end: Option<u64>,
         send: Duration,
     ) -> SliceBody {
-        let (tx, frames) = mpsc::channel(1);
-        let complete = Arc::new(AtomicBool::new(false));
         let hint = match end {
             Some(e) => SizeHint::with_exact(e.saturating_sub(start).saturating_add(1)),
             None => SizeHint::default(),
         };
-        let done = Arc::clone(&complete);
+        let (out, frames) = crate::body::Frames::channel(hint);
         tokio::spawn(async move {
+            let tx = &out.tx;
             let crate::cache::Body::Sliced(sliced) = &obj.body else {
                 return;
             };
@@ -832,8 +827,7 @@ impl SliceBody {
             let mut ahead = Bytes::new();
             loop {
                 if end.is_some_and(|e| pos > e) {
-                    done.store(true, Ordering::Release);
-                    return;
+                    return out.finish();
                 }
                 let found = if ahead.is_empty() {
                     find(&obj, sliced, &tiers, pos, end).await
@@ -848,10 +842,7 @@ impl SliceBody {
                         pos += b.len() as u64;
                         Ok(Frame::data(b))
                     }
-                    Found::End if end.is_none() => {
-                        done.store(true, Ordering::Release);
-                        return;
-                    }
+                    Found::End if end.is_none() => return out.finish(),
                     // Shorter than its length said: never pad, end in error.
                     Found::End => Err(BodyError::SliceMissing),
                     Found::Wait(mut rx) => {
@@ -880,9 +871,6 @@ impl SliceBody {
         });
         SliceBody {
             frames,
-            complete,
-            hint,
-            ended: false,
             serving: None,
         }
     }
@@ -896,28 +884,15 @@ impl Body for SliceBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        match self.frames.poll_recv(cx) {
-            Poll::Ready(None) => {
-                self.ended = true;
-                if self.complete.load(Ordering::Acquire) {
-                    Poll::Ready(None)
-                } else {
-                    Poll::Ready(Some(Err(BodyError::ViewerStalled)))
-                }
-            }
-            other => other,
-        }
+        Pin::new(&mut self.frames).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended
+        self.frames.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.hint
+        self.frames.size_hint()
     }
 }
 
