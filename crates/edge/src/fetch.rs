@@ -261,7 +261,8 @@ fn content_range(headers: &HeaderMap) -> Option<(u64, u64, u64)> {
 /// Whether a 206 to `slice_range(index)` holds exactly that slice of a `total`-byte body.
 fn is_slice(headers: &HeaderMap, index: u64, total: u64) -> bool {
     let start = index.saturating_mul(SLICE_BYTES);
-    content_range(headers) == Some((start, start + slice_len(total, index) - 1, total))
+    let n = slice_len(total, index);
+    n > 0 && content_range(headers) == Some((start, start.saturating_add(n - 1), total))
 }
 
 async fn fetch_object(
