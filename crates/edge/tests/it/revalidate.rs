@@ -61,10 +61,14 @@ fn an_expired_large_object_is_refreshed_in_place_and_a_changed_one_replaced() {
     assert_eq!(r.status, 206);
     assert_eq!(r.header("cache"), Some("REVALIDATED"));
     assert!(r.body[..] == want(0)[4_194_300..=4_194_310]);
+    // Fresh again for a second; a slow machine may see it expire and revalidate once more.
+    let fresh_or_revalidated = |r: &tollgate_testkit::http::RawResponse| {
+        matches!(r.header("cache"), Some("HIT" | "REVALIDATED"))
+    };
     let r = e.get(HOST, &target, &[]);
-    assert_eq!(r.header("cache"), Some("HIT"));
+    assert!(fresh_or_revalidated(&r), "{:?}", r.header("cache"));
     assert!(r.body == want(0));
-    assert_eq!(origin.not_modified(), 1);
+    assert!(origin.not_modified() >= 1);
     assert_eq!(origin.body_bytes(), sent, "a 304 moves no body");
 
     // The refreshed copy is the one on disk: a restart finds it fresh.
@@ -76,11 +80,7 @@ fn an_expired_large_object_is_refreshed_in_place_and_a_changed_one_replaced() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let r = e.get(HOST, &target, &[("Range", "bytes=0-9")]);
-    assert!(
-        matches!(r.header("cache"), Some("HIT" | "REVALIDATED")),
-        "{:?}",
-        r.header("cache")
-    );
+    assert!(fresh_or_revalidated(&r), "{:?}", r.header("cache"));
     assert_eq!(origin.body_bytes(), sent);
 
     // Changed at the origin: the validator no longer matches and the new body replaces it.
@@ -90,6 +90,11 @@ fn an_expired_large_object_is_refreshed_in_place_and_a_changed_one_replaced() {
     assert_eq!(r.header("cache"), Some("MISS"));
     assert!(r.body == want(1), "the new version");
     let r = e.get(HOST, &target, &[]);
-    assert_eq!(r.header("cache"), Some("HIT"));
+    assert!(fresh_or_revalidated(&r), "{:?}", r.header("cache"));
     assert!(r.body == want(1));
+    assert_eq!(
+        origin.body_bytes(),
+        sent + len,
+        "the new version fetched once"
+    );
 }
