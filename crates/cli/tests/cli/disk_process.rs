@@ -64,6 +64,23 @@ fn metric(admin: u16, line: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Objects committed under a disk tier's `v1` directory (their `meta` files).
+fn metas(v1: &std::path::Path) -> usize {
+    let dirs = |p: &std::path::Path| {
+        std::fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect::<Vec<_>>()
+    };
+    dirs(v1)
+        .iter()
+        .flat_map(|shard| dirs(shard))
+        .filter(|obj| obj.join("meta").is_file())
+        .count()
+}
+
 fn whole(body: &[u8], len: u64) -> bool {
     body.len() as u64 == len
         && body
@@ -233,8 +250,17 @@ fn a_purge_made_before_a_restart_of_serve_stays_purged() {
         || get(port, kept).status == 200,
     );
     assert_eq!(get(port, purged).status, 200);
-    // Both on disk (serve's default disk tier under --data).
-    std::thread::sleep(Duration::from_millis(500));
+    // Probes for after the restart: the first of them that is a hit says the disk index is
+    // rebuilt (a miss stores only that probe).
+    let probes: Vec<String> = (0..20).map(|i| format!("/size/1000/probe{i}")).collect();
+    for p in &probes {
+        assert_eq!(get(port, p).status, 200);
+    }
+    // All on disk (serve's default disk tier under --data).
+    let cache = data.0.join("d/cache/v1");
+    until(Duration::from_secs(10), "the objects on disk", || {
+        metas(&cache) == 2 + probes.len()
+    });
     let (s, r) = api.call(
         "POST",
         &format!("/cdn/resources/{id}/purge"),
@@ -257,8 +283,16 @@ fn a_purge_made_before_a_restart_of_serve_stays_purged() {
     drop(p);
 
     let (_p, _api, port) = serve(&data);
-    // The disk index of a few objects is rebuilt in milliseconds; a lookup before it misses.
-    std::thread::sleep(Duration::from_millis(1000));
+    until(
+        Duration::from_secs(2),
+        "the edge serves the resource again",
+        || get(port, &probes[0]).status == 200,
+    );
+    let ready = probes[1..].iter().any(|p| {
+        std::thread::sleep(Duration::from_millis(100));
+        get(port, p).header("cache") == Some("HIT")
+    });
+    assert!(ready, "no probe was a disk hit after the restart");
     let r = get(port, kept);
     assert_eq!(r.header("cache"), Some("HIT"), "kept across the restart");
     assert_eq!(origin.hits(kept), 1);
