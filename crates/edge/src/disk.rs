@@ -1246,7 +1246,15 @@ mod tests {
         );
         for i in 0..6 {
             let body = Bytes::from(vec![b'x'; 100_000]);
-            d.commit(key(&format!("/{i}")), Object::fresh_for_a_minute(body), 0);
+            let k = key(&format!("/{i}"));
+            d.commit(k.clone(), Object::fresh_for_a_minute(body), 0);
+            // One at a time: commits run on four threads, and "newest" is the order they land.
+            for _ in 0..500 {
+                if d.inner.lock().objects.contains_key(&k) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
         for _ in 0..500 {
             if d.stats().evicted.load(Relaxed) >= 3 {
