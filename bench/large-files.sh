@@ -16,6 +16,8 @@
 #       connections; req/s and p99). ROUNDS rounds, nginx and tollgate alternating; medians.
 #       The origin's access log counts the requests that reached it meanwhile (expected 0).
 #       Then random unaligned ranges (some across slice boundaries) are checked byte for byte.
+#       Each edge's CPU time over its wrk runs per GiB they received is shown too: with the
+#       load generator's one core the ceiling, it tells what the rates cannot.
 #   (c) restart: each edge is stopped (SIGTERM, wait) and started again; a poller asks for a
 #       different known-cached probe file each time (5 ms apart, then 25 ms, then 100 ms) until
 #       an answer is a hit (tollgate's `Cache: HIT`, nginx's `X-Cache: HIT`) that cost the
@@ -328,14 +330,25 @@ rss_watch() { # file pids...: the peak of their summed VmRSS (kB), every 0.2 s
   while :; do v=$(rss_kb "$@"); [ "$v" -le "$peak" ] || { peak=$v; echo "$peak" > "$out"; }; sleep 0.2; done
 }
 declare -A wm wp rr rp hit_reqs peak
-declare -A wms wps rrs rps_
+declare -A wms wps rrs rps_ cpu_ticks gib_read
+# CPU time (utime + stime, clock ticks) of processes; wrk's "N GB read" in GiB.
+ticks() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '{print $14 + $15}' /proc/$p/stat 2>/dev/null || echo 0) )); done; echo $t; }
+read_gib() { awk '/ read$/ { v = $(NF - 1); u = 1 / 1048576
+  if (v ~ /GB$/) u = 1; else if (v ~ /MB$/) u = 1 / 1024; else if (v ~ /KB$/) u = 1 / 1048576
+  sub(/[KMG]?B$/, "", v); printf "%.3f", v * u }'; }
 for round in $(seq 1 "$rounds"); do
   for scenario in whole range; do
     for who in nginx tollgate; do
       r0=$(origin_reqs)
       # shellcheck disable=SC2046
       rss_watch "$dir/rss-$who" $(edge_pids $who) & watcher=$!
+      # shellcheck disable=SC2046
+      t0=$(ticks $(edge_pids $who))
       out=$(run $who $scenario)
+      # shellcheck disable=SC2046
+      t1=$(ticks $(edge_pids $who))
+      cpu_ticks[$who$scenario]=$(( ${cpu_ticks[$who$scenario]:-0} + t1 - t0 ))
+      gib_read[$who$scenario]=$(awk -v a="${gib_read[$who$scenario]:-0}" -v b="$(echo "$out" | read_gib)" 'BEGIN { print a + b }')
       kill "$watcher"; wait "$watcher" 2>/dev/null || true
       v=$(cat "$dir/rss-$who"); [ "$v" -le "${peak[$who]:-0}" ] || peak[$who]=$v
       hit_reqs[$who]=$(( ${hit_reqs[$who]:-0} + $(origin_reqs) - r0 ))
@@ -424,6 +437,12 @@ row "(b) warm 1 MiB ranges, -c$conns: req/s" "${rr[nginx]}" "${rr[tollgate]}" "$
   ">= 1.2x: $(verdict "${rr[tollgate]} >= 1.2 * ${rr[nginx]}")"
 row "(b) warm 1 MiB ranges: p99 ms" "${rp[nginx]}" "${rp[tollgate]}" "$(ratio "${rp[tollgate]}" "${rp[nginx]}")" \
   "no worse: $(verdict "${rp[tollgate]} <= ${rp[nginx]}")"
+hz=$(getconf CLK_TCK)
+cpu_per_gib() { awk -v t="${cpu_ticks[$1$2]:-0}" -v g="${gib_read[$1$2]:-0}" -v hz="$hz" 'BEGIN { if (g > 0) printf "%.0f", 1000 * t / hz / g; else print "-" }'; }
+for sc in whole range; do
+  row "(b) edge CPU ms per GiB served, $sc" "$(cpu_per_gib nginx $sc)" "$(cpu_per_gib tollgate $sc)" \
+    "$(ratio "$(cpu_per_gib tollgate $sc)" "$(cpu_per_gib nginx $sc)")" "(lower is better; nginx sendfile()s)"
+done
 row "(b) on disk after the warm-up MiB" "$disk_n" "$disk_t" "$(ratio "$disk_t" "$disk_n")" "(fetched: $(( big_mb + cat_mb )))"
 row "(c) restart: first answer ms" "${answered[nginx]}" "${answered[tollgate]}" "" ""
 row "(c) restart: first disk hit ms" "${first[nginx]}" "${first[tollgate]}" "" "(probe ${probed[nginx]} / ${probed[tollgate]} files)"

@@ -20,6 +20,13 @@
 //! time, by unlinking. Reads and writes run on a small pool of threads of the tier's own (the
 //! edge's runtimes are one thread per core and must not block); a write error or a full disk
 //! pauses storing for a while (counted), never serving.
+//!
+//! A block's checksum is verified once per file: the tier remembers, per slice, the file it
+//! checked (inode and change time) and which of its blocks passed, so that reading them again
+//! copies bytes only. A slice whose blocks have all been checked is read on the edge's own
+//! thread when the kernel holds it in its page cache (`preadv2` with `RWF_NOWAIT`: the read
+//! fails rather than wait for the disk) and on the tier's threads otherwise. A file rewritten
+//! or altered in place (bytes flipped) has another inode or change time, and is checked again.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -49,7 +56,7 @@ const SLICE_HEADER: usize = 16;
 
 /// Bytes of the file holding a slice of `len` bytes.
 fn slice_file_len(len: u64) -> u64 {
-    SLICE_HEADER as u64 + 4 * len.div_ceil(BLOCK) + len
+    data_offset(len) + len
 }
 /// Threads doing the tier's file work.
 const THREADS: usize = 4;
@@ -65,6 +72,10 @@ pub struct DiskStats {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub read_bytes: AtomicU64,
+    /// Slice reads done on the edge's thread, from the page cache, without the tier's threads.
+    pub reads_now: AtomicU64,
+    /// Slice reads done on the tier's threads.
+    pub reads_threaded: AtomicU64,
     pub written_bytes: AtomicU64,
     pub read_errors: AtomicU64,
     pub write_errors: AtomicU64,
@@ -106,7 +117,108 @@ struct Inner {
     /// The memory tier's purges: a commit after a purge of its key it began before is
     /// dropped.
     purges: Arc<PurgeLog>,
+    /// The slices whose blocks were checked, by (version, index).
+    checked: quick_cache::sync::Cache<(u64, u64), Checked>,
     stats: DiskStats,
+}
+
+/// The blocks of one slice file that passed their checksum, and the file they were read in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Checked {
+    ino: u64,
+    ctime: (i64, i64),
+    /// The slice's length in bytes.
+    len: u64,
+    /// Bit `n`: block `n` passed.
+    blocks: u64,
+}
+
+/// Most bytes read at once on the edge's thread: a lookup answers this much, the reader asks
+/// again for more (the bytes stay in the CPU's cache between the read and the socket's copy).
+const NOW_BYTES: usize = 256 << 10;
+
+/// Buffers of [`NOW_BYTES`] kept for reads on the edge's thread (16 MiB at most, about three
+/// for each of 16 busy viewers: one being read, one queued, one being written): `preadv2`
+/// fills initialised memory only, and zeroing a fresh buffer for every read costs as much as
+/// the read itself.
+const POOLED: usize = 64;
+
+static POOL: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
+
+/// The first `len` bytes of a buffer from [`POOL`], given back when the bytes are dropped.
+struct Pooled {
+    buf: Box<[u8]>,
+    len: usize,
+}
+
+impl Pooled {
+    fn take(len: usize) -> Pooled {
+        let buf = POOL
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_else(|| vec![0u8; NOW_BYTES].into_boxed_slice());
+        Pooled {
+            buf,
+            len: len.min(NOW_BYTES),
+        }
+    }
+}
+
+impl AsMut<[u8]> for Pooled {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Ok(mut p) = POOL.lock() {
+            if p.len() < POOLED {
+                p.push(std::mem::take(&mut self.buf));
+            }
+        }
+    }
+}
+
+/// Slices whose checked blocks are remembered (64 GiB of 4 MiB slices; a few MiB of memory).
+const CHECKED_SLICES: usize = 16 << 10;
+
+// One bit per block in [`Checked::blocks`].
+const _: () = assert!(SLICE_BYTES.div_ceil(BLOCK) <= 64 && (1u64 << 20).div_ceil(BLOCK) <= 64);
+
+impl Checked {
+    /// Whether this is what was checked of the file `meta` describes.
+    fn is_of(&self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.ino == meta.ino()
+            && self.ctime == (meta.ctime(), meta.ctime_nsec())
+            && meta.len() == slice_file_len(self.len)
+    }
+
+    /// Nothing checked yet of the file `meta` describes, a slice of `len` bytes.
+    fn none_of(meta: &std::fs::Metadata, len: u64) -> Checked {
+        use std::os::unix::fs::MetadataExt;
+        Checked {
+            ino: meta.ino(),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            len,
+            blocks: 0,
+        }
+    }
+
+    /// The bits of blocks `b0..=b1`.
+    fn span(b0: u64, b1: u64) -> u64 {
+        let n = b1 - b0 + 1;
+        let ones = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        ones << b0
+    }
 }
 
 #[derive(Default)]
@@ -146,6 +258,7 @@ impl Disk {
             queued: AtomicU64::new(0),
             paused_until: AtomicU64::new(0),
             purges,
+            checked: quick_cache::sync::Cache::new(CHECKED_SLICES),
             stats: DiskStats::default(),
         });
         let (tx, rx) = mpsc::channel::<Job>();
@@ -245,12 +358,25 @@ impl Disk {
         (from, to): (u64, u64),
         refetchable: bool,
     ) -> Option<Bytes> {
+        if let Some(b) = self.inner.read_slice_now(version, index, from, to) {
+            self.inner
+                .stats
+                .read_bytes
+                .fetch_add(b.len() as u64, Relaxed);
+            self.inner.stats.reads_now.fetch_add(1, Relaxed);
+            return Some(b);
+        }
         let sparse = refetchable;
         self.run(move |inner| {
             let path = inner.slice_path(version, index);
-            match read_slice_part(&path, from, to) {
-                Ok(b) => {
+            let known = inner.checked.get(&(version, index));
+            match read_slice_part(&path, from, to, known) {
+                Ok((b, checked)) => {
                     inner.stats.read_bytes.fetch_add(b.len() as u64, Relaxed);
+                    inner.stats.reads_threaded.fetch_add(1, Relaxed);
+                    if Some(checked) != known {
+                        inner.checked.insert((version, index), checked);
+                    }
                     Some(b)
                 }
                 Err(e) if sparse && e.kind() == std::io::ErrorKind::NotFound => None,
@@ -301,8 +427,19 @@ impl Disk {
             // landed (the commit counts the files it finds). One written just after its
             // object was evicted or purged leaves a directory without `meta`, which the
             // next start's scan deletes.
-            let ok = inner.write_slice_file(&inner.slice_path(version, index), &bytes);
+            let path = inner.slice_path(version, index);
+            let ok = inner.write_slice_file(&path, &bytes);
             inner.queued.fetch_sub(len, Relaxed);
+            if ok {
+                // Its blocks' checksums were made from these very bytes.
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    let mut c = Checked::none_of(&meta, len);
+                    if len > 0 {
+                        c.blocks = Checked::span(0, (len - 1) / BLOCK);
+                    }
+                    inner.checked.insert((version, index), c);
+                }
+            }
             if let (true, Some(key)) = (ok, into) {
                 inner.grow(&key, version, slice_file_len(len));
             }
@@ -418,6 +555,15 @@ impl Disk {
             ],
         );
         family(
+            "tollgate_disk_slice_reads_total",
+            "counter",
+            "Reads of slices from the disk tier: on the edge's thread (every block checked before, the bytes in the page cache) or on the tier's threads.",
+            &[
+                ("{on=\"edge\"}", s.reads_now.load(Relaxed)),
+                ("{on=\"disk_thread\"}", s.reads_threaded.load(Relaxed)),
+            ],
+        );
+        family(
             "tollgate_disk_errors_total",
             "counter",
             "Disk tier faults: read and write errors, entries failing their checksum (each a miss, the entry dropped), slices not written (storing paused or too much queued).",
@@ -518,6 +664,39 @@ impl Inner {
         let e = ix.objects.get_mut(key)?;
         e.used = tick;
         Some(e.version)
+    }
+
+    /// Bytes `from..=to` of slice `index` of `version`, read on this thread: only when every
+    /// block they lie in has been checked in this very file and the kernel holds them in its
+    /// page cache. `None` otherwise, and on any error (the tier's threads then read, and deal
+    /// with it).
+    fn read_slice_now(&self, version: u64, index: u64, from: u64, to: u64) -> Option<Bytes> {
+        let known = self.checked.get(&(version, index))?;
+        if known.len == 0 || from >= known.len {
+            return None;
+        }
+        let to = to.min(known.len - 1);
+        let want = Checked::span(from / BLOCK, to / BLOCK);
+        if known.blocks & want != want {
+            return None;
+        }
+        // The path was opened moments ago when it was checked: its directory entries are in
+        // the kernel's caches, as nginx, which opens and reads on its worker, relies on.
+        let f = std::fs::File::open(self.slice_path(version, index)).ok()?;
+        if !known.is_of(&f.metadata().ok()?) {
+            return None;
+        }
+        let n = ((to - from + 1) as usize).min(NOW_BYTES);
+        let mut buf = Pooled::take(n);
+        let at = data_offset(known.len) + from;
+        let got = rustix::io::preadv2(
+            &f,
+            &mut [std::io::IoSliceMut::new(buf.as_mut())],
+            at,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        )
+        .ok()?;
+        (got == n).then(|| Bytes::from_owner(buf))
     }
 
     fn count_read_error(&self, e: &std::io::Error) {
@@ -676,8 +855,8 @@ impl Inner {
             let b = if meta.len == 0 {
                 Bytes::new()
             } else {
-                match read_slice_part(&self.slice_path(version, 0), 0, u64::MAX) {
-                    Ok(b) if b.len() as u64 == meta.len => {
+                match read_slice_part(&self.slice_path(version, 0), 0, u64::MAX, None) {
+                    Ok((b, _)) if b.len() as u64 == meta.len => {
                         self.stats.read_bytes.fetch_add(b.len() as u64, Relaxed);
                         b
                     }
@@ -803,13 +982,25 @@ impl Inner {
     }
 }
 
-/// Bytes `from..=to` of the slice file at `path` (clamped to its length), the blocks they lie
-/// in read and checked: `InvalidData` when its magic, size or a block's checksum is wrong.
-/// Reads into memory that is not zeroed first.
-fn read_slice_part(path: &Path, from: u64, to: u64) -> std::io::Result<Bytes> {
+/// Where the data of a slice of `len` bytes starts in its file.
+fn data_offset(len: u64) -> u64 {
+    SLICE_HEADER as u64 + 4 * len.div_ceil(BLOCK)
+}
+
+/// Bytes `from..=to` of the slice file at `path` (clamped to its length), and what is now known
+/// checked of it. Blocks that `known` says passed in this very file are read as they are;
+/// others are read whole and checked: `InvalidData` when the file's magic, size or a block's
+/// checksum is wrong. Reads into memory that is not zeroed first.
+fn read_slice_part(
+    path: &Path,
+    from: u64,
+    to: u64,
+    known: Option<Checked>,
+) -> std::io::Result<(Bytes, Checked)> {
     use std::io::{Seek, SeekFrom};
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad slice file");
     let mut f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
     let mut head = [0u8; SLICE_HEADER];
     f.read_exact(&mut head)?;
     if &head[..4] != SLICE_MAGIC {
@@ -821,33 +1012,50 @@ fn read_slice_part(path: &Path, from: u64, to: u64) -> std::io::Result<Bytes> {
     ));
     if len > SLICE_BYTES.max(1 << 20)
         || blocks != len.div_ceil(BLOCK)
-        || f.metadata()?.len() != slice_file_len(len)
+        || meta.len() != slice_file_len(len)
     {
         return Err(bad());
     }
+    let mut checked = match known {
+        Some(k) if k.len == len && k.is_of(&meta) => k,
+        _ => Checked::none_of(&meta, len),
+    };
     if len == 0 || from >= len {
-        return Ok(Bytes::new());
+        return Ok((Bytes::new(), checked));
     }
     let to = to.min(len - 1);
     let (b0, b1) = (from / BLOCK, to / BLOCK);
+    let want = Checked::span(b0, b1);
+    // Bytes `start..end` of the data, into memory not zeroed first.
+    let read = |f: &mut std::fs::File, start: u64, end: u64| -> std::io::Result<Vec<u8>> {
+        f.seek(SeekFrom::Start(data_offset(len) + start))?;
+        let mut data = Vec::with_capacity((end - start) as usize);
+        f.take(end - start).read_to_end(&mut data)?;
+        if data.len() as u64 != end - start {
+            return Err(bad());
+        }
+        Ok(data)
+    };
+    if checked.blocks & want == want {
+        let data = read(&mut f, from, to + 1)?;
+        return Ok((Bytes::from(data), checked));
+    }
     let mut crcs = vec![0u8; 4 * (b1 - b0 + 1) as usize];
     f.seek(SeekFrom::Start(SLICE_HEADER as u64 + 4 * b0))?;
     f.read_exact(&mut crcs)?;
     let start = b0 * BLOCK;
-    let end = ((b1 + 1) * BLOCK).min(len);
-    f.seek(SeekFrom::Start(SLICE_HEADER as u64 + 4 * blocks + start))?;
-    let mut data = Vec::with_capacity((end - start) as usize);
-    (&mut f).take(end - start).read_to_end(&mut data)?;
-    if data.len() as u64 != end - start {
-        return Err(bad());
-    }
+    let data = read(&mut f, start, ((b1 + 1) * BLOCK).min(len))?;
     for (block, crc) in data.chunks(BLOCK as usize).zip(crcs.chunks(4)) {
         if crc32fast::hash(block).to_le_bytes() != crc {
             return Err(bad());
         }
     }
+    checked.blocks |= want;
     let data = Bytes::from(data);
-    Ok(data.slice((from - start) as usize..=(to - start) as usize))
+    Ok((
+        data.slice((from - start) as usize..=(to - start) as usize),
+        checked,
+    ))
 }
 
 /// Bytes of the files in `dir`.
@@ -1267,6 +1475,70 @@ mod tests {
         assert!((2..=3).contains(&objects), "{objects} objects");
         assert!(d.load(&key("/late")).await.is_none());
         assert!(d.load(&key("/5")).await.is_some(), "the newest is kept");
+    }
+
+    #[tokio::test]
+    async fn a_checked_slice_is_read_on_the_edge_thread_and_altered_in_place_it_is_checked_again() {
+        let dir = tempdir();
+        let d = Disk::open(&dir, 1 << 30, Arc::new(PurgeLog::default())).unwrap();
+        wait_ready(&d).await;
+        let data: Vec<u8> = (0..(3 * BLOCK + 100) as u32)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let (version, index) = (7, 2);
+        let written = d.write_slice(version, index, Bytes::from(data.clone()), None);
+        assert!(written.expect("queued").await.unwrap(), "written");
+        let want = |from: u64, to: u64| &data[from as usize..=to as usize];
+        let reads = |d: &Disk| {
+            let s = d.stats();
+            (s.reads_now.load(Relaxed), s.reads_threaded.load(Relaxed))
+        };
+
+        // Written by the tier, so known good: read on this thread, exactly what was asked,
+        // across a block boundary, and no more than NOW_BYTES at once.
+        let b = d
+            .read_slice(version, index, (BLOCK - 5, BLOCK + 9), false)
+            .await;
+        assert_eq!(b.as_deref(), Some(want(BLOCK - 5, BLOCK + 9)));
+        assert_eq!(reads(&d), (1, 0));
+        let b = d
+            .read_slice(version, index, (0, u64::MAX), false)
+            .await
+            .unwrap();
+        assert_eq!(&b[..], want(0, (3 * BLOCK + 99).min(NOW_BYTES as u64 - 1)));
+
+        // Altered in place (another change time; the kernel's clock for it may be coarse, so
+        // some time passes first): checked again, on the tier's threads, and found bad.
+        std::thread::sleep(Duration::from_millis(20));
+        let path = d.inner.slice_path(version, index);
+        let mut raw = std::fs::read(&path).unwrap();
+        let at = data_offset(data.len() as u64) as usize + 2 * BLOCK as usize + 1;
+        raw[at] ^= 0x01;
+        std::fs::write(&path, &raw).unwrap();
+        // Block 0 is untouched, but the file is not the one checked: nothing is taken on trust.
+        let b = d.read_slice(version, index, (0, 10), true).await;
+        assert_eq!(b.as_deref(), Some(want(0, 10)));
+        assert_eq!(reads(&d).1, 1, "read again on the tier's threads");
+        let b = d
+            .read_slice(version, index, (2 * BLOCK, 2 * BLOCK + 5), true)
+            .await;
+        assert!(b.is_none(), "the flipped block is a miss");
+        assert_eq!(d.stats().corrupt.load(Relaxed), 1);
+        assert!(!path.exists(), "and the bad slice is deleted");
+
+        // Checked blocks are remembered per block: a fresh file, read in its first block, is
+        // read on the tier's threads again for its last.
+        let again = d.write_slice(version, index, Bytes::from(data.clone()), None);
+        assert!(again.expect("queued").await.unwrap());
+        d.inner.checked.remove(&(version, index));
+        let before = reads(&d);
+        assert!(d.read_slice(version, index, (0, 10), false).await.is_some());
+        assert!(d.read_slice(version, index, (1, 11), false).await.is_some());
+        let b = d
+            .read_slice(version, index, (3 * BLOCK, 3 * BLOCK + 99), false)
+            .await;
+        assert_eq!(b.as_deref(), Some(want(3 * BLOCK, 3 * BLOCK + 99)));
+        assert_eq!(reads(&d), (before.0 + 1, before.1 + 2));
     }
 
     /// A fresh directory under the system's temporary one.

@@ -48,7 +48,7 @@ const WRITES_AHEAD: usize = 4;
 
 /// Largest frame a reader hands the viewer's connection: bounds how long one frame takes a
 /// slow viewer, which the send timeout measures.
-const FRAME_BYTES: usize = 64 << 10;
+const FRAME_BYTES: usize = 256 << 10;
 
 /// The last version number given out; starts at the clock's nanoseconds, so numbers from an
 /// earlier run (on disk) are not given again, and never goes below one found on disk.
