@@ -29,6 +29,9 @@ pub struct Object {
     pub fresh_until: Instant,
     /// Servable while the origin fails until then.
     pub stale_until: Instant,
+    /// Kept until then: past `stale_until` when it has a validator, to be revalidated
+    /// (`freshness::keep_until`); at or before `stored_at`, it is not to be stored at all.
+    pub keep_until: Instant,
     /// `ETag`, for conditional requests.
     pub etag: Option<HeaderValue>,
     /// `Last-Modified`, for conditional requests.
@@ -99,6 +102,7 @@ impl Object {
             initial_age: 0,
             fresh_until: now + Duration::from_secs(60),
             stale_until: now + Duration::from_secs(60),
+            keep_until: now + Duration::from_secs(60),
             etag: None,
             last_modified: None,
         })
@@ -257,13 +261,13 @@ impl Cache {
         }
     }
 
-    /// The stored object for `key`, fresh or stale, as long as it may be served at `now`;
-    /// one past its stale window is dropped.
+    /// The stored object for `key`, fresh or stale, as long as it is kept at `now` (to be
+    /// served stale, or revalidated); one past that is dropped.
     pub fn get(&self, key: &CacheKey, now: Instant) -> Option<Arc<Object>> {
         let Some(Entry::Object(obj)) = self.inner.get(&ObjectKey(key)) else {
             return None;
         };
-        if now < obj.stale_until {
+        if now < obj.keep_until {
             return Some(obj);
         }
         self.remove_this(key, &obj);

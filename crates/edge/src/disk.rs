@@ -1226,18 +1226,18 @@ impl Meta {
             }
         }
         let etag = headers.get(http::header::ETAG).cloned();
-        let last_modified = headers
-            .get(http::header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let last_modified = crate::freshness::last_modified(&headers, SystemTime::now());
+        let (fresh_until, stale_until) = (at(self.fresh_ms), at(self.stale_ms));
+        let keep_until = crate::freshness::keep_until(fresh_until, stale_until, &headers);
         Object {
             status: StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK),
             headers,
             body,
             stored_at,
             initial_age: self.initial_age,
-            fresh_until: at(self.fresh_ms),
-            stale_until: at(self.stale_ms),
+            fresh_until,
+            stale_until,
+            keep_until,
             etag,
             last_modified,
         }

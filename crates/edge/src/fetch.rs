@@ -179,33 +179,39 @@ fn refreshed(
         merged.append(name.clone(), owned);
     }
     let received = Instant::now();
-    let (fresh_until, stale_until, initial_age) =
-        lifetimes(stale.status, &merged, headers, res, received);
+    let life = lifetimes(stale.status, &merged, headers, res, received);
     Some(Object {
         status: stale.status,
         etag: merged.get(header::ETAG).cloned(),
-        last_modified: merged
-            .get(header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok()),
+        last_modified: crate::freshness::last_modified(&merged, SystemTime::now()),
         headers: merged,
         body,
         stored_at: received,
-        initial_age,
-        fresh_until,
-        stale_until,
+        initial_age: life.initial_age,
+        fresh_until: life.fresh_until,
+        stale_until: life.stale_until,
+        keep_until: life.keep_until,
     })
 }
 
-/// When a response received at `received` stops being fresh and stops being servable stale,
-/// and the `Age` it came with (from `age_from`, the response itself).
+/// A response's lifetimes in the cache, from when it was received.
+struct Lifetimes {
+    fresh_until: Instant,
+    stale_until: Instant,
+    /// At `received` when it is not to be stored.
+    keep_until: Instant,
+    initial_age: u64,
+}
+
+/// When a response received at `received` stops being fresh, stops being servable stale and
+/// stops being kept, and the `Age` it came with (from `age_from`, the response itself).
 fn lifetimes(
     status: StatusCode,
     headers: &HeaderMap,
     age_from: &HeaderMap,
     res: &tollgate_model::ValidResource,
     received: Instant,
-) -> (Instant, Instant, u64) {
+) -> Lifetimes {
     let fresh = freshness(
         status,
         headers,
@@ -219,10 +225,21 @@ fn lifetimes(
         .unwrap_or(0);
     match fresh {
         Some(f) => {
-            let fu = after(received, f.fresh_secs.saturating_sub(initial_age));
-            (fu, after(fu, f.stale_if_error_secs), initial_age)
+            let fresh_until = after(received, f.fresh_secs.saturating_sub(initial_age));
+            let stale_until = after(fresh_until, f.stale_if_error_secs);
+            Lifetimes {
+                fresh_until,
+                stale_until,
+                keep_until: crate::freshness::keep_until(fresh_until, stale_until, headers),
+                initial_age,
+            }
         }
-        None => (received, received, initial_age),
+        None => Lifetimes {
+            fresh_until: received,
+            stale_until: received,
+            keep_until: received,
+            initial_age,
+        },
     }
 }
 
@@ -361,9 +378,8 @@ async fn fetch_object(
     } else {
         resp.status()
     };
-    let (fresh_until, stale_until, initial_age) =
-        lifetimes(status, resp.headers(), resp.headers(), res, received);
-    if fresh_until <= received {
+    let life = lifetimes(status, resp.headers(), resp.headers(), res, received);
+    if life.keep_until <= received {
         // A slice is not what the viewer asked for: its own request goes to the origin.
         return if sliced.is_some() {
             Fetched::Stream
@@ -388,10 +404,7 @@ async fn fetch_object(
         })
         .collect();
     let etag = headers.get(header::ETAG).cloned();
-    let last_modified = headers
-        .get(header::LAST_MODIFIED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let last_modified = crate::freshness::last_modified(&headers, SystemTime::now());
     let (body, fill) = match (expected, sliced) {
         // All of it in the one slice asked for (the first), or no slice asked.
         (Some(n), None | Some((0, _))) if n <= WHOLE_MAX => {
@@ -435,9 +448,10 @@ async fn fetch_object(
         headers,
         body,
         stored_at: received,
-        initial_age,
-        fresh_until,
-        stale_until,
+        initial_age: life.initial_age,
+        fresh_until: life.fresh_until,
+        stale_until: life.stale_until,
+        keep_until: life.keep_until,
         etag,
         last_modified,
     });

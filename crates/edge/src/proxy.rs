@@ -244,7 +244,7 @@ pub(crate) async fn lookup_disk(edge: &Edge, keyed: &Keyed, up: Upstream<'_>) ->
     let obj = disk.load(&keyed.key).await?;
     crate::fetch::attach_origin(edge, up, &obj);
     let now = Instant::now();
-    if now >= obj.stale_until {
+    if now >= obj.keep_until {
         return None;
     }
     tiers
@@ -273,6 +273,7 @@ async fn fetch_on_miss(
     if edge.large.contains(key, Instant::now()) {
         return Some(stream(ctx, headers, up).await);
     }
+    let joined = Instant::now();
     match edge.flights.join(key) {
         Join::Lead(leader) => match lead(edge, headers, keyed, up, leader).await {
             Led::Answer(a) => Some(a),
@@ -285,9 +286,11 @@ async fn fetch_on_miss(
             Waited::TimedOut => Some(stream(ctx, headers, up).await),
             Waited::LeaderGone => None,
             Waited::Done(Shared::Stored(obj)) => {
-                // A follower of a leader that fell back on the stale copy gets it as stale too.
+                // A follower of a leader that fell back on the stale copy gets it as stale too;
+                // one received after this request came (stale at once: `no-cache`,
+                // `max-age=0`) answers it as a hit.
                 let now = Instant::now();
-                let how = if obj.is_fresh(now) {
+                let how = if obj.is_fresh(now) || obj.stored_at >= joined {
                     Served::Hit
                 } else {
                     Served::Stale
@@ -331,11 +334,12 @@ pub(crate) async fn lead(
     }
     let mark = edge.tiers.memory.purge_mark();
     let fetched = crate::fetch::object(edge, up, key, headers, stored.as_ref()).await;
-    // `Cache::get` returns nothing past the stale window, so `stored` may be served stale.
-    // It is looked up after the join: a copy purged since the first lookup is never served.
+    // `stored` is looked up after the join: a copy purged since the first lookup is never
+    // served. It may be kept past its stale window (to be revalidated): served stale only
+    // within it.
     if let Some(stale) = stored
         .as_ref()
-        .filter(|_| fetched.calls_for_stale())
+        .filter(|o| fetched.calls_for_stale() && Instant::now() < o.stale_until)
         .cloned()
     {
         leader.finish(Shared::Stored(Arc::clone(&stale)));
@@ -378,7 +382,7 @@ pub(crate) async fn lead(
             }
         }
         // Still valid at the origin (304): the stored body with the new headers.
-        Fetched::Refreshed(obj) if !obj.is_fresh(Instant::now()) => {
+        Fetched::Refreshed(obj) if obj.keep_until <= obj.stored_at => {
             // The 304 made it unstorable (no-store, a cookie, no freshness): this viewer's
             // answer alone.
             edge.tiers

@@ -341,7 +341,7 @@ fn not_modified(obj: &Object, req: &HeaderMap) -> bool {
     let ims = req
         .get(header::IF_MODIFIED_SINCE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate::parse_http_date(v).ok());
+        .and_then(|v| crate::freshness::http_date(v, SystemTime::now()));
     matches!((ims, obj.last_modified), (Some(ims), Some(lm)) if lm <= ims)
 }
 
@@ -349,7 +349,7 @@ fn if_range_allows(obj: &Object, req: &HeaderMap) -> bool {
     let Some(v) = req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    if let Ok(date) = httpdate::parse_http_date(v) {
+    if let Some(date) = crate::freshness::http_date(v, SystemTime::now()) {
         return obj.last_modified.is_some_and(|lm: SystemTime| lm <= date);
     }
     // A strong comparison: weak tags never satisfy If-Range.

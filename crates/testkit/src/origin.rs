@@ -14,7 +14,8 @@
 //! - `/short/...`: `Cache-Control: max-age=1`;
 //! - `/say/...?status=503&h=Name:Value&h=...&delay_ms=N`: that status (default 200) and those
 //!   headers (`%XX` decoded), after N ms, body `origin <path>`: an origin that misbehaves as a
-//!   test asks;
+//!   test asks (an `ETag` among the headers is honoured: its `If-None-Match` gets a 304 with
+//!   the other headers);
 //! - `/drip/...?total=N&chunk=C&every_ms=M`: `Content-Length: N`, sent `C` bytes at a time every
 //!   `M` ms (an origin too slow to finish, or one that stalls after its first chunk);
 //! - `/hls/N/...`: an HLS media playlist of at least N bytes (4 s segments `seg<i>.ts`), for
@@ -383,9 +384,25 @@ fn serve(
             if let Some(ms) = param("delay_ms").first().and_then(|v| v.parse().ok()) {
                 std::thread::sleep(Duration::from_millis(ms));
             }
-            for h in param("h") {
-                extra.push_str(&h);
+            let said = param("h");
+            for h in &said {
+                extra.push_str(h);
                 extra.push_str("\r\n");
+            }
+            // An `ETag` among them is a validator: its `If-None-Match` gets a 304.
+            let etag = said.iter().find_map(|h| {
+                let (k, v) = h.split_once(':')?;
+                k.eq_ignore_ascii_case("etag").then(|| v.trim().to_owned())
+            });
+            if let Some(etag) = etag {
+                let others: String = said
+                    .iter()
+                    .filter(|h| !h.to_ascii_lowercase().starts_with("etag:"))
+                    .map(|h| format!("{h}\r\n"))
+                    .collect();
+                if unchanged(&etag, &mut out, &others)? {
+                    continue;
+                }
             }
             let body = format!("origin {path}\n");
             write!(

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is how it fails
 
 mod behaviour;
+mod caching;
 mod dir_links;
 mod hardening;
 mod https_origin;

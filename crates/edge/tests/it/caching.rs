@@ -1,0 +1,254 @@
+//! HTTP caching semantics through a running edge, the origin scripted per request (`/say/`):
+//! what RFC 9111 and RFC 9213 say a shared cache stores, for how long, and when it may serve a
+//! stale copy.
+
+use std::time::{Duration, SystemTime};
+
+use tollgate_edge::EdgeConfig;
+use tollgate_testkit::origin::TestOrigin;
+use tollgate_testkit::{link, now};
+
+use crate::{resources, RunningEdge};
+
+const HOST: &str = "cdn.example.com";
+
+fn edge(origin: &TestOrigin) -> RunningEdge {
+    RunningEdge::start(
+        &resources(origin.port, &[(HOST, Some(2))]),
+        EdgeConfig::default(),
+    )
+}
+
+/// A signed link to `/say/<name>` answering with `headers` and `status`, and the target the
+/// origin sees for it (the token's parameters taken off), for its request counts.
+fn say(name: &str, status: u16, headers: &[&str]) -> (String, String) {
+    let path = format!("/say/{name}");
+    let mut query = format!("status={status}");
+    for h in headers {
+        query.push_str("&h=");
+        query.push_str(&h.replace(' ', "%20").replace('"', "%22"));
+    }
+    let target = format!("{}&{query}", link(&path, now() + 600, None));
+    (format!("{path}?{query}"), target)
+}
+
+#[test]
+fn an_object_past_its_stale_window_is_revalidated_not_fetched_again() {
+    // RFC 9111 4.3: a stored response with a validator is revalidated once stale; with
+    // must-revalidate it has no stale window at all, and is still kept for that.
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    let (path, target) = say(
+        "rev.txt",
+        200,
+        &["Cache-Control: max-age=1, must-revalidate", "ETag: \"v1\""],
+    );
+    let first = e.get(HOST, &target, &[]);
+    assert_eq!(first.header("cache"), Some("MISS"));
+    std::thread::sleep(Duration::from_millis(1300));
+    let r = e.get(HOST, &target, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache"), Some("REVALIDATED"));
+    assert_eq!(r.body, first.body);
+    assert_eq!((origin.hits(&path), origin.not_modified()), (2, 1));
+}
+
+#[test]
+fn no_cache_is_stored_and_revalidated_on_every_request() {
+    // RFC 9111 5.2.2.4: stored, never used without validation.
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    let (path, target) = say("nc.txt", 200, &["Cache-Control: no-cache", "ETag: \"n1\""]);
+    let first = e.get(HOST, &target, &[]);
+    assert_eq!(first.header("cache"), Some("MISS"));
+    for round in 1..=2 {
+        let r = e.get(HOST, &target, &[]);
+        assert_eq!(r.header("cache"), Some("REVALIDATED"), "round {round}");
+        assert_eq!(r.body, first.body);
+    }
+    assert_eq!((origin.hits(&path), origin.not_modified()), (3, 2));
+}
+
+#[test]
+fn s_maxage_and_must_revalidate_are_never_served_stale_when_the_origin_fails() {
+    // RFC 9111 5.2.2.10 and 5.2.2.2; against a plain max-age, which may be served stale.
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    let cases = [
+        (
+            "smax.txt",
+            "Cache-Control: s-maxage=1, stale-if-error=600",
+            false,
+        ),
+        (
+            "mustrev.txt",
+            "Cache-Control: max-age=1, must-revalidate",
+            false,
+        ),
+        (
+            "proxyrev.txt",
+            "Cache-Control: max-age=1, proxy-revalidate",
+            false,
+        ),
+        ("plain.txt", "Cache-Control: max-age=1", true),
+    ];
+    let targets: Vec<String> = cases
+        .iter()
+        .map(|(name, cc, _)| {
+            let (_, target) = say(name, 200, &[cc]);
+            assert_eq!(e.get(HOST, &target, &[]).status, 200);
+            target
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1300));
+    origin.answer_all_with(Some(502));
+    for ((name, _, stale_ok), target) in cases.iter().zip(&targets) {
+        let r = e.get(HOST, target, &[]);
+        if *stale_ok {
+            assert_eq!(
+                (r.status, r.header("cache")),
+                (200, Some("STALE")),
+                "{name}"
+            );
+        } else {
+            assert_eq!(
+                r.status, 502,
+                "{name}: the origin's failure, not a stale copy"
+            );
+            assert_ne!(r.header("cache"), Some("STALE"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn any_status_with_explicit_freshness_is_served_from_the_cache() {
+    // RFC 9111 3: 302, 500, 503 included (an origin in trouble is shielded from the burst).
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    for (name, status) in [
+        ("moved", 302),
+        ("broken", 500),
+        ("busy", 503),
+        ("gone", 410),
+    ] {
+        let (path, target) = say(name, status, &["Cache-Control: max-age=60", "Location: /x"]);
+        for _ in 0..3 {
+            assert_eq!(e.get(HOST, &target, &[]).status, status, "{name}");
+        }
+        assert_eq!(origin.hits(&path), 1, "{name}: one origin request");
+    }
+    // Without explicit freshness a 302 is not stored (the default lifetime is for 200 and 301).
+    let (path, target) = say("temp", 302, &["Location: /x"]);
+    e.get(HOST, &target, &[]);
+    e.get(HOST, &target, &[]);
+    assert_eq!(origin.hits(&path), 2);
+}
+
+#[test]
+fn invalid_freshness_is_stale_not_the_default_hour() {
+    // RFC 9111 4.2.1: invalid freshness information makes the response stale; the resource's
+    // default applies only when the origin says nothing.
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    for (name, cc) in [
+        ("neg", "Cache-Control: max-age=-3600"),
+        ("quoted", "Cache-Control: max-age='3600'"),
+        ("cdn0", "CDN-Cache-Control: max-age=0"),
+        ("badexpires", "Expires: tomorrow"),
+    ] {
+        let (path, target) = say(name, 200, &[cc]);
+        e.get(HOST, &target, &[]);
+        let r = e.get(HOST, &target, &[]);
+        assert_eq!(r.header("cache"), Some("MISS"), "{name}");
+        assert_eq!(origin.hits(&path), 2, "{name}: fetched again");
+    }
+    let (path, target) = say("silent", 200, &[]);
+    e.get(HOST, &target, &[]);
+    assert_eq!(e.get(HOST, &target, &[]).header("cache"), Some("HIT"));
+    assert_eq!(
+        origin.hits(&path),
+        1,
+        "no information: the default lifetime"
+    );
+}
+
+#[test]
+fn cdn_cache_control_speaks_to_the_edge_above_cache_control() {
+    // RFC 9213 2.1: the targeted field wins, for the edge; the browser's field passes through.
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    let (path, target) = say(
+        "cdn.txt",
+        200,
+        &["Cache-Control: no-store", "CDN-Cache-Control: max-age=60"],
+    );
+    e.get(HOST, &target, &[]);
+    let r = e.get(HOST, &target, &[]);
+    assert_eq!(r.header("cache"), Some("HIT"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("no-store"),
+        "for the browser"
+    );
+    assert_eq!(origin.hits(&path), 1);
+    // Tollgate's own field above both.
+    let (path, target) = say(
+        "tg.txt",
+        200,
+        &[
+            "CDN-Cache-Control: no-store",
+            "Tollgate-CDN-Cache-Control: max-age=60",
+        ],
+    );
+    e.get(HOST, &target, &[]);
+    assert_eq!(e.get(HOST, &target, &[]).header("cache"), Some("HIT"));
+    assert_eq!(origin.hits(&path), 1);
+    // One that does not parse as a Structured Field is ignored: Cache-Control applies.
+    let (path, target) = say(
+        "badcdn.txt",
+        200,
+        &["Cache-Control: max-age=60", "CDN-Cache-Control: max-age=(("],
+    );
+    e.get(HOST, &target, &[]);
+    assert_eq!(e.get(HOST, &target, &[]).header("cache"), Some("HIT"));
+    assert_eq!(origin.hits(&path), 1);
+}
+
+#[test]
+fn expires_in_the_obsolete_date_forms_is_honoured() {
+    // RFC 9110 5.6.7: a recipient accepts all three forms, names in any case.
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    let at = SystemTime::now() + Duration::from_secs(3600);
+    let imf = httpdate::fmt_http_date(at); // "Thu, 03 Dec 2026 12:00:00 GMT"
+    let (wday, rest) = imf.split_once(", ").unwrap();
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let (day, mon, year, time) = (parts[0], parts[1], parts[2], parts[3]);
+    let long = match wday {
+        "Mon" => "Monday",
+        "Tue" => "Tuesday",
+        "Wed" => "Wednesday",
+        "Thu" => "Thursday",
+        "Fri" => "Friday",
+        "Sat" => "Saturday",
+        _ => "Sunday",
+    };
+    let rfc850 = format!("{long}, {day}-{mon}-{} {time} GMT", &year[2..]);
+    let day_num: u32 = day.parse().unwrap();
+    let asctime = format!("{wday} {mon} {day_num:>2} {time} {year}");
+    let upper = imf.to_uppercase();
+    for (name, date) in [("rfc850", rfc850), ("asctime", asctime), ("upper", upper)] {
+        let (path, target) = say(
+            name,
+            200,
+            &[&format!("Expires: {date}"), "Cache-Control: public"],
+        );
+        e.get(HOST, &target, &[]);
+        assert_eq!(
+            e.get(HOST, &target, &[]).header("cache"),
+            Some("HIT"),
+            "{name}: {date}"
+        );
+        assert_eq!(origin.hits(&path), 1, "{name}");
+    }
+}
