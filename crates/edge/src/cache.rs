@@ -29,6 +29,9 @@ pub struct Object {
     pub fresh_until: Instant,
     /// Servable while the origin fails until then.
     pub stale_until: Instant,
+    /// Servable stale until then while one request revalidates it in the background
+    /// (`stale-while-revalidate`); `fresh_until` without it.
+    pub updating_until: Instant,
     /// Kept until then: past `stale_until` when it has a validator, to be revalidated
     /// (`freshness::keep_until`); at or before `stored_at`, it is not to be stored at all.
     pub keep_until: Instant,
@@ -102,6 +105,7 @@ impl Object {
             initial_age: 0,
             fresh_until: now + Duration::from_secs(60),
             stale_until: now + Duration::from_secs(60),
+            updating_until: now + Duration::from_secs(60),
             keep_until: now + Duration::from_secs(60),
             etag: None,
             last_modified: None,

@@ -1228,7 +1228,13 @@ impl Meta {
         let etag = headers.get(http::header::ETAG).cloned();
         let last_modified = crate::freshness::last_modified(&headers, SystemTime::now());
         let (fresh_until, stale_until) = (at(self.fresh_ms), at(self.stale_ms));
-        let keep_until = crate::freshness::keep_until(fresh_until, stale_until, &headers);
+        // Not stored: read again from the directives the object was stored under.
+        let updating_until = crate::freshness::after(
+            fresh_until,
+            crate::freshness::stale_while_revalidate(&headers),
+        );
+        let servable = stale_until.max(updating_until);
+        let keep_until = crate::freshness::keep_until(fresh_until, servable, &headers);
         Object {
             status: StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK),
             headers,
@@ -1237,6 +1243,7 @@ impl Meta {
             initial_age: self.initial_age,
             fresh_until,
             stale_until,
+            updating_until,
             keep_until,
             etag,
             last_modified,

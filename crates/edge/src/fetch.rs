@@ -190,6 +190,7 @@ fn refreshed(
         initial_age: life.initial_age,
         fresh_until: life.fresh_until,
         stale_until: life.stale_until,
+        updating_until: life.updating_until,
         keep_until: life.keep_until,
     })
 }
@@ -198,6 +199,7 @@ fn refreshed(
 struct Lifetimes {
     fresh_until: Instant,
     stale_until: Instant,
+    updating_until: Instant,
     /// At `received` when it is not to be stored.
     keep_until: Instant,
     initial_age: u64,
@@ -227,16 +229,20 @@ fn lifetimes(
         Some(f) => {
             let fresh_until = after(received, f.fresh_secs.saturating_sub(initial_age));
             let stale_until = after(fresh_until, f.stale_if_error_secs);
+            let updating_until = after(fresh_until, f.stale_while_revalidate_secs);
+            let servable = stale_until.max(updating_until);
             Lifetimes {
                 fresh_until,
                 stale_until,
-                keep_until: crate::freshness::keep_until(fresh_until, stale_until, headers),
+                updating_until,
+                keep_until: crate::freshness::keep_until(fresh_until, servable, headers),
                 initial_age,
             }
         }
         None => Lifetimes {
             fresh_until: received,
             stale_until: received,
+            updating_until: received,
             keep_until: received,
             initial_age,
         },
@@ -451,6 +457,7 @@ async fn fetch_object(
         initial_age: life.initial_age,
         fresh_until: life.fresh_until,
         stale_until: life.stale_until,
+        updating_until: life.updating_until,
         keep_until: life.keep_until,
         etag,
         last_modified,

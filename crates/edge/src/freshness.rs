@@ -28,6 +28,9 @@ pub struct Freshness {
     pub fresh_secs: u64,
     /// Seconds past freshness it may be served if the origin fails.
     pub stale_if_error_secs: u64,
+    /// Seconds past freshness it may be served while one request revalidates it in the
+    /// background (RFC 5861 `stale-while-revalidate`).
+    pub stale_while_revalidate_secs: u64,
 }
 
 /// Serve-stale window when the origin says nothing (`stale-if-error` sets its own).
@@ -218,14 +221,8 @@ pub fn freshness(
     let (cc, targeted) = directives(headers);
     let find = |name: &str| cc.iter().find(|(k, _)| k == name).map(|(_, v)| v);
     let has = |name: &str| find(name).is_some();
-    let strict = [
-        "s-maxage",
-        "must-revalidate",
-        "proxy-revalidate",
-        "no-cache",
-    ]
-    .iter()
-    .any(|d| has(d));
+    let strict = is_strict(&cc);
+    let stale_while_revalidate_secs = while_revalidating(&cc);
     let stale_if_error_secs = if strict {
         0
     } else {
@@ -244,6 +241,7 @@ pub fn freshness(
         return (overridable && secs > 0).then_some(Freshness {
             fresh_secs: secs.min(MAX_DELTA_SECS),
             stale_if_error_secs,
+            stale_while_revalidate_secs,
         });
     }
     let vary_ok = headers.get_all(header::VARY).iter().all(|v| {
@@ -287,7 +285,38 @@ pub fn freshness(
     Some(Freshness {
         fresh_secs,
         stale_if_error_secs,
+        stale_while_revalidate_secs,
     })
+}
+
+/// Whether the directives forbid serving the response stale without revalidating it first.
+fn is_strict(cc: &Directives) -> bool {
+    [
+        "s-maxage",
+        "must-revalidate",
+        "proxy-revalidate",
+        "no-cache",
+    ]
+    .iter()
+    .any(|d| cc.iter().any(|(k, _)| k == d))
+}
+
+/// `stale-while-revalidate`'s seconds (0 when absent, invalid, or forbidden by a strict
+/// directive).
+fn while_revalidating(cc: &Directives) -> u64 {
+    if is_strict(cc) {
+        return 0;
+    }
+    cc.iter()
+        .find(|(k, _)| k == "stale-while-revalidate")
+        .and_then(|(_, v)| secs(v))
+        .unwrap_or(0)
+}
+
+/// `stale-while-revalidate`'s seconds for a stored response's headers (the directives it
+/// was stored under), as [`freshness`] reads them.
+pub fn stale_while_revalidate(headers: &HeaderMap) -> u64 {
+    while_revalidating(&directives(headers).0)
 }
 
 #[cfg(test)]
@@ -716,6 +745,40 @@ mod tests {
         ] {
             assert_eq!(s(strict), Some(0), "{strict}");
         }
+    }
+
+    #[test]
+    fn stale_while_revalidate_is_read_and_refused_where_serving_stale_is() {
+        // RFC 5861 3; RFC 9111 5.2.2 for the directives that forbid it.
+        let w = |cc: &'static str| {
+            let f = freshness(
+                StatusCode::OK,
+                &h(&[("cache-control", cc)]),
+                None,
+                60,
+                UNIX_EPOCH,
+            );
+            let from_headers = stale_while_revalidate(&h(&[("cache-control", cc)]));
+            assert_eq!(
+                f.map(|f| f.stale_while_revalidate_secs),
+                Some(from_headers),
+                "{cc}"
+            );
+            from_headers
+        };
+        assert_eq!(w("max-age=5"), 0);
+        assert_eq!(w("max-age=5, stale-while-revalidate=30"), 30);
+        assert_eq!(w("max-age=5, stale-while-revalidate=-1"), 0);
+        assert_eq!(
+            w("max-age=5, stale-while-revalidate=30, must-revalidate"),
+            0
+        );
+        assert_eq!(w("s-maxage=5, stale-while-revalidate=30"), 0);
+        let targeted = h(&[
+            ("cache-control", "max-age=5"),
+            ("cdn-cache-control", "max-age=5, stale-while-revalidate=9"),
+        ]);
+        assert_eq!(stale_while_revalidate(&targeted), 9);
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub(crate) struct KeyRule {
 
 /// A request's key and the target its origin request is sent to (the key's path, plus the
 /// forwarded query when the key leaves it out).
+#[derive(Clone)]
 pub(crate) struct Keyed {
     pub key: CacheKey,
     /// Encoded path and forwarded query: ASCII from `encode_path`, plus the query bytes as the

@@ -130,6 +130,15 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
             break answer;
         }
     };
+    if matches!(
+        answer,
+        Answer::Object {
+            served: Served::Updating,
+            ..
+        }
+    ) {
+        revalidate_in_background(ctx.edge, site, &keyed, up.https);
+    }
     match &answer {
         Answer::Object { obj, .. } if ahead_of_fill(obj, &shaping.headers) => {
             stream(ctx, &shaping.headers, up).await
@@ -216,23 +225,54 @@ fn plan<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>, site: &Site, target: &Targ
     KeyRule::of(&site.res).key(target)
 }
 
-/// Phase 5: a fresh stored object in the memory tier.
+/// Phase 5: a fresh stored object in the memory tier, or one within its
+/// `stale-while-revalidate` (the caller starts its revalidation).
 pub(crate) fn lookup(edge: &Edge, keyed: &Keyed) -> Option<Answer> {
     let now = Instant::now();
-    let found = edge
-        .tiers
-        .memory
-        .get(&keyed.key, now)
-        .filter(|o| o.is_fresh(now));
-    let Some(obj) = found else {
+    let found = edge.tiers.memory.get(&keyed.key, now).and_then(|o| {
+        let how = usable(&o, now)?;
+        Some((o, how))
+    });
+    let Some((obj, how)) = found else {
         edge.metrics.memory_misses.fetch_add(1, Relaxed);
         return None;
     };
-    Some(served(obj, Served::Hit, now))
+    Some(served(obj, how, now))
+}
+
+/// How a stored object may answer without the origin at `now`: fresh, or stale within its
+/// `stale-while-revalidate` while it is revalidated in the background.
+fn usable(obj: &Object, now: Instant) -> Option<Served> {
+    if obj.is_fresh(now) {
+        Some(Served::Hit)
+    } else if now < obj.updating_until {
+        Some(Served::Updating)
+    } else {
+        None
+    }
+}
+
+/// Revalidates (or fetches again) the object of `keyed` in a task of its own, unless a fetch
+/// of it is under way: the viewers are answered from the stale copy meanwhile, and those that
+/// come once it is past its window wait on this fetch as on any other.
+fn revalidate_in_background(edge: &Arc<Edge>, site: &Arc<Site>, keyed: &Keyed, https: bool) {
+    let (edge, site, keyed) = (Arc::clone(edge), Arc::clone(site), keyed.clone());
+    tokio::spawn(async move {
+        let Join::Lead(leader) = edge.flights.join(&keyed.key) else {
+            return;
+        };
+        let up = Upstream {
+            site: &site,
+            https,
+            target: &keyed.origin_target,
+        };
+        // What it gets is stored (or not) by `lead`; no viewer waits for it.
+        let _ = lead(&edge, &HeaderMap::new(), &keyed, up, leader).await;
+    });
 }
 
 /// Phase 5, second tier: an object on disk, brought into the memory tier (stale ones too, for
-/// the miss to fall back on); a hit when fresh.
+/// the miss to fall back on or revalidate); an answer when [`usable`].
 pub(crate) async fn lookup_disk(edge: &Edge, keyed: &Keyed, up: Upstream<'_>) -> Option<Answer> {
     let tiers = &edge.tiers;
     let disk = tiers.disk.as_ref()?;
@@ -250,9 +290,10 @@ pub(crate) async fn lookup_disk(edge: &Edge, keyed: &Keyed, up: Upstream<'_>) ->
     tiers
         .memory
         .insert_unless_purged(keyed.key.clone(), Arc::clone(&obj), mark);
-    obj.is_fresh(now).then(|| Answer::Object {
+    let served = usable(&obj, now)?;
+    Some(Answer::Object {
         obj,
-        served: Served::Hit,
+        served,
         reason: "",
         now,
         tier: Tier::Disk,

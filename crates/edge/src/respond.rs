@@ -59,6 +59,9 @@ pub(crate) enum Served {
     Miss,
     /// Past its freshness, because the origin failed.
     Stale,
+    /// Past its freshness, within its `stale-while-revalidate`: served while one request
+    /// revalidates it in the background.
+    Updating,
     /// Past its freshness, and confirmed by the origin (a 304): the stored body.
     Revalidated,
     /// Fetched for this viewer alone, or streamed: not stored.
@@ -70,7 +73,7 @@ impl Served {
         match self {
             Served::Hit | Served::Revalidated => Outcome::Hit,
             Served::Miss => Outcome::Miss,
-            Served::Stale => Outcome::Stale,
+            Served::Stale | Served::Updating => Outcome::Stale,
             Served::Pass => Outcome::Pass,
         }
     }
@@ -81,6 +84,7 @@ impl Served {
             Served::Hit => "HIT",
             Served::Miss | Served::Pass => "MISS",
             Served::Stale => "STALE",
+            Served::Updating => "UPDATING",
             Served::Revalidated => "REVALIDATED",
         }
     }

@@ -252,3 +252,49 @@ fn expires_in_the_obsolete_date_forms_is_honoured() {
         assert_eq!(origin.hits(&path), 1, "{name}");
     }
 }
+
+#[test]
+fn stale_while_revalidate_answers_at_once_and_revalidates_once_in_the_background() {
+    // RFC 5861 3: within the window the stale copy is served without waiting, and one request
+    // (not one per viewer) revalidates it.
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    let (path, target) = say(
+        "swr.txt",
+        200,
+        &[
+            "Cache-Control: max-age=1, stale-while-revalidate=30",
+            "ETag: \"w1\"",
+            // Slow to answer: a viewer that waited for the revalidation would be seen waiting.
+        ],
+    );
+    let slow = format!("{target}&delay_ms=700");
+    let origin_target = format!("{path}&delay_ms=700");
+    let first = e.get(HOST, &slow, &[]);
+    assert_eq!(first.header("cache"), Some("MISS"));
+    std::thread::sleep(Duration::from_millis(1300));
+    let started = std::time::Instant::now();
+    for round in 0..5 {
+        let r = e.get(HOST, &slow, &[]);
+        assert_eq!(r.header("cache"), Some("UPDATING"), "round {round}");
+        assert_eq!(r.body, first.body);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "served without waiting on the origin: {:?}",
+        started.elapsed()
+    );
+    let t = std::time::Instant::now();
+    while origin.not_modified() < 1 {
+        assert!(t.elapsed() < Duration::from_secs(10), "never revalidated");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let r = e.get(HOST, &slow, &[]);
+    assert_eq!(r.header("cache"), Some("HIT"), "fresh again from the 304");
+    assert_eq!(
+        (origin.hits(&origin_target), origin.not_modified()),
+        (2, 1),
+        "one fetch and one revalidation, for six viewers"
+    );
+}
