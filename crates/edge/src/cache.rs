@@ -156,6 +156,40 @@ impl quick_cache::Equivalent<Key> for ObjectKey<'_> {
 enum Entry {
     Object(Arc<Object>),
     Slice(Bytes),
+    /// At a URL's key: its responses vary on request fields, and are stored under the keys
+    /// of their variants.
+    Vary(Arc<VaryRule>),
+}
+
+/// The request fields a URL's responses vary on, and the variants admitted so far.
+#[derive(Debug)]
+pub struct VaryRule {
+    pub fields: Vec<http::HeaderName>,
+    admitted: std::sync::Mutex<Vec<CacheKey>>,
+}
+
+impl VaryRule {
+    /// Whether `variant` may be stored: one admitted before, or one of the first
+    /// [`crate::key::MAX_VARIANTS`].
+    pub fn admit(&self, variant: &CacheKey) -> bool {
+        let mut a = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+        if a.contains(variant) {
+            return true;
+        }
+        if a.len() >= crate::key::MAX_VARIANTS {
+            return false;
+        }
+        a.push(variant.clone());
+        true
+    }
+}
+
+/// What the memory tier holds at a key.
+pub enum Found {
+    Object(Arc<Object>),
+    /// The URL's responses vary: look again under the request's variant.
+    Varies(Arc<VaryRule>),
+    Nothing,
 }
 
 /// Weighs entries for quick_cache: [`Object::weight`], and a slice's bytes plus a share for
@@ -168,6 +202,9 @@ impl quick_cache::Weighter<Key, Entry> for ByBytes {
         match (key, entry) {
             (Key::Object(k), Entry::Object(o)) => o.weight(k),
             (_, Entry::Slice(b)) => b.len() as u64 + 256,
+            (Key::Object(k), Entry::Vary(r)) => {
+                (k.path.len() + 512 + 64 * r.fields.len() + 256 * crate::key::MAX_VARIANTS) as u64
+            }
             // Never built: keys and entries are made in pairs below.
             _ => 1,
         }
@@ -276,6 +313,37 @@ impl Cache {
         }
         self.remove_this(key, &obj);
         None
+    }
+
+    /// What is stored at `key`: an object (fresh or stale, as long as it is kept at `now`),
+    /// or the rule of a URL whose responses vary. One lookup, for the hit path.
+    pub fn find(&self, key: &CacheKey, now: Instant) -> Found {
+        match self.inner.get(&ObjectKey(key)) {
+            Some(Entry::Object(obj)) if now < obj.keep_until => Found::Object(obj),
+            Some(Entry::Object(obj)) => {
+                self.remove_this(key, &obj);
+                Found::Nothing
+            }
+            Some(Entry::Vary(rule)) => Found::Varies(rule),
+            _ => Found::Nothing,
+        }
+    }
+
+    /// Records at the URL key `primary` that its responses vary on `fields` (replacing what
+    /// was stored there, or a rule on other fields); the rule.
+    pub fn learn_vary(&self, primary: &CacheKey, fields: Vec<http::HeaderName>) -> Arc<VaryRule> {
+        if let Some(Entry::Vary(rule)) = self.inner.get(&ObjectKey(primary)) {
+            if rule.fields == fields {
+                return rule;
+            }
+        }
+        let rule = Arc::new(VaryRule {
+            fields,
+            admitted: std::sync::Mutex::default(),
+        });
+        self.inner
+            .insert(Key::Object(primary.clone()), Entry::Vary(Arc::clone(&rule)));
+        rule
     }
 
     /// Removes `obj` if it is still the object stored for `key`.
@@ -392,13 +460,15 @@ impl<'a> Purged<'a> {
         if k.resource != self.resource {
             return false;
         }
+        // A variant (a response with `Vary`) is named with its URL.
+        let base = k.base();
         self.everything
             || self.keys.iter().any(|u| {
-                *k == *u
+                base == &u.path[..]
                     || (!u.has_query()
-                        && k.path.len() > u.path.len()
-                        && k.path.starts_with(&u.path)
-                        && k.path[u.path.len()] == b'?')
+                        && base.len() > u.path.len()
+                        && base.starts_with(&u.path)
+                        && base[u.path.len()] == b'?')
             })
             || self
                 .patterns

@@ -26,6 +26,9 @@ pub(crate) struct Upstream<'a> {
     pub https: bool,
     /// Encoded path and forwarded query ([`crate::key::Keyed::origin_target`]).
     pub target: &'a [u8],
+    /// The viewer whose request this fetch is for: its headers are forwarded. `None` for
+    /// the edge's own fetches (a background revalidation, a prefetch, a later slice).
+    pub viewer: Option<crate::origin::Viewer<'a>>,
 }
 
 /// What a fetch for the cache got.
@@ -35,6 +38,8 @@ pub(crate) enum Fetched {
     Storable {
         obj: Arc<Object>,
         fill: Option<PendingFill>,
+        /// Where it is stored: the key fetched, or for a response with `Vary` its variant's.
+        key: CacheKey,
     },
     /// A response for this viewer alone (a cookie, `private`, `no-store`, no freshness),
     /// streamed through as it comes.
@@ -106,6 +111,7 @@ async fn conditional_request(
             conditional,
             head,
             extra: &r.origin_headers,
+            viewer: up.viewer,
         })
         .await?;
     up.site.metrics.origin_latency(t0.elapsed());
@@ -155,6 +161,7 @@ fn refreshed(
     stale: &Object,
     headers: &HeaderMap,
     res: &tollgate_model::ValidResource,
+    authorized: bool,
 ) -> Option<Object> {
     let body = match &stale.body {
         Body::Whole(b) => Body::Whole(b.clone()),
@@ -179,7 +186,7 @@ fn refreshed(
         merged.append(name.clone(), owned);
     }
     let received = Instant::now();
-    let life = lifetimes(stale.status, &merged, headers, res, received);
+    let life = lifetimes(stale.status, &merged, headers, res, received, authorized);
     Some(Object {
         status: stale.status,
         etag: merged.get(header::ETAG).cloned(),
@@ -193,6 +200,11 @@ fn refreshed(
         updating_until: life.updating_until,
         keep_until: life.keep_until,
     })
+}
+
+/// Whether the fetch is for a viewer whose request carries `Authorization`.
+fn authorized(up: Upstream<'_>) -> bool {
+    up.viewer.is_some_and(|v| v.authorized())
 }
 
 /// A response's lifetimes in the cache, from when it was received.
@@ -213,14 +225,21 @@ fn lifetimes(
     age_from: &HeaderMap,
     res: &tollgate_model::ValidResource,
     received: Instant,
+    authorized: bool,
 ) -> Lifetimes {
-    let fresh = freshness(
-        status,
-        headers,
-        res.cache_override_secs,
-        res.cache_default_secs,
-        SystemTime::now(),
-    );
+    // RFC 9111 3.5: the answer to a request with `Authorization` is shared only when it says
+    // so, whatever the resource's settings.
+    let fresh = if authorized && !crate::freshness::shared_despite_authorization(headers) {
+        None
+    } else {
+        freshness(
+            status,
+            headers,
+            res.cache_override_secs,
+            res.cache_default_secs,
+            SystemTime::now(),
+        )
+    };
     let initial_age: u64 = age_from
         .get(header::AGE)
         .and_then(|v| v.to_str().ok()?.parse().ok())
@@ -306,7 +325,7 @@ async fn fetch_object(
     if let (StatusCode::NOT_MODIFIED, Some(stale), false) =
         (resp.status(), stale, conditional.is_empty())
     {
-        return match refreshed(stale, resp.headers(), &up.site.res) {
+        return match refreshed(stale, resp.headers(), &up.site.res, authorized(up)) {
             Some(obj) => Fetched::Refreshed(Arc::new(obj)),
             None => Fetched::Failed(OriginError::Unreachable),
         };
@@ -384,15 +403,26 @@ async fn fetch_object(
     } else {
         resp.status()
     };
-    let life = lifetimes(status, resp.headers(), resp.headers(), res, received);
-    if life.keep_until <= received {
+    let life = lifetimes(
+        status,
+        resp.headers(),
+        resp.headers(),
+        res,
+        received,
+        authorized(up),
+    );
+    let into = (life.keep_until > received)
+        .then(|| storage_key(edge, key, up.viewer.map(|v| v.headers), resp.headers()))
+        .flatten();
+    let Some(into) = into else {
         // A slice is not what the viewer asked for: its own request goes to the origin.
         return if sliced.is_some() {
             Fetched::Stream
         } else {
             Fetched::Pass(resp)
         };
-    }
+    };
+    let key = &into;
     let (parts, incoming) = resp.into_parts();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
@@ -462,7 +492,34 @@ async fn fetch_object(
         etag,
         last_modified,
     });
-    Fetched::Storable { obj, fill }
+    Fetched::Storable {
+        obj,
+        fill,
+        key: into,
+    }
+}
+
+/// The key a response with `headers` (fetched for `key`, for a request with `viewer`) is
+/// stored under: `key`, or for a response with `Vary` the key of its variant, the rule being
+/// recorded at its URL; `None` when it may not be stored (`Vary: *`, or more variants than a
+/// URL keeps).
+fn storage_key(
+    edge: &Edge,
+    key: &CacheKey,
+    viewer: Option<&HeaderMap>,
+    headers: &HeaderMap,
+) -> Option<CacheKey> {
+    match crate::key::vary_of(headers) {
+        crate::key::Vary::Nothing => Some(key.clone()),
+        crate::key::Vary::Never => None,
+        crate::key::Vary::Fields(fields) => {
+            let primary = key.primary();
+            let none = HeaderMap::new();
+            let variant = primary.variant(&fields, viewer.unwrap_or(&none));
+            let rule = edge.tiers.memory.learn_vary(&primary, fields);
+            rule.admit(&variant).then_some(variant)
+        }
+    }
 }
 
 /// Runs the fill of `obj` (stored under `key`, or only served when `stored` is false) in a
@@ -603,6 +660,7 @@ impl SliceSource for OriginSlices {
                 site: &self.site,
                 https: self.https,
                 target: &self.target,
+                viewer: None,
             };
             let range = slice_range(index);
             let resp = match request(&self.origin, up, Some(&range), false).await {

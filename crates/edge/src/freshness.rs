@@ -2,9 +2,8 @@
 //! function of the response, the resource's settings and `now`.
 //!
 //! Precedence: a resource `edge_cache_settings.value` overrides the origin for 200, 206, 301
-//! and 302 (Gcore's rule). Otherwise `no-store`, `private`, `Set-Cookie` (as nginx) or a `Vary`
-//! other than `Accept-Encoding` (the edge asks origins for identity encoding) keep a response
-//! out. The directives are those of the first valid, non-empty targeted field,
+//! and 302 (Gcore's rule). Otherwise `no-store`, `private`, `Set-Cookie` (as nginx) or
+//! `Vary: *` keep a response out (another `Vary` is stored by variant, `key::CacheKey::variant`). The directives are those of the first valid, non-empty targeted field,
 //! `Tollgate-CDN-Cache-Control` then `CDN-Cache-Control` (RFC 9213: a Structured Field
 //! Dictionary; `Cache-Control` and `Expires` are then ignored), else `Cache-Control`. The
 //! lifetime is `s-maxage`, else `max-age`, else `Expires` minus `Date`; one present but invalid
@@ -244,15 +243,10 @@ pub fn freshness(
             stale_while_revalidate_secs,
         });
     }
-    let vary_ok = headers.get_all(header::VARY).iter().all(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',')
-                .map(str::trim)
-                .all(|f| f.is_empty() || f.eq_ignore_ascii_case("accept-encoding"))
-        })
-    });
-    // A partial or a not-modified answer is never stored as the object.
-    if !vary_ok || matches!(status.as_u16(), 100..=199 | 206 | 304) {
+    // `Vary: *` matches no later request (RFC 9111 4.1); other fields make variants, keyed by
+    // the caller. A partial or a not-modified answer is never stored as the object.
+    let never = crate::key::vary_of(headers) == crate::key::Vary::Never;
+    if never || matches!(status.as_u16(), 100..=199 | 206 | 304) {
         return None;
     }
     // Present but invalid: stale (0), not "absent".
@@ -287,6 +281,14 @@ pub fn freshness(
         stale_if_error_secs,
         stale_while_revalidate_secs,
     })
+}
+
+/// Whether a response to a request with `Authorization` may be stored for others: it says
+/// `public`, `s-maxage` or `must-revalidate` (RFC 9111 3.5).
+pub fn shared_despite_authorization(headers: &HeaderMap) -> bool {
+    let (cc, _) = directives(headers);
+    cc.iter()
+        .any(|(k, _)| matches!(k.as_str(), "public" | "s-maxage" | "must-revalidate"))
 }
 
 /// Whether the directives forbid serving the response stale without revalidating it first.
@@ -482,9 +484,16 @@ mod tests {
                 Some(3600),
             ),
             (
-                "Vary on another field is not stored yet",
+                "9111 4.1 Vary on a request field: stored (by variant)",
                 200,
                 &[("vary", "User-Agent")],
+                None,
+                Some(3600),
+            ),
+            (
+                "9111 4.1 Vary: * is never matched",
+                200,
+                &[("vary", "Accept-Language, *")],
                 None,
                 None,
             ),

@@ -2,6 +2,7 @@
 //! request for the same URL stored only while both build the key the same way, so both call
 //! [`KeyRule::key`].
 
+use http::{HeaderMap, HeaderName};
 use tollgate_model::ValidResource;
 use tollgate_token::query::params;
 use tollgate_token::sign::encode_path;
@@ -17,15 +18,123 @@ pub(crate) struct CacheKey {
     pub path: Box<[u8]>,
 }
 
+/// Separates a key's path from the request header values its response varies on: a byte no
+/// request target carries (`encode_path` escapes it, hyper refuses it in a query).
+const VARIANT: u8 = 0;
+
+/// Variants stored per URL at most, for a response with `Vary`; others are not stored.
+pub const MAX_VARIANTS: usize = 16;
+
 impl CacheKey {
+    /// The path and query, without the variant.
+    pub fn base(&self) -> &[u8] {
+        self.path
+            .split(|&b| b == VARIANT)
+            .next()
+            .unwrap_or_default()
+    }
+
     /// The path without its query.
     pub fn uri(&self) -> &[u8] {
-        self.path.split(|&b| b == b'?').next().unwrap_or_default()
+        self.base().split(|&b| b == b'?').next().unwrap_or_default()
     }
 
     /// Whether the key holds a query (a purge of it then names that variant alone).
     pub fn has_query(&self) -> bool {
-        self.path.contains(&b'?')
+        self.base().contains(&b'?')
+    }
+
+    /// Whether this is the key of one variant of a URL (see [`CacheKey::variant`]).
+    pub fn is_variant(&self) -> bool {
+        self.path.contains(&VARIANT)
+    }
+
+    /// The key of the URL this key is a variant of (itself when it is none).
+    pub fn primary(&self) -> CacheKey {
+        CacheKey {
+            resource: self.resource,
+            path: self.base().into(),
+        }
+    }
+
+    /// The key of the variant a request with `headers` selects, of a response of this URL
+    /// varying on `fields` (RFC 9111 4.1): the URL's key with, for each field, its values
+    /// normalised (lines joined, list members trimmed, in lower case where the field is
+    /// case-insensitive); an absent field differs from an empty one.
+    pub fn variant(&self, fields: &[HeaderName], headers: &HeaderMap) -> CacheKey {
+        let mut path = self.base().to_vec();
+        path.push(VARIANT);
+        for name in fields {
+            path.extend_from_slice(name.as_str().as_bytes());
+            path.push(b':');
+            let mut lines = headers.get_all(name).iter().peekable();
+            if lines.peek().is_none() {
+                path.push(1); // absent
+            }
+            let fold = matches!(
+                name.as_str(),
+                "accept" | "accept-language" | "accept-charset" | "origin"
+            );
+            let mut first = true;
+            for member in lines.flat_map(|v| v.as_bytes().split(|&b| b == b',')) {
+                let member = member.trim_ascii();
+                if member.is_empty() {
+                    continue;
+                }
+                if !first {
+                    path.push(b',');
+                }
+                first = false;
+                if fold {
+                    path.extend(member.iter().map(u8::to_ascii_lowercase));
+                } else {
+                    path.extend_from_slice(member);
+                }
+            }
+            path.push(b'\n');
+        }
+        CacheKey {
+            resource: self.resource,
+            path: path.into(),
+        }
+    }
+}
+
+/// What a response's `Vary` asks of a shared cache.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Vary {
+    /// Nothing: no `Vary`, or only `Accept-Encoding` (the edge asks origins for the identity
+    /// encoding and its key ignores that field).
+    Nothing,
+    /// A variant per value of these request fields (lower case, each once, in order).
+    Fields(Vec<HeaderName>),
+    /// `Vary: *`, or a field name that is not one: no later request matches.
+    Never,
+}
+
+/// The `Vary` of a response's `headers`.
+pub(crate) fn vary_of(headers: &HeaderMap) -> Vary {
+    let mut fields: Vec<HeaderName> = Vec::new();
+    for v in headers.get_all(http::header::VARY) {
+        let Ok(v) = v.to_str() else {
+            return Vary::Never;
+        };
+        for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            if f == "*" {
+                return Vary::Never;
+            }
+            let Ok(name) = HeaderName::from_bytes(f.as_bytes()) else {
+                return Vary::Never;
+            };
+            if name != http::header::ACCEPT_ENCODING && !fields.contains(&name) {
+                fields.push(name);
+            }
+        }
+    }
+    if fields.is_empty() {
+        Vary::Nothing
+    } else {
+        Vary::Fields(fields)
     }
 }
 
@@ -106,6 +215,75 @@ fn push_forwarded_query(out: &mut Vec<u8>, args: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    fn hm(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(*k, http::HeaderValue::from_static(v));
+        }
+        m
+    }
+
+    #[test]
+    fn variants_are_keyed_by_normalised_field_values() {
+        let url = CacheKey {
+            resource: 3,
+            path: b"/a.txt?x=1".as_slice().into(),
+        };
+        let lang = [HeaderName::from_static("accept-language")];
+        let v = |pairs| url.variant(&lang, &hm(pairs));
+        let fr = v(&[("accept-language", "fr, en;q=0.5")]);
+        // RFC 9111 4.1: whitespace between list members, lines, and (for a case-insensitive
+        // field) case do not make another variant.
+        assert_eq!(fr, v(&[("accept-language", "FR,en;q=0.5")]));
+        assert_eq!(
+            fr,
+            v(&[("accept-language", "fr"), ("accept-language", " en;q=0.5 ")])
+        );
+        assert_ne!(
+            fr,
+            v(&[("accept-language", "en, fr;q=0.5")]),
+            "order matters"
+        );
+        assert_ne!(v(&[]), v(&[("accept-language", "")]), "absent is not empty");
+        // A case-sensitive field keeps its case.
+        let cookie = [HeaderName::from_static("x-tenant")];
+        assert_ne!(
+            url.variant(&cookie, &hm(&[("x-tenant", "Acme")])),
+            url.variant(&cookie, &hm(&[("x-tenant", "acme")]))
+        );
+        // The variant names its URL: base, path, query, purges.
+        assert!(fr.is_variant() && !url.is_variant());
+        assert_eq!(fr.base(), b"/a.txt?x=1");
+        assert_eq!(fr.uri(), b"/a.txt");
+        assert!(fr.has_query());
+        assert_eq!(fr.primary(), url);
+        assert_eq!(
+            fr.primary()
+                .variant(&lang, &hm(&[("accept-language", "fr,en;q=0.5")])),
+            fr
+        );
+    }
+
+    #[test]
+    fn vary_is_read_as_a_shared_cache_must() {
+        let v = |pairs| vary_of(&hm(pairs));
+        assert_eq!(v(&[]), Vary::Nothing);
+        assert_eq!(v(&[("vary", "Accept-Encoding")]), Vary::Nothing);
+        assert_eq!(v(&[("vary", " , ")]), Vary::Nothing);
+        assert_eq!(
+            v(&[
+                ("vary", "Accept-Language, accept-encoding"),
+                ("vary", "X-Tenant, accept-language")
+            ]),
+            Vary::Fields(vec![
+                HeaderName::from_static("accept-language"),
+                HeaderName::from_static("x-tenant")
+            ])
+        );
+        assert_eq!(v(&[("vary", "Origin, *")]), Vary::Never);
+        assert_eq!(v(&[("vary", "bad name")]), Vary::Never);
+    }
+
     use super::*;
 
     fn key(rule: KeyRule, target: &str) -> (String, String) {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response};
+use http::{header, HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -63,8 +63,70 @@ pub(crate) struct OriginRequest<'a> {
     /// `If-None-Match` / `If-Modified-Since` of a stored copy being revalidated.
     pub conditional: &'a [(http::HeaderName, HeaderValue)],
     pub head: bool,
-    /// Added after the edge's own headers (`staticRequestHeaders`).
+    /// Added after the edge's own headers (`staticRequestHeaders`), replacing the viewer's
+    /// of the same names.
     pub extra: &'a [(String, String)],
+    /// The viewer this request is made for, whose headers are forwarded.
+    pub viewer: Option<Viewer<'a>>,
+}
+
+/// A viewer's request, as the origin is told of it.
+#[derive(Clone, Copy)]
+pub(crate) struct Viewer<'a> {
+    pub headers: &'a HeaderMap,
+    /// Its address (as the trusted proxies tell it).
+    pub client: std::net::IpAddr,
+    pub tls: bool,
+}
+
+impl Viewer<'_> {
+    /// Whether the request carries `Authorization` (RFC 9111 3.5: its response is stored
+    /// only when the response says it may be).
+    pub fn authorized(&self) -> bool {
+        self.headers.contains_key(header::AUTHORIZATION)
+    }
+}
+
+/// The viewer's request headers that go to the origin, as nginx's `proxy_pass` sends them:
+/// its end-to-end headers, without those the edge sets or answers itself (the hop-by-hop
+/// ones and those `Connection` names, `Host`, the body's framing, `Range` and the
+/// conditionals, which the cache answers, `Accept-Encoding`, since the edge asks for the
+/// identity encoding, and the forwarding headers it sets).
+fn forwardable(viewer: &HeaderMap) -> impl Iterator<Item = (&http::HeaderName, &HeaderValue)> {
+    let named: Vec<String> = viewer
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    viewer.iter().filter(move |(name, _)| {
+        let n = name.as_str();
+        !matches!(
+            n,
+            "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "proxy-authorization"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | "host"
+                | "content-length"
+                | "expect"
+                | "range"
+                | "if-range"
+                | "if-match"
+                | "if-none-match"
+                | "if-modified-since"
+                | "if-unmodified-since"
+                | "accept-encoding"
+                | "x-forwarded-for"
+                | "x-forwarded-proto"
+                | "x-real-ip"
+        ) && !named.iter().any(|c| c == n)
+    })
 }
 
 type Pool = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
@@ -155,24 +217,65 @@ impl OriginClient {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
-            .header(header::HOST, r.host_header)
-            .header(header::USER_AGENT, "tollgate-edge")
-            // The cache key ignores Accept-Encoding, so ask for the identity encoding.
-            .header(header::ACCEPT_ENCODING, "identity")
             .body(Empty::new())
             .map_err(|_| OriginError::Unreachable)?;
+        let h = req.headers_mut();
+        if let Some(v) = &r.viewer {
+            for (name, value) in forwardable(v.headers) {
+                h.append(name, value.clone());
+            }
+            // nginx's usual set: the viewer's chain plus its address, its address, its scheme.
+            let client = v.client.to_string();
+            let chain = match v.headers.get("x-forwarded-for").map(HeaderValue::to_str) {
+                Some(Ok(prior)) if !prior.trim().is_empty() => format!("{prior}, {client}"),
+                _ => client.clone(),
+            };
+            for (name, value) in [
+                ("x-forwarded-for", chain),
+                ("x-real-ip", client),
+                (
+                    "x-forwarded-proto",
+                    (if v.tls { "https" } else { "http" }).into(),
+                ),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    h.insert(name, value);
+                }
+            }
+        }
+        h.insert(
+            header::HOST,
+            HeaderValue::from_str(r.host_header).map_err(|_| OriginError::Unreachable)?,
+        );
+        if !h.contains_key(header::USER_AGENT) {
+            h.insert(
+                header::USER_AGENT,
+                HeaderValue::from_static("tollgate-edge"),
+            );
+        }
+        // The cache key ignores Accept-Encoding, so ask for the identity encoding.
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
         if let Some(range) = r.range {
             req.headers_mut().insert(header::RANGE, range.clone());
         }
         for (name, value) in r.conditional {
             req.headers_mut().insert(name, value.clone());
         }
-        // Validated with the resource (`staticRequestHeaders`), so none is skipped here.
+        // Validated with the resource (`staticRequestHeaders`), so none is skipped here. They
+        // win over the viewer's headers of the same names.
+        let mut replaced: Vec<http::HeaderName> = Vec::new();
         for (name, value) in r.extra {
             if let (Ok(n), Ok(v)) = (
                 http::HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
             ) {
+                if !replaced.contains(&n) {
+                    req.headers_mut().remove(&n);
+                    replaced.push(n.clone());
+                }
                 req.headers_mut().append(n, v);
             }
         }

@@ -159,15 +159,17 @@ pub fn start(edge: &Arc<Edge>, p: &Prefetch) {
 /// is), then every byte of its body read, so that each slice is stored.
 async fn warm(edge: &Arc<Edge>, site: &Arc<Site>, path: &str) -> Result<(), String> {
     let target = Target::parse(path.as_bytes()).map_err(|_| "not a valid path".to_owned())?;
-    let keyed = KeyRule::of(&site.res).key(&target);
+    let mut keyed = KeyRule::of(&site.res).key(&target);
+    let origin_target = std::mem::take(&mut keyed.origin_target);
     let up = Upstream {
         site,
         https: site.res.origin_https(false),
-        target: &keyed.origin_target,
+        target: &origin_target,
+        viewer: None,
     };
     let none = HeaderMap::new();
     let obj = loop {
-        if let Some(Answer::Object { obj, .. }) = lookup(edge, &keyed) {
+        if let Some(Answer::Object { obj, .. }) = lookup(edge, &mut keyed, &none) {
             break obj;
         }
         if let Some(Answer::Object { obj, .. }) = lookup_disk(edge, &keyed, up).await {

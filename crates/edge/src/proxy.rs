@@ -25,10 +25,10 @@ use hyper::body::Incoming;
 use tollgate_token::{verify, verify_in_directory, Target};
 
 use crate::body::EdgeBody;
-use crate::cache::{Body, Object};
+use crate::cache::{Body, Found, Object};
 use crate::fetch::{Fetched, Upstream};
 use crate::flights::{Join, Leader, Shared, Waited};
-use crate::key::{KeyRule, Keyed};
+use crate::key::{CacheKey, KeyRule, Keyed, Vary};
 use crate::manifests::Plan;
 use crate::respond::{Answer, Refusal, Rendered, Served, StreamTimeouts, Tier};
 use crate::routes::Site;
@@ -113,14 +113,21 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
     if let Err(refused) = gate(site, &target, ctx.client) {
         return Answer::Refused(refused);
     }
-    let keyed = plan(ctx, shaping, site, &target);
+    let mut keyed = plan(ctx, shaping, site, &target);
+    // The key may become a variant's (`Vary`) while the target stays.
+    let origin_target = std::mem::take(&mut keyed.origin_target);
     let up = Upstream {
         site,
         https: site.res.origin_https(ctx.tls),
-        target: &keyed.origin_target,
+        target: &origin_target,
+        viewer: Some(crate::origin::Viewer {
+            headers: ctx.req.headers(),
+            client: ctx.client,
+            tls: ctx.tls,
+        }),
     };
     let answer = loop {
-        if let Some(hit) = lookup(ctx.edge, &keyed) {
+        if let Some(hit) = lookup(ctx.edge, &mut keyed, ctx.req.headers()) {
             break hit;
         }
         if let Some(hit) = lookup_disk(ctx.edge, &keyed, up).await {
@@ -137,7 +144,7 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
             ..
         }
     ) {
-        revalidate_in_background(ctx.edge, site, &keyed, up.https);
+        revalidate_in_background(ctx, site, &keyed, up);
     }
     match &answer {
         Answer::Object { obj, .. } if ahead_of_fill(obj, &shaping.headers) => {
@@ -226,13 +233,22 @@ fn plan<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>, site: &Site, target: &Targ
 }
 
 /// Phase 5: a fresh stored object in the memory tier, or one within its
-/// `stale-while-revalidate` (the caller starts its revalidation).
-pub(crate) fn lookup(edge: &Edge, keyed: &Keyed) -> Option<Answer> {
+/// `stale-while-revalidate` (the caller starts its revalidation). A URL whose responses vary
+/// (`Vary`) turns `keyed` into the key of the variant `headers` select, for the phases after.
+pub(crate) fn lookup(edge: &Edge, keyed: &mut Keyed, headers: &HeaderMap) -> Option<Answer> {
     let now = Instant::now();
-    let found = edge.tiers.memory.get(&keyed.key, now).and_then(|o| {
-        let how = usable(&o, now)?;
-        Some((o, how))
-    });
+    let memory = &edge.tiers.memory;
+    let mut found = memory.find(&keyed.key, now);
+    if let Found::Varies(rule) = &found {
+        if !keyed.key.is_variant() {
+            keyed.key = keyed.key.variant(&rule.fields, headers);
+            found = memory.find(&keyed.key, now);
+        }
+    }
+    let found = match found {
+        Found::Object(o) => usable(&o, now).map(|how| (o, how)),
+        Found::Varies(_) | Found::Nothing => None,
+    };
     let Some((obj, how)) = found else {
         edge.metrics.memory_misses.fetch_add(1, Relaxed);
         return None;
@@ -254,17 +270,30 @@ fn usable(obj: &Object, now: Instant) -> Option<Served> {
 
 /// Revalidates (or fetches again) the object of `keyed` in a task of its own, unless a fetch
 /// of it is under way: the viewers are answered from the stale copy meanwhile, and those that
-/// come once it is past its window wait on this fetch as on any other.
-fn revalidate_in_background(edge: &Arc<Edge>, site: &Arc<Site>, keyed: &Keyed, https: bool) {
-    let (edge, site, keyed) = (Arc::clone(edge), Arc::clone(site), keyed.clone());
+/// come once it is past its window wait on this fetch as on any other. The viewer's headers go
+/// with it (a variant is revalidated with the request fields that select it).
+fn revalidate_in_background(ctx: &Ctx<'_>, site: &Arc<Site>, keyed: &Keyed, up: Upstream<'_>) {
+    let (edge, site, key) = (Arc::clone(ctx.edge), Arc::clone(site), keyed.key.clone());
+    let target = up.target.to_vec();
+    let headers = ctx.req.headers().clone();
+    let (client, tls, https) = (ctx.client, ctx.tls, up.https);
     tokio::spawn(async move {
-        let Join::Lead(leader) = edge.flights.join(&keyed.key) else {
+        let Join::Lead(leader) = edge.flights.join(&key) else {
             return;
         };
         let up = Upstream {
             site: &site,
             https,
-            target: &keyed.origin_target,
+            target: &target,
+            viewer: Some(crate::origin::Viewer {
+                headers: &headers,
+                client,
+                tls,
+            }),
+        };
+        let keyed = Keyed {
+            key: key.clone(),
+            origin_target: Vec::new(),
         };
         // What it gets is stored (or not) by `lead`; no viewer waits for it.
         let _ = lead(&edge, &HeaderMap::new(), &keyed, up, leader).await;
@@ -326,6 +355,10 @@ async fn fetch_on_miss(
             // proxy_cache_lock_timeout.
             Waited::TimedOut => Some(stream(ctx, headers, up).await),
             Waited::LeaderGone => None,
+            // A response that varies, fetched for a request that did not know it would: for
+            // this request only if it selects the same variant; else look again (the rule is
+            // known now).
+            Waited::Done(Shared::Stored(obj)) if !same_variant(edge, key, headers, &obj) => None,
             Waited::Done(Shared::Stored(obj)) => {
                 // A follower of a leader that fell back on the stale copy gets it as stale too;
                 // one received after this request came (stale at once: `no-cache`,
@@ -341,6 +374,24 @@ async fn fetch_on_miss(
             Waited::Done(Shared::Failed(e)) => Some(Answer::Failed(e)),
             Waited::Done(Shared::FetchYourself) => Some(stream(ctx, headers, up).await),
         },
+    }
+}
+
+/// Whether `obj`, shared by the fetch of `key`, is the variant a request with `headers`
+/// selects (always, for a response without `Vary`).
+fn same_variant(edge: &Edge, key: &CacheKey, headers: &HeaderMap, obj: &Arc<Object>) -> bool {
+    match crate::key::vary_of(&obj.headers) {
+        Vary::Nothing => true,
+        Vary::Never => false,
+        Vary::Fields(fields) => {
+            let mine = key.primary().variant(&fields, headers);
+            *key == mine
+                || edge
+                    .tiers
+                    .memory
+                    .get(&mine, Instant::now())
+                    .is_some_and(|o| Arc::ptr_eq(&o, obj))
+        }
     }
 }
 
@@ -393,23 +444,22 @@ pub(crate) async fn lead(
         });
     }
     Led::Answer(match fetched {
-        Fetched::Storable { obj, fill } => {
+        Fetched::Storable {
+            obj,
+            fill,
+            key: into,
+        } => {
             let stored =
                 edge.tiers
                     .memory
-                    .insert_unless_purged(key.clone(), Arc::clone(&obj), mark);
+                    .insert_unless_purged(into.clone(), Arc::clone(&obj), mark);
             match fill {
-                Some(pending) => crate::fetch::spawn_fill(
-                    edge,
-                    key.clone(),
-                    Arc::clone(&obj),
-                    pending,
-                    mark,
-                    stored,
-                ),
+                Some(pending) => {
+                    crate::fetch::spawn_fill(edge, into, Arc::clone(&obj), pending, mark, stored)
+                }
                 None => {
                     if let Some(disk) = edge.tiers.disk.as_ref().filter(|_| stored) {
-                        disk.commit(key.clone(), Arc::clone(&obj), mark);
+                        disk.commit(into, Arc::clone(&obj), mark);
                     }
                 }
             }
@@ -438,6 +488,7 @@ pub(crate) async fn lead(
                 tier: Tier::Memory,
             }
         }
+        // Stored where the stale copy was found (a variant's key, for a response with `Vary`).
         Fetched::Refreshed(obj) => {
             if edge
                 .tiers

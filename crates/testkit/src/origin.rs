@@ -15,7 +15,7 @@
 //! - `/say/...?status=503&h=Name:Value&h=...&delay_ms=N`: that status (default 200) and those
 //!   headers (`%XX` decoded), after N ms, body `origin <path>`: an origin that misbehaves as a
 //!   test asks (an `ETag` among the headers is honoured: its `If-None-Match` gets a 304 with
-//!   the other headers);
+//!   the other headers; `echo=Name` puts the request's `Name` header in the body);
 //! - `/drip/...?total=N&chunk=C&every_ms=M`: `Content-Length: N`, sent `C` bytes at a time every
 //!   `M` ms (an origin too slow to finish, or one that stalls after its first chunk);
 //! - `/hls/N/...`: an HLS media playlist of at least N bytes (4 s segments `seg<i>.ts`), for
@@ -57,6 +57,8 @@ pub struct TestOrigin {
 struct Counters {
     not_modified: std::sync::atomic::AtomicUsize,
     body_bytes: std::sync::atomic::AtomicU64,
+    /// The headers of the last request for each target (names lower-cased, in order).
+    seen: Mutex<HashMap<String, Vec<(String, String)>>>,
 }
 
 /// The byte at `offset` of every generated body.
@@ -133,6 +135,16 @@ impl TestOrigin {
         self.counters.body_bytes.load(Ordering::SeqCst)
     }
 
+    /// The headers of the last request received for `target` (path and query), names in
+    /// lower case, in the order received; empty if none came.
+    pub fn last_headers(&self, target: &str) -> Vec<(String, String)> {
+        self.counters
+            .seen
+            .lock()
+            .map(|m| m.get(target).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     /// Changes every `/file/` body (new bytes, `ETag` and `Last-Modified`); the new version.
     pub fn change_files(&self) -> u16 {
         self.files.fetch_add(1, Ordering::SeqCst) + 1
@@ -202,6 +214,7 @@ fn serve(
         let mut host = String::new();
         let mut range = None;
         let mut if_none_match = None;
+        let mut received: Vec<(String, String)> = Vec::new();
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h)? == 0 {
@@ -212,6 +225,7 @@ fn serve(
                 break;
             }
             if let Some((k, v)) = h.split_once(':') {
+                received.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
                 match k.to_ascii_lowercase().as_str() {
                     "host" => host = v.trim().to_owned(),
                     "range" => range = Some(v.trim().to_owned()),
@@ -219,6 +233,9 @@ fn serve(
                     _ => {}
                 }
             }
+        }
+        if let Ok(mut m) = counters.seen.lock() {
+            m.insert(target.clone(), received.clone());
         }
         if let Ok(mut m) = hits.lock() {
             *m.entry(target.clone()).or_insert(0) += 1;
@@ -404,7 +421,17 @@ fn serve(
                     continue;
                 }
             }
-            let body = format!("origin {path}\n");
+            // `echo=Name`: the body names the value of that request header (a response that
+            // varies on it).
+            let mut body = format!("origin {path}\n");
+            for name in param("echo") {
+                let name = name.to_ascii_lowercase();
+                let value = received
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.as_str());
+                body.push_str(&format!("{name}: {}\n", value.unwrap_or("(none)")));
+            }
             write!(
                 out,
                 "HTTP/1.1 {status} Said\r\nContent-Length: {}\r\n{extra}\r\n",

@@ -298,3 +298,133 @@ fn stale_while_revalidate_answers_at_once_and_revalidates_once_in_the_background
         "one fetch and one revalidation, for six viewers"
     );
 }
+
+#[test]
+fn vary_keeps_one_copy_per_variant_and_fetches_a_new_one() {
+    // RFC 9111 4.1: a response with `Vary: Accept-Language` is reused only for requests with
+    // the same (normalised) Accept-Language.
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    let (path, target) = say(
+        "lang.txt",
+        200,
+        &["Vary: Accept-Language", "Cache-Control: max-age=60"],
+    );
+    let target = format!("{target}&echo=accept-language");
+    let path = format!("{path}&echo=accept-language");
+    let get = |lang: &str| e.get(HOST, &target, &[("Accept-Language", lang)]);
+    let says = |r: &tollgate_testkit::http::RawResponse, lang: &str| {
+        String::from_utf8_lossy(&r.body).contains(&format!("accept-language: {lang}\n"))
+    };
+    let fr = get("fr");
+    assert_eq!(fr.header("cache"), Some("MISS"));
+    assert!(says(&fr, "fr"));
+    let en = get("en");
+    assert_eq!(en.header("cache"), Some("MISS"), "another variant: fetched");
+    assert!(says(&en, "en"));
+    for (lang, want) in [("fr", "fr"), ("FR", "fr"), ("en", "en")] {
+        let r = get(lang);
+        assert_eq!(r.header("cache"), Some("HIT"), "{lang}");
+        assert!(
+            says(&r, want),
+            "{lang}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let de = get("de");
+    assert_eq!(de.header("cache"), Some("MISS"));
+    assert!(says(&de, "de"));
+    let none = e.get(HOST, &target, &[]);
+    assert!(says(&none, "(none)"), "no header is a variant of its own");
+    assert_eq!(origin.hits(&path), 4);
+    // `Vary: *` is never reused.
+    let (path, target) = say("star.txt", 200, &["Vary: *", "Cache-Control: max-age=60"]);
+    e.get(HOST, &target, &[]);
+    e.get(HOST, &target, &[]);
+    assert_eq!(origin.hits(&path), 2);
+}
+
+#[test]
+fn the_viewers_headers_reach_the_origin_as_nginx_sends_them() {
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    let (path, target) = say("fwd.txt", 200, &["Cache-Control: no-store"]);
+    let r = e.get(
+        HOST,
+        &target,
+        &[
+            ("Accept-Language", "fr"),
+            ("Cookie", "sid=42"),
+            ("User-Agent", "player/1.0"),
+            ("X-Custom", "yes"),
+            ("Connection", "X-Hop"),
+            ("X-Hop", "dropped"),
+            ("X-Forwarded-For", "203.0.113.7"),
+            ("X-Forwarded-Proto", "gopher"),
+            ("Range", "bytes=0-1"),
+            ("If-None-Match", "\"x\""),
+            ("Accept-Encoding", "gzip"),
+        ],
+    );
+    // Asked for whole, as the cache asks (a no-store answer then goes out whole: a range
+    // may be ignored).
+    assert_eq!(r.status, 200);
+    let seen = origin.last_headers(&path);
+    let get = |name: &str| -> Vec<&str> {
+        seen.iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(get("accept-language"), ["fr"]);
+    assert_eq!(get("cookie"), ["sid=42"]);
+    assert_eq!(get("user-agent"), ["player/1.0"]);
+    assert_eq!(get("x-custom"), ["yes"]);
+    assert!(get("x-hop").is_empty(), "named by Connection: hop-by-hop");
+    assert_eq!(get("x-forwarded-for"), ["203.0.113.7, 127.0.0.1"]);
+    assert_eq!(get("x-real-ip"), ["127.0.0.1"]);
+    assert_eq!(get("x-forwarded-proto"), ["http"]);
+    assert!(get("range").is_empty() && get("if-none-match").is_empty());
+    assert_eq!(get("accept-encoding"), ["identity"]);
+    assert_eq!(get("host").len(), 1);
+    // Without a User-Agent of its own the viewer's request still says who asks.
+    let (path, target) = say("fwd2.txt", 200, &["Cache-Control: no-store"]);
+    e.get(HOST, &target, &[]);
+    let seen = origin.last_headers(&path);
+    assert!(seen
+        .iter()
+        .any(|(k, v)| k == "user-agent" && v == "tollgate-edge"));
+}
+
+#[test]
+fn an_answer_to_authorization_is_stored_only_when_it_says_it_may_be() {
+    // RFC 9111 3.5: public, s-maxage or must-revalidate; max-age alone is not enough.
+    let origin = TestOrigin::start();
+    let e = edge(&origin);
+    let auth = [("Authorization", "Bearer t0k3n")];
+    for (name, cc, stored) in [
+        ("auth-max-age", "Cache-Control: max-age=60", false),
+        ("auth-none", "X-Nothing: 1", false),
+        ("auth-public", "Cache-Control: public, max-age=60", true),
+        ("auth-smaxage", "Cache-Control: s-maxage=60", true),
+        (
+            "auth-mustrev",
+            "Cache-Control: max-age=60, must-revalidate",
+            true,
+        ),
+    ] {
+        let (path, target) = say(name, 200, &[cc]);
+        e.get(HOST, &target, &auth);
+        let again = e.get(HOST, &target, &auth);
+        let seen = origin.last_headers(&path);
+        assert!(
+            seen.iter()
+                .any(|(k, v)| k == "authorization" && v == "Bearer t0k3n"),
+            "{name}: forwarded"
+        );
+        let hits = if stored { 1 } else { 2 };
+        assert_eq!(origin.hits(&path), hits, "{name}");
+        let want = if stored { "HIT" } else { "MISS" };
+        assert_eq!(again.header("cache"), Some(want), "{name}");
+    }
+}
