@@ -4,6 +4,7 @@
 
 mod behaviour;
 mod caching;
+mod caching_diff;
 mod dir_links;
 mod hardening;
 mod https_origin;
