@@ -412,6 +412,36 @@ impl Cache {
         });
     }
 
+    /// Drops what is stored for the URL `key` names (an unsafe request's invalidation, RFC
+    /// 9111 4.4): its object, or its `Vary` rule and every variant admitted under it; a fill
+    /// of it under way is not kept either (the purge log hears of it). The keys dropped, for
+    /// the disk tier.
+    pub fn invalidate(&self, rule: KeyRule, key: &CacheKey) -> Vec<CacheKey> {
+        let url = String::from_utf8_lossy(key.base()).into_owned();
+        self.purges.record(
+            rule,
+            &tollgate_model::PurgeRequest {
+                urls: Some(vec![url]),
+                paths: None,
+            },
+        );
+        let primary = key.primary();
+        let mut keys = vec![primary.clone()];
+        if let Some(Entry::Vary(r)) = self.inner.get(&ObjectKey(&primary)) {
+            keys.extend(
+                r.admitted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned(),
+            );
+        }
+        for k in &keys {
+            self.inner.remove(&ObjectKey(k));
+        }
+        keys
+    }
+
     /// Bytes held, as weighed.
     pub fn weighted_size(&self) -> u64 {
         self.inner.weight()

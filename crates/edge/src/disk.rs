@@ -519,6 +519,30 @@ impl Disk {
         });
     }
 
+    /// Drops the objects stored under exactly `keys` (an unsafe request's invalidation), as a
+    /// purge does: their metas go before this returns.
+    pub fn invalidate(&self, keys: &[CacheKey]) {
+        let gone: Vec<u64> = {
+            let mut ix = self.inner.lock();
+            keys.iter()
+                .filter_map(|k| ix.remove(k))
+                .map(|e| e.version)
+                .collect()
+        };
+        if gone.is_empty() {
+            return;
+        }
+        for v in &gone {
+            let _ = std::fs::remove_file(self.inner.dir(*v).join("meta"));
+        }
+        let inner = Arc::clone(&self.inner);
+        self.spawn(move || {
+            for v in gone {
+                let _ = std::fs::remove_dir_all(inner.dir(v));
+            }
+        });
+    }
+
     /// Objects and bytes held.
     pub fn usage(&self) -> (u64, u64) {
         let ix = self.inner.lock();

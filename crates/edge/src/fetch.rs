@@ -88,6 +88,17 @@ pub(crate) async fn request(
     conditional_request(origin, up, range, &[], head).await
 }
 
+/// A viewer's request with another method than `GET`/`HEAD` (and its body), passed to the
+/// origin as it is: nothing of it is stored.
+pub(crate) async fn unsafe_request(
+    origin: &OriginClient,
+    up: Upstream<'_>,
+    method: http::Method,
+    body: crate::origin::OriginBody,
+) -> Result<Response<Incoming>, OriginError> {
+    send(origin, up, None, &[], false, Some((method, body))).await
+}
+
 /// [`request`] with `conditional` headers (a revalidation) besides `range`.
 async fn conditional_request(
     origin: &OriginClient,
@@ -96,10 +107,22 @@ async fn conditional_request(
     conditional: &[(http::HeaderName, HeaderValue)],
     head: bool,
 ) -> Result<Response<Incoming>, OriginError> {
+    send(origin, up, range, conditional, head, None).await
+}
+
+/// One request to the origin, timed into the resource's latency histogram.
+async fn send(
+    origin: &OriginClient,
+    up: Upstream<'_>,
+    range: Option<&HeaderValue>,
+    conditional: &[(http::HeaderName, HeaderValue)],
+    head: bool,
+    unsafe_method: Option<(http::Method, crate::origin::OriginBody)>,
+) -> Result<Response<Incoming>, OriginError> {
     let r = &up.site.res;
     let t0 = Instant::now();
     let resp = origin
-        .get(&OriginRequest {
+        .get(OriginRequest {
             https: up.https,
             host: &r.origin_host,
             port: r.origin_port,
@@ -110,6 +133,7 @@ async fn conditional_request(
             range,
             conditional,
             head,
+            unsafe_method,
             extra: &r.origin_headers,
             viewer: up.viewer,
         })

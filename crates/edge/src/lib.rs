@@ -218,6 +218,18 @@ impl Edge {
         }
     }
 
+    /// Drops what both tiers hold for the URLs of `keys` (keyed by `rule`): an unsafe
+    /// request's invalidation.
+    pub(crate) fn invalidate(&self, rule: KeyRule, keys: &[key::CacheKey]) {
+        let mut dropped = Vec::new();
+        for k in keys {
+            dropped.extend(self.tiers.memory.invalidate(rule, k));
+        }
+        if let Some(disk) = &self.tiers.disk {
+            disk.invalidate(&dropped);
+        }
+    }
+
     /// Bytes the memory tier holds, as weighed against its capacity.
     pub fn cache_bytes(&self) -> u64 {
         self.tiers.memory.weighted_size()

@@ -63,6 +63,9 @@ pub(crate) struct OriginRequest<'a> {
     /// `If-None-Match` / `If-Modified-Since` of a stored copy being revalidated.
     pub conditional: &'a [(http::HeaderName, HeaderValue)],
     pub head: bool,
+    /// Another method than `GET`/`HEAD` (a viewer's unsafe request passed through), with
+    /// the viewer's body.
+    pub unsafe_method: Option<(http::Method, OriginBody)>,
     /// Added after the edge's own headers (`staticRequestHeaders`), replacing the viewer's
     /// of the same names.
     pub extra: &'a [(String, String)],
@@ -129,7 +132,18 @@ fn forwardable(viewer: &HeaderMap) -> impl Iterator<Item = (&http::HeaderName, &
     })
 }
 
-type Pool = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+/// A request body for the origin: none, or a viewer's (bounded by the caller).
+pub(crate) type OriginBody =
+    http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// No body.
+pub(crate) fn no_body() -> OriginBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+type Pool = Client<HttpsConnector<HttpConnector>, OriginBody>;
 
 thread_local! {
     /// One connection pool per thread and per client, so that a request and the origin
@@ -200,7 +214,7 @@ impl OriginClient {
     /// Sends `r`; returns once the response headers are in.
     pub(crate) async fn get(
         &self,
-        r: &OriginRequest<'_>,
+        r: OriginRequest<'_>,
     ) -> Result<Response<Incoming>, OriginError> {
         let authority = if r.host.contains(':') {
             format!("[{}]:{}", r.host, r.port)
@@ -209,15 +223,15 @@ impl OriginClient {
         };
         let scheme = if r.https { "https" } else { "http" };
         let uri = format!("{scheme}://{authority}{}", r.path_and_query);
-        let method = if r.head {
-            http::Method::HEAD
-        } else {
-            http::Method::GET
+        let (method, body) = match r.unsafe_method {
+            Some((m, body)) => (m, body),
+            None if r.head => (http::Method::HEAD, no_body()),
+            None => (http::Method::GET, no_body()),
         };
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
-            .body(Empty::new())
+            .body(body)
             .map_err(|_| OriginError::Unreachable)?;
         let h = req.headers_mut();
         if let Some(v) = &r.viewer {

@@ -41,7 +41,11 @@ pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the phases know about one request.
 struct Ctx<'r> {
     edge: &'r Arc<Edge>,
-    req: &'r Request<Incoming>,
+    /// The request without its body.
+    req: &'r Request<()>,
+    /// Its body, taken by a request passed to the origin with it (methods other than GET and
+    /// HEAD); a GET's is never read.
+    body: std::sync::Mutex<Option<Incoming>>,
     /// Set only when there is a log line to time.
     started: Option<Instant>,
     /// Lower-cased, without port or trailing dot.
@@ -72,10 +76,13 @@ pub(crate) async fn handle(
     peer: IpAddr,
     tls: bool,
 ) -> Response<EdgeBody> {
+    let (parts, body) = req.into_parts();
+    let req = Request::from_parts(parts, ());
     let host = host_key(req.uri(), req.headers());
     let ctx = Ctx {
         edge: &edge,
         req: &req,
+        body: std::sync::Mutex::new(Some(body)),
         started: edge.log.enabled().then(Instant::now),
         site: edge.routes.load().get(&host).cloned(),
         host,
@@ -126,6 +133,9 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
             tls: ctx.tls,
         }),
     };
+    if !matches!(*ctx.req.method(), Method::GET | Method::HEAD) {
+        return pass_through(ctx, site, &keyed, up).await;
+    }
     let answer = loop {
         if let Some(hit) = lookup(ctx.edge, &mut keyed, ctx.req.headers()) {
             break hit;
@@ -187,9 +197,10 @@ fn route<'c>(ctx: &'c Ctx<'_>) -> Result<&'c Arc<Site>, Refusal> {
             reason: "unknown_host",
         });
     };
-    if ctx.req.method() != Method::GET && !ctx.head {
+    let methods = site.res.methods;
+    if !methods.allows(ctx.req.method().as_str()) {
         ctx.edge.metrics.bad_method.fetch_add(1, Relaxed);
-        return Err(Refusal::MethodNotAllowed);
+        return Err(Refusal::MethodNotAllowed(methods));
     }
     Ok(site)
 }
@@ -541,6 +552,77 @@ fn served(obj: Arc<Object>, served: Served, now: Instant) -> Answer {
     }
 }
 
+/// The largest request body passed to the origin (a viewer's `POST`, `PUT`...): larger ones
+/// are refused with 413 when their `Content-Length` says so, and cut (a 502) when it does not.
+pub const MAX_REQUEST_BODY: u64 = 64 << 20;
+
+/// A request with another method than `GET`/`HEAD` (allowed by `allowedHttpMethods`): to the
+/// origin with its body, nothing stored. A success (2xx, 3xx) invalidates what the cache holds
+/// for its URL (RFC 9111 4.4), every variant of it included, and for the URLs its `Location`
+/// and `Content-Location` name on the same resource.
+async fn pass_through(ctx: &Ctx<'_>, site: &Site, keyed: &Keyed, up: Upstream<'_>) -> Answer {
+    let declared = ctx
+        .req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY) {
+        return Answer::Refused(Refusal::Own {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            text: "413 Content Too Large: the request body is over 64 MiB\n",
+            reason: "body_too_large",
+        });
+    }
+    let body = ctx.body.lock().ok().and_then(|mut b| b.take());
+    let body = match body {
+        Some(b) => {
+            use http_body_util::BodyExt as _;
+            http_body_util::Limited::new(b, MAX_REQUEST_BODY as usize).boxed_unsync()
+        }
+        None => crate::origin::no_body(),
+    };
+    let method = ctx.req.method().clone();
+    match crate::fetch::unsafe_request(&ctx.edge.origin, up, method, body).await {
+        Ok(resp) => {
+            let s = resp.status();
+            if s.is_success() || s.is_redirection() {
+                let mut keys = vec![keyed.key.clone()];
+                for name in [header::LOCATION, header::CONTENT_LOCATION] {
+                    if let Some(k) = resp
+                        .headers()
+                        .get(name)
+                        .and_then(|v| same_resource_key(ctx, site, v.as_bytes()))
+                    {
+                        keys.push(k);
+                    }
+                }
+                ctx.edge.invalidate(KeyRule::of(&site.res), &keys);
+            }
+            Answer::Streamed(resp)
+        }
+        Err(e) => Answer::Failed(e),
+    }
+}
+
+/// The cache key of a `Location`-style reference (a path, or an absolute URL on one of the
+/// resource's hostnames); `None` for another host (RFC 9111 4.4: never invalidated).
+fn same_resource_key(ctx: &Ctx<'_>, site: &Site, reference: &[u8]) -> Option<CacheKey> {
+    let reference = std::str::from_utf8(reference).ok()?;
+    let target = if reference.starts_with('/') && !reference.starts_with("//") {
+        reference.to_owned()
+    } else {
+        let uri: http::Uri = reference.parse().ok()?;
+        let host = uri.host()?.to_ascii_lowercase();
+        if !site.res.hostnames().contains(&host) && host != ctx.host {
+            return None;
+        }
+        uri.path_and_query()
+            .map_or("/".into(), |p| p.as_str().to_owned())
+    };
+    let target = Target::parse(target.as_bytes()).ok()?;
+    Some(KeyRule::of(&site.res).key(&target).key)
+}
+
 /// The origin's response streamed through unstored, with the viewer's `Range`.
 async fn stream(ctx: &Ctx<'_>, headers: &HeaderMap, up: Upstream<'_>) -> Answer {
     let range = headers.get(header::RANGE);
@@ -597,7 +679,7 @@ fn log_and_count(ctx: &Ctx<'_>, done: &Rendered) {
     }));
 }
 
-fn raw_target(req: &Request<Incoming>) -> &str {
+fn raw_target(req: &Request<()>) -> &str {
     req.uri().path_and_query().map_or("/", |p| p.as_str())
 }
 

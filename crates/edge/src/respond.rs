@@ -29,7 +29,8 @@ pub(crate) enum Refusal {
         reason: &'static str,
     },
     /// A method the resource does not answer.
-    MethodNotAllowed,
+    /// A method the resource does not answer; the ones it does.
+    MethodNotAllowed(tollgate_model::Methods),
     /// Refused by the token gate (400 for a target nginx refuses, 403, 410).
     Gate { status: u16, reason: &'static str },
 }
@@ -148,16 +149,17 @@ pub(crate) fn render(
             text,
             reason,
         }) => short(status, text, None, reason),
-        Answer::Refused(Refusal::MethodNotAllowed) => {
+        Answer::Refused(Refusal::MethodNotAllowed(methods)) => {
             let mut r = short(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "405 Method Not Allowed\n",
                 None,
                 "method_not_allowed",
             );
-            r.resp
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            let allow = methods.names().collect::<Vec<_>>().join(", ");
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                r.resp.headers_mut().insert(header::ALLOW, v);
+            }
             r
         }
         Answer::Refused(Refusal::Gate { status, reason }) => {

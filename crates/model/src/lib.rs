@@ -15,6 +15,7 @@ mod snapshot;
 mod validate;
 
 pub use duration::parse_gcore_duration;
+pub use options::methods::{Methods, METHODS};
 pub use options::{
     EdgeCacheSettings, ForwardKeys, Forwarding, OptionToggle, Options, QueryStringForwarding,
     SecureKey, SecureKeyType, ValidSecureKey, DEFAULT_CACHE_SECS, MAX_CACHE_SECS,

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::options::{self, cache, forwarding, host_header, secure_key, static_headers};
+use crate::options::{self, cache, forwarding, host_header, methods, secure_key, static_headers};
 use crate::options::{Forwarding, ValidSecureKey};
 use crate::resource::{self, Resource};
 
@@ -35,6 +35,15 @@ impl FieldErrors {
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    /// Each problem as `field: message`, for tests.
+    #[cfg(test)]
+    pub(crate) fn into_messages(self) -> Vec<String> {
+        self.0
+            .into_iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect()
     }
 }
 
@@ -67,6 +76,8 @@ pub struct ValidResource {
     pub forwarding: Option<Forwarding>,
     /// Large files fetched from the origin by Range, a slice at a time (`slice`).
     pub slice: bool,
+    /// The methods the resource answers (`allowedHttpMethods`).
+    pub methods: crate::Methods,
 }
 
 impl ValidResource {
@@ -94,6 +105,7 @@ impl Resource {
         let origin_headers = static_headers::validate(o.static_request_headers.as_ref(), e);
         let ignore_query_string = options::ignore_query_string(o.ignore_query_string.as_ref());
         let slice = options::slice(o.slice.as_ref());
+        let methods = methods::validate(o.allowed_http_methods.as_ref(), e);
 
         if !errors.0.is_empty() {
             return Err(errors.0);
@@ -111,6 +123,7 @@ impl Resource {
             origin_headers,
             forwarding,
             slice,
+            methods,
             resource: self,
         })
     }

@@ -68,6 +68,18 @@ pub fn request(
     target: &[u8],
     headers: &[(&str, &str)],
 ) -> Result<RawResponse, String> {
+    request_with_body(source, port, method, target, headers, &[])
+}
+
+/// [`request`] with `body` sent after the headers (the caller says its length in them).
+pub fn request_with_body(
+    source: std::net::Ipv4Addr,
+    port: u16,
+    method: &str,
+    target: &[u8],
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<RawResponse, String> {
     let mut s = if source == std::net::Ipv4Addr::LOCALHOST {
         TcpStream::connect_timeout(
             &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -88,6 +100,7 @@ pub fn request(
         req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
     }
     req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body);
     s.write_all(&req).map_err(|e| format!("write: {e}"))?;
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);

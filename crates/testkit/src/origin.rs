@@ -57,8 +57,11 @@ pub struct TestOrigin {
 struct Counters {
     not_modified: std::sync::atomic::AtomicUsize,
     body_bytes: std::sync::atomic::AtomicU64,
-    /// The headers of the last request for each target (names lower-cased, in order).
+    /// The headers of the last request for each target (names lower-cased, in order), after
+    /// a `:method` pseudo-header.
     seen: Mutex<HashMap<String, Vec<(String, String)>>>,
+    /// The body of the last request with one, for each target.
+    bodies: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 /// The byte at `offset` of every generated body.
@@ -135,8 +138,13 @@ impl TestOrigin {
         self.counters.body_bytes.load(Ordering::SeqCst)
     }
 
+    /// The body of the last request with a body received for `target`.
+    pub fn last_body(&self, target: &str) -> Option<Vec<u8>> {
+        self.counters.bodies.lock().ok()?.get(target).cloned()
+    }
+
     /// The headers of the last request received for `target` (path and query), names in
-    /// lower case, in the order received; empty if none came.
+    /// lower case, in the order received, after a `:method` pseudo-header; empty if none came.
     pub fn last_headers(&self, target: &str) -> Vec<(String, String)> {
         self.counters
             .seen
@@ -214,7 +222,7 @@ fn serve(
         let mut host = String::new();
         let mut range = None;
         let mut if_none_match = None;
-        let mut received: Vec<(String, String)> = Vec::new();
+        let mut received: Vec<(String, String)> = vec![(":method".into(), method.clone())];
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h)? == 0 {
@@ -236,6 +244,37 @@ fn serve(
         }
         if let Ok(mut m) = counters.seen.lock() {
             m.insert(target.clone(), received.clone());
+        }
+        // A request body: read (by Content-Length, or chunked) and kept, so that the next
+        // request on the connection starts where it should.
+        let header = |name: &str| {
+            received
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let mut body = Vec::new();
+        if let Some(n) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            body.resize(n, 0);
+            std::io::Read::read_exact(&mut reader, &mut body)?;
+        } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size)?;
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                    .unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                std::io::Read::read_exact(&mut reader, &mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+        if !body.is_empty() {
+            if let Ok(mut m) = counters.bodies.lock() {
+                m.insert(target.clone(), body);
+            }
         }
         if let Ok(mut m) = hits.lock() {
             *m.entry(target.clone()).or_insert(0) += 1;

@@ -9,6 +9,7 @@ mod dir_links;
 mod hardening;
 mod https_origin;
 mod large;
+mod methods;
 mod nginx_diff;
 mod nginx_origin;
 mod revalidate;

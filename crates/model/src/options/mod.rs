@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) mod cache;
 pub(crate) mod forwarding;
 pub(crate) mod host_header;
+pub(crate) mod methods;
 pub(crate) mod secure_key;
 pub(crate) mod static_headers;
 
@@ -54,6 +55,13 @@ pub struct Options {
     /// files delivery optimization", nginx's `slice`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<Slice>,
+    /// The HTTP methods the resource answers; others get 405 (default: `GET`, `HEAD`).
+    #[serde(
+        rename = "allowedHttpMethods",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_http_methods: Option<OptionToggle<Vec<String>>>,
 }
 
 /// `slice`: `{"enabled": true, "value": true}` as Gcore answers it; `value` may be left out
