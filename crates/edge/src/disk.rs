@@ -1572,8 +1572,8 @@ mod tests {
         assert_eq!(reads(&d), (before.0 + 1, before.1 + 2));
     }
 
-    /// A fresh directory under the system's temporary one.
-    fn tempdir() -> PathBuf {
+    /// A fresh directory under the system's temporary one, removed when dropped.
+    fn tempdir() -> TempDir {
         static N: AtomicU64 = AtomicU64::new(0);
         let d = std::env::temp_dir().join(format!(
             "tollgate-disk-{}-{}",
@@ -1581,6 +1581,21 @@ mod tests {
             N.fetch_add(1, Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&d);
-        d
+        TempDir(d)
+    }
+
+    struct TempDir(PathBuf);
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
