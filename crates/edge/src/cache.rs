@@ -59,7 +59,8 @@ impl Object {
 
     /// The `Age` to send.
     pub fn age(&self, now: Instant) -> u64 {
-        self.initial_age + now.saturating_duration_since(self.stored_at).as_secs()
+        self.initial_age
+            .saturating_add(now.saturating_duration_since(self.stored_at).as_secs())
     }
 
     /// The body's length, when known (a body sent without `Content-Length` is known once it
@@ -202,8 +203,9 @@ impl quick_cache::Weighter<Key, Entry> for ByBytes {
         match (key, entry) {
             (Key::Object(k), Entry::Object(o)) => o.weight(k),
             (_, Entry::Slice(b)) => b.len() as u64 + 256,
+            // Its admitted variants' keys included, as many as it may come to hold.
             (Key::Object(k), Entry::Vary(r)) => {
-                (k.path.len() + 512 + 64 * r.fields.len() + 256 * crate::key::MAX_VARIANTS) as u64
+                ((k.path.len() + 96) * crate::key::MAX_VARIANTS + 64 * r.fields.len() + 512) as u64
             }
             // Never built: keys and entries are made in pairs below.
             _ => 1,
@@ -413,18 +415,11 @@ impl Cache {
     }
 
     /// Drops what is stored for the URL `key` names (an unsafe request's invalidation, RFC
-    /// 9111 4.4): its object, or its `Vary` rule and every variant admitted under it; a fill
-    /// of it under way is not kept either (the purge log hears of it). The keys dropped, for
-    /// the disk tier.
-    pub fn invalidate(&self, rule: KeyRule, key: &CacheKey) -> Vec<CacheKey> {
-        let url = String::from_utf8_lossy(key.base()).into_owned();
-        self.purges.record(
-            rule,
-            &tollgate_model::PurgeRequest {
-                urls: Some(vec![url]),
-                paths: None,
-            },
-        );
+    /// 9111 4.4): its object, or its `Vary` rule and every variant admitted under it. The
+    /// keys dropped, for the disk tier. Not a purge: nothing is logged (a viewer's requests
+    /// must not fill the purge log that guards every commit), so a fill of the URL already
+    /// under way may still land.
+    pub fn invalidate(&self, key: &CacheKey) -> Vec<CacheKey> {
         let primary = key.primary();
         let mut keys = vec![primary.clone()];
         if let Some(Entry::Vary(r)) = self.inner.get(&ObjectKey(&primary)) {
@@ -567,6 +562,14 @@ mod tests {
             urls: None,
             paths: Some(p.iter().map(|s| s.to_string()).collect()),
         }
+    }
+
+    #[test]
+    fn an_origin_age_at_the_limit_saturates() {
+        let mut o = Object::fresh_for_a_minute(Bytes::from_static(b"x"));
+        Arc::get_mut(&mut o).unwrap().initial_age = u64::MAX;
+        let later = o.stored_at + Duration::from_secs(10);
+        assert_eq!(o.age(later), u64::MAX);
     }
 
     #[test]

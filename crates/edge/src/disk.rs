@@ -508,27 +508,37 @@ impl Disk {
                 .map(|e| e.version)
                 .collect()
         };
-        for v in &gone {
-            let _ = std::fs::remove_file(self.inner.dir(*v).join("meta"));
-        }
-        let inner = Arc::clone(&self.inner);
-        self.spawn(move || {
-            for v in gone {
-                let _ = std::fs::remove_dir_all(inner.dir(v));
-            }
-        });
+        self.unlink(gone);
     }
 
     /// Drops the objects stored under exactly `keys` (an unsafe request's invalidation), as a
     /// purge does: their metas go before this returns.
-    pub fn invalidate(&self, keys: &[CacheKey]) {
+    pub fn invalidate(&self, rule: KeyRule, keys: &[CacheKey]) {
         let gone: Vec<u64> = {
             let mut ix = self.inner.lock();
+            // While the index is rebuilt, what the scan finds of these URLs goes too.
+            if let Some(p) = &mut ix.pending {
+                for k in keys {
+                    p.push((
+                        rule,
+                        tollgate_model::PurgeRequest {
+                            urls: Some(vec![String::from_utf8_lossy(k.base()).into_owned()]),
+                            paths: None,
+                        },
+                    ));
+                }
+            }
             keys.iter()
                 .filter_map(|k| ix.remove(k))
                 .map(|e| e.version)
                 .collect()
         };
+        self.unlink(gone);
+    }
+
+    /// Deletes the versions taken out of the index: their metas now (a restart does not bring
+    /// them back), the rest of their files on the tier's threads.
+    fn unlink(&self, gone: Vec<u64>) {
         if gone.is_empty() {
             return;
         }

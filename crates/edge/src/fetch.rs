@@ -446,6 +446,16 @@ async fn fetch_object(
             Fetched::Pass(resp)
         };
     };
+    // Later slices are fetched by Range without the viewer (a slice evicted, the `slice`
+    // option): not for an answer that depends on the viewer's headers.
+    let by_viewer = authorized(up)
+        || matches!(
+            crate::key::vary_of(resp.headers()),
+            crate::key::Vary::Fields(_)
+        );
+    if by_viewer && sliced.is_some() {
+        return Fetched::Stream;
+    }
     let key = &into;
     let (parts, incoming) = resp.into_parts();
     let mut headers = parts.headers;
@@ -492,7 +502,7 @@ async fn fetch_object(
             let (sliced, fill) =
                 crate::slices::begin(crate::slices::new_version(), expected, key.clone());
             // A slice evicted before a slow viewer reads it comes back by Range.
-            if let Some(len) = expected {
+            if let Some(len) = expected.filter(|_| !by_viewer) {
                 sliced.attach(|| from_origin(edge, up, len, &headers));
             }
             let pending = PendingFill {
@@ -527,14 +537,15 @@ async fn fetch_object(
 /// stored under: `key`, or for a response with `Vary` the key of its variant, the rule being
 /// recorded at its URL; `None` when it may not be stored (`Vary: *`, or more variants than a
 /// URL keeps).
-fn storage_key(
+pub(crate) fn storage_key(
     edge: &Edge,
     key: &CacheKey,
     viewer: Option<&HeaderMap>,
     headers: &HeaderMap,
 ) -> Option<CacheKey> {
     match crate::key::vary_of(headers) {
-        crate::key::Vary::Nothing => Some(key.clone()),
+        // At the URL's own key (replacing a rule the URL's responses no longer follow).
+        crate::key::Vary::Nothing => Some(key.primary()),
         crate::key::Vary::Never => None,
         crate::key::Vary::Fields(fields) => {
             let primary = key.primary();
@@ -609,14 +620,7 @@ pub(crate) fn spawn_fill(
 
 /// Removes the hop-by-hop headers, those named in `Connection` included.
 pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<String> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
-    for n in named {
+    for n in crate::origin::connection_named(h) {
         h.remove(n.as_str());
     }
     for n in [

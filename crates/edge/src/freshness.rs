@@ -147,6 +147,12 @@ fn secs(v: &Option<String>) -> Option<u64> {
 /// its names in any case: a recipient must accept all of them. An RFC 850 two-digit year is
 /// the one in the 50 years up to `now`'s (no more than 50 years ahead). `None` when invalid.
 pub fn http_date(v: &str, now: SystemTime) -> Option<SystemTime> {
+    // The preferred form as senders must write it: no copy (a conditional hit's path).
+    if v.len() == 29 && v.ends_with(" GMT") {
+        if let Ok(t) = httpdate::parse_http_date(v) {
+            return Some(t);
+        }
+    }
     let v = v.trim();
     if !v.is_ascii() || v.len() > 64 {
         return None;

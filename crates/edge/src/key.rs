@@ -58,18 +58,24 @@ impl CacheKey {
     }
 
     /// The key of the variant a request with `headers` selects, of a response of this URL
-    /// varying on `fields` (RFC 9111 4.1): the URL's key with, for each field, its values
-    /// normalised (lines joined, list members trimmed, in lower case where the field is
-    /// case-insensitive); an absent field differs from an empty one.
+    /// varying on `fields` (RFC 9111 4.1): the URL's key and a 128-bit keyed hash of, for each
+    /// field, its values normalised (lines joined, list members trimmed, in lower case where
+    /// the field is case-insensitive; an absent field differs from an empty one). Hashed, so a
+    /// key's size does not grow with a viewer's headers and no `Cookie` value is kept; keyed
+    /// with this process's random seed, so no one can aim two requests at one variant (a
+    /// restart starts variants afresh: the disk tier's old ones are never found again).
     pub fn variant(&self, fields: &[HeaderName], headers: &HeaderMap) -> CacheKey {
-        let mut path = self.base().to_vec();
-        path.push(VARIANT);
+        use std::hash::{BuildHasher, Hasher};
+        static SEEDS: std::sync::OnceLock<[std::hash::RandomState; 2]> = std::sync::OnceLock::new();
+        let seeds = SEEDS.get_or_init(|| Default::default());
+        let mut h = [seeds[0].build_hasher(), seeds[1].build_hasher()];
+        let mut put = |bytes: &[u8]| h.iter_mut().for_each(|h| h.write(bytes));
         for name in fields {
-            path.extend_from_slice(name.as_str().as_bytes());
-            path.push(b':');
+            put(name.as_str().as_bytes());
+            put(b":");
             let mut lines = headers.get_all(name).iter().peekable();
             if lines.peek().is_none() {
-                path.push(1); // absent
+                put(&[1]); // absent
             }
             let fold = matches!(
                 name.as_str(),
@@ -82,16 +88,24 @@ impl CacheKey {
                     continue;
                 }
                 if !first {
-                    path.push(b',');
+                    put(b",");
                 }
                 first = false;
                 if fold {
-                    path.extend(member.iter().map(u8::to_ascii_lowercase));
+                    for b in member {
+                        put(&[b.to_ascii_lowercase()]);
+                    }
                 } else {
-                    path.extend_from_slice(member);
+                    put(member);
                 }
             }
-            path.push(b'\n');
+            put(b"\n");
+        }
+        let mut path = Vec::with_capacity(self.base().len() + 17);
+        path.extend_from_slice(self.base());
+        path.push(VARIANT);
+        for h in h {
+            path.extend_from_slice(&h.finish().to_le_bytes());
         }
         CacheKey {
             resource: self.resource,
@@ -253,6 +267,18 @@ mod tests {
         );
         // The variant names its URL: base, path, query, purges.
         assert!(fr.is_variant() && !url.is_variant());
+        // Hashed: as long as the URL's key and 17 bytes, whatever the viewer sent.
+        let long = "x".repeat(8000);
+        let big = url.variant(&lang, &{
+            let mut m = HeaderMap::new();
+            m.insert(
+                "accept-language",
+                http::HeaderValue::from_str(&long).unwrap(),
+            );
+            m
+        });
+        assert_eq!(big.path.len(), url.path.len() + 17);
+        assert_eq!(fr.path.len(), url.path.len() + 17);
         assert_eq!(fr.base(), b"/a.txt?x=1");
         assert_eq!(fr.uri(), b"/a.txt");
         assert!(fr.has_query());

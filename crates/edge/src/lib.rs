@@ -223,10 +223,10 @@ impl Edge {
     pub(crate) fn invalidate(&self, rule: KeyRule, keys: &[key::CacheKey]) {
         let mut dropped = Vec::new();
         for k in keys {
-            dropped.extend(self.tiers.memory.invalidate(rule, k));
+            dropped.extend(self.tiers.memory.invalidate(k));
         }
         if let Some(disk) = &self.tiers.disk {
-            disk.invalidate(&dropped);
+            disk.invalidate(rule, &dropped);
         }
     }
 

@@ -90,19 +90,23 @@ impl Viewer<'_> {
     }
 }
 
+/// The header names `Connection` lists (hop-by-hop, RFC 9110 7.6.1), in lower case.
+pub(crate) fn connection_named(h: &HeaderMap) -> Vec<String> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect()
+}
+
 /// The viewer's request headers that go to the origin, as nginx's `proxy_pass` sends them:
 /// its end-to-end headers, without those the edge sets or answers itself (the hop-by-hop
 /// ones and those `Connection` names, `Host`, the body's framing, `Range` and the
 /// conditionals, which the cache answers, `Accept-Encoding`, since the edge asks for the
 /// identity encoding, and the forwarding headers it sets).
 fn forwardable(viewer: &HeaderMap) -> impl Iterator<Item = (&http::HeaderName, &HeaderValue)> {
-    let named: Vec<String> = viewer
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
+    let named = connection_named(viewer);
     viewer.iter().filter(move |(name, _)| {
         let n = name.as_str();
         !matches!(
@@ -240,10 +244,16 @@ impl OriginClient {
             }
             // nginx's usual set: the viewer's chain plus its address, its address, its scheme.
             let client = v.client.to_string();
-            let chain = match v.headers.get("x-forwarded-for").map(HeaderValue::to_str) {
-                Some(Ok(prior)) if !prior.trim().is_empty() => format!("{prior}, {client}"),
-                _ => client.clone(),
-            };
+            let mut chain = String::new();
+            for prior in v.headers.get_all("x-forwarded-for") {
+                if let Ok(p) = prior.to_str().map(str::trim) {
+                    if !p.is_empty() {
+                        chain.push_str(p);
+                        chain.push_str(", ");
+                    }
+                }
+            }
+            chain.push_str(&client);
             for (name, value) in [
                 ("x-forwarded-for", chain),
                 ("x-real-ip", client),

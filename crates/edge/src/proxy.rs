@@ -284,14 +284,15 @@ fn usable(obj: &Object, now: Instant) -> Option<Served> {
 /// come once it is past its window wait on this fetch as on any other. The viewer's headers go
 /// with it (a variant is revalidated with the request fields that select it).
 fn revalidate_in_background(ctx: &Ctx<'_>, site: &Arc<Site>, keyed: &Keyed, up: Upstream<'_>) {
+    // Joined here: while it runs, the other viewers of the stale copy copy nothing.
+    let Join::Lead(leader) = ctx.edge.flights.join(&keyed.key) else {
+        return;
+    };
     let (edge, site, key) = (Arc::clone(ctx.edge), Arc::clone(site), keyed.key.clone());
     let target = up.target.to_vec();
     let headers = ctx.req.headers().clone();
     let (client, tls, https) = (ctx.client, ctx.tls, up.https);
     tokio::spawn(async move {
-        let Join::Lead(leader) = edge.flights.join(&key) else {
-            return;
-        };
         let up = Upstream {
             site: &site,
             https,
@@ -367,9 +368,11 @@ async fn fetch_on_miss(
             Waited::TimedOut => Some(stream(ctx, headers, up).await),
             Waited::LeaderGone => None,
             // A response that varies, fetched for a request that did not know it would: for
-            // this request only if it selects the same variant; else look again (the rule is
-            // known now).
-            Waited::Done(Shared::Stored(obj)) if !same_variant(edge, key, headers, &obj) => None,
+            // this request only if it selects the same variant; else its own request goes to
+            // the origin (once: not another round of lookups and flights).
+            Waited::Done(Shared::Stored(obj)) if !same_variant(edge, key, headers, &obj) => {
+                Some(stream(ctx, headers, up).await)
+            }
             Waited::Done(Shared::Stored(obj)) => {
                 // A follower of a leader that fell back on the stale copy gets it as stale too;
                 // one received after this request came (stale at once: `no-cache`,
@@ -436,6 +439,7 @@ pub(crate) async fn lead(
         return Led::Again;
     }
     let mark = edge.tiers.memory.purge_mark();
+    let viewer = up.viewer.map(|v| v.headers);
     let fetched = crate::fetch::object(edge, up, key, headers, stored.as_ref()).await;
     // `stored` is looked up after the join: a copy purged since the first lookup is never
     // served. It may be kept past its stale window (to be revalidated): served stale only
@@ -484,12 +488,19 @@ pub(crate) async fn lead(
             }
         }
         // Still valid at the origin (304): the stored body with the new headers.
-        Fetched::Refreshed(obj) if obj.keep_until <= obj.stored_at => {
-            // The 304 made it unstorable (no-store, a cookie, no freshness): this viewer's
-            // answer alone.
-            edge.tiers
-                .memory
-                .remove_this(key, stored.as_ref().unwrap_or(&obj));
+        Fetched::Refreshed(obj)
+            if obj.keep_until <= obj.stored_at
+                || crate::fetch::storage_key(edge, key, viewer, &obj.headers).as_ref()
+                    != Some(key) =>
+        {
+            // The 304 made it unstorable (no-store, a cookie, no freshness, a `Vary` it did
+            // not have): this viewer's answer alone. The stored copy goes, unless only this
+            // viewer's `Authorization` kept the answer from being shared.
+            if !up.viewer.is_some_and(|v| v.authorized()) {
+                edge.tiers
+                    .memory
+                    .remove_this(key, stored.as_ref().unwrap_or(&obj));
+            }
             leader.finish(Shared::FetchYourself);
             Answer::Object {
                 obj,

@@ -360,6 +360,7 @@ fn the_viewers_headers_reach_the_origin_as_nginx_sends_them() {
             ("Connection", "X-Hop"),
             ("X-Hop", "dropped"),
             ("X-Forwarded-For", "203.0.113.7"),
+            ("X-Forwarded-For", "198.51.100.1"),
             ("X-Forwarded-Proto", "gopher"),
             ("Range", "bytes=0-1"),
             ("If-None-Match", "\"x\""),
@@ -381,7 +382,11 @@ fn the_viewers_headers_reach_the_origin_as_nginx_sends_them() {
     assert_eq!(get("user-agent"), ["player/1.0"]);
     assert_eq!(get("x-custom"), ["yes"]);
     assert!(get("x-hop").is_empty(), "named by Connection: hop-by-hop");
-    assert_eq!(get("x-forwarded-for"), ["203.0.113.7, 127.0.0.1"]);
+    assert_eq!(
+        get("x-forwarded-for"),
+        ["203.0.113.7, 198.51.100.1, 127.0.0.1"],
+        "every line of the viewer's chain, then its address"
+    );
     assert_eq!(get("x-real-ip"), ["127.0.0.1"]);
     assert_eq!(get("x-forwarded-proto"), ["http"]);
     assert!(get("range").is_empty() && get("if-none-match").is_empty());
