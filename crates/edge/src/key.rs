@@ -67,7 +67,7 @@ impl CacheKey {
     pub fn variant(&self, fields: &[HeaderName], headers: &HeaderMap) -> CacheKey {
         use std::hash::{BuildHasher, Hasher};
         static SEEDS: std::sync::OnceLock<[std::hash::RandomState; 2]> = std::sync::OnceLock::new();
-        let seeds = SEEDS.get_or_init(|| Default::default());
+        let seeds = SEEDS.get_or_init(Default::default);
         let mut h = [seeds[0].build_hasher(), seeds[1].build_hasher()];
         let mut put = |bytes: &[u8]| h.iter_mut().for_each(|h| h.write(bytes));
         for name in fields {
