@@ -1267,8 +1267,8 @@ impl Meta {
             fresh_until,
             crate::freshness::stale_while_revalidate(&headers),
         );
-        let servable = stale_until.max(updating_until);
-        let keep_until = crate::freshness::keep_until(fresh_until, servable, &headers);
+        let keep_until =
+            crate::freshness::keep_until(fresh_until, stale_until, updating_until, &headers);
         Object {
             status: StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK),
             headers,

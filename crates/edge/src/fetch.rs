@@ -273,12 +273,16 @@ fn lifetimes(
             let fresh_until = after(received, f.fresh_secs.saturating_sub(initial_age));
             let stale_until = after(fresh_until, f.stale_if_error_secs);
             let updating_until = after(fresh_until, f.stale_while_revalidate_secs);
-            let servable = stale_until.max(updating_until);
             Lifetimes {
                 fresh_until,
                 stale_until,
                 updating_until,
-                keep_until: crate::freshness::keep_until(fresh_until, servable, headers),
+                keep_until: crate::freshness::keep_until(
+                    fresh_until,
+                    stale_until,
+                    updating_until,
+                    headers,
+                ),
                 initial_age,
             }
         }

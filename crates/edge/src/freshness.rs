@@ -198,14 +198,21 @@ pub fn http_date(v: &str, now: SystemTime) -> Option<SystemTime> {
     httpdate::parse_http_date(&norm).ok()
 }
 
-/// Until when a response is kept in the cache: to the end of its stale window, and when it
-/// has a validator (`ETag`, `Last-Modified`) [`REVALIDATE_KEEP_SECS`] past its freshness, to
-/// be revalidated rather than fetched again.
-pub fn keep_until(fresh_until: Instant, stale_until: Instant, headers: &HeaderMap) -> Instant {
+/// Until when a response is kept in the cache: to the end of both its stale windows (on
+/// error, `stale_until`; while revalidating, `updating_until`), and when it has a validator
+/// (`ETag`, `Last-Modified`) [`REVALIDATE_KEEP_SECS`] past its freshness, to be revalidated
+/// rather than fetched again.
+pub fn keep_until(
+    fresh_until: Instant,
+    stale_until: Instant,
+    updating_until: Instant,
+    headers: &HeaderMap,
+) -> Instant {
+    let servable = stale_until.max(updating_until);
     if headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED) {
-        stale_until.max(after(fresh_until, REVALIDATE_KEEP_SECS))
+        servable.max(after(fresh_until, REVALIDATE_KEEP_SECS))
     } else {
-        stale_until
+        servable
     }
 }
 
@@ -800,8 +807,11 @@ mod tests {
     fn kept_past_the_stale_window_only_with_a_validator() {
         let t = Instant::now();
         let (fresh, stale) = (t + Duration::from_secs(10), t + Duration::from_secs(20));
-        assert_eq!(keep_until(fresh, stale, &HeaderMap::new()), stale);
-        let with = |k: &'static str, v: &'static str| keep_until(fresh, stale, &h(&[(k, v)]));
+        assert_eq!(keep_until(fresh, stale, fresh, &HeaderMap::new()), stale);
+        let later = stale + Duration::from_secs(5);
+        assert_eq!(keep_until(fresh, stale, later, &HeaderMap::new()), later);
+        let with =
+            |k: &'static str, v: &'static str| keep_until(fresh, stale, fresh, &h(&[(k, v)]));
         let kept = fresh + Duration::from_secs(REVALIDATE_KEEP_SECS);
         assert_eq!(with("etag", "\"v1\""), kept);
         assert_eq!(with("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"), kept);
