@@ -45,9 +45,17 @@ fn number(q: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, 
 /// waits for a change and then takes everything). See [`tollgate_store::Store::snapshot`].
 pub async fn config(
     State(c): State<Arc<Control>>,
+    axum::Extension(who): axum::Extension<tollgate_store::TokenInfo>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let since = number(&q, "since", 0)?;
+    // What the edge holds, for resources' `status` (an edge that sends no name is one per
+    // token).
+    let name = q.get("edge").map_or("", String::as_str);
+    if name.len() > 256 {
+        return Err(ApiError::invalid("edge", "at most 256 bytes"));
+    }
+    c.edge_holds(who.id, name, since);
     let wait = Duration::from_secs(number(&q, "wait", 25)?).min(MAX_WAIT);
     // Only edges that take deltas send their epoch (0: they hold nothing they trust).
     let epoch = match q.get("epoch") {

@@ -97,6 +97,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found("resource"),
+            StoreError::NoOriginGroup => ApiError::not_found("origin group"),
             StoreError::Conflict { field, message } => ApiError {
                 field: Some(field),
                 ..ApiError::new(StatusCode::BAD_REQUEST, "conflict", message)

@@ -10,8 +10,11 @@
 pub mod auth;
 pub mod edges;
 pub mod error;
+pub mod gcore_paths;
 pub mod links;
+pub mod listing;
 pub mod openapi;
+pub mod origin_groups;
 pub mod panel;
 pub mod resources;
 pub mod snippets;
@@ -49,8 +52,15 @@ pub struct Control {
     /// Addresses edges fetch from: configured ones (never expire) and those seen polling, with
     /// when they were last seen.
     edge_addresses: std::sync::Mutex<std::collections::BTreeMap<std::net::IpAddr, u64>>,
+    /// The version each edge holds, as its polls say: (edge token, edge name) -> (version,
+    /// Unix time of the poll).
+    edge_versions: std::sync::Mutex<HashMap<(u64, String), (u64, u64)>>,
     stopping: watch::Sender<bool>,
 }
+
+/// An edge that has not polled for this long no longer counts for a resource's `status` (a
+/// live edge polls at least every [`edges::MAX_WAIT`]).
+pub const EDGE_LIVE_SECS: u64 = 90;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -78,6 +88,7 @@ impl Control {
             stats: Stats::default(),
             static_edge_hashes: edge_tokens.iter().map(|t| auth::hash(t)).collect(),
             edge_addresses: Default::default(),
+            edge_versions: Default::default(),
             stopping: watch::channel(false).0,
         }))
     }
@@ -135,6 +146,29 @@ impl Control {
             let seen = m.entry(addr).or_insert(0);
             *seen = (*seen).max(unix_now());
         }
+    }
+
+    /// Records that the edge `name` of token `token` holds `version` (it polled from it).
+    pub fn edge_holds(&self, token: u64, name: &str, version: u64) {
+        let mut m = self.edge_versions.lock().unwrap_or_else(|p| p.into_inner());
+        let now = unix_now();
+        if m.len() >= 10_000 {
+            m.retain(|_, (_, seen)| now.saturating_sub(*seen) < EDGE_LIVE_SECS);
+        }
+        if m.len() < 10_000 || m.contains_key(&(token, name.to_owned())) {
+            m.insert((token, name.to_owned()), (version, now));
+        }
+    }
+
+    /// Whether every edge polling this node holds `version` or later: a change made at that
+    /// version is deployed (Gcore's `"status": "active"`; `"processed"` until then). With no
+    /// edge polling, nothing waits for one.
+    pub fn deployed(&self, version: u64) -> bool {
+        let now = unix_now();
+        let m = self.edge_versions.lock().unwrap_or_else(|p| p.into_inner());
+        m.values()
+            .filter(|(_, seen)| now.saturating_sub(*seen) < EDGE_LIVE_SECS)
+            .all(|(v, _)| *v >= version)
     }
 
     /// Runs a store call on a blocking thread.
@@ -200,6 +234,18 @@ impl Control {
                     .delete(resources::delete),
             )
             .route("/cdn/resources/{id}/purge", post(resources::purge))
+            .route("/cdn/purge_statuses", get(resources::purge_statuses))
+            .route(
+                "/cdn/origin_groups",
+                get(origin_groups::list).post(origin_groups::create),
+            )
+            .route(
+                "/cdn/origin_groups/{id}",
+                get(origin_groups::get)
+                    .put(origin_groups::replace)
+                    .patch(origin_groups::patch)
+                    .delete(origin_groups::delete),
+            )
             .route("/cdn/resources/{id}/prefetch", post(resources::prefetch))
             .route("/cdn/resources/{id}/sign", post(links::sign))
             .route("/tollgate/tokens", post(create_token).get(list_tokens))
@@ -224,7 +270,16 @@ impl Control {
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/openapi.json", get(openapi::document))
             .merge(panel::routes())
-            .fallback(|| async { ApiError::not_found("route") })
+            // Before `/cdn/resources/{id}`, which would take the name for an id.
+            .route(
+                "/cdn/resources/rule_templates",
+                axum::routing::any(gcore_paths::not_supported),
+            )
+            .route(
+                "/cdn/resources/rule_templates/{*rest}",
+                axum::routing::any(gcore_paths::not_supported),
+            )
+            .fallback(gcore_paths::fallback)
             .method_not_allowed_fallback(|| async {
                 ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -14,7 +14,7 @@ use tollgate_model::{PrefetchRequest, PurgeRequest, Resource, ValidResource};
 use tollgate_store::TokenInfo;
 
 use crate::error::ApiError;
-use crate::Control;
+use crate::{listing, unix_now, Control};
 
 /// Parses a path id.
 pub fn parse_id(raw: &str) -> Result<u64, ApiError> {
@@ -25,7 +25,7 @@ pub fn parse_id(raw: &str) -> Result<u64, ApiError> {
 }
 
 /// Parses a JSON object body.
-fn object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::invalid("", "the body must be a JSON object")),
@@ -33,9 +33,83 @@ fn object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-/// Parses and validates a resource from JSON, with `id` set to `id`.
-fn resource_from(mut m: Map<String, Value>, id: u64) -> Result<ValidResource, ApiError> {
+/// Fields of Gcore's resource answers that are not input: a body carrying them (an export
+/// posted back) has them ignored, as Gcore does. `originGroup_detail` is Tollgate's (edges'
+/// copy of the group).
+const READ_ONLY: &[&str] = &[
+    "id",
+    "client",
+    "status",
+    "created",
+    "updated",
+    "deleted",
+    "enabled",
+    "suspended",
+    "suspend_date",
+    "shielded",
+    "shield_dc",
+    "shield_enabled",
+    "shield_routing_map",
+    "can_purge_by_urls",
+    "originGroup_name",
+    "originGroup_detail",
+    "preset_applied",
+    "is_primary",
+    "full_custom_enabled",
+    "vp_enabled",
+    "waap_domain_id",
+];
+
+/// Parses and validates a resource from a request body, as resource `id`: read-only answer
+/// fields dropped, `originGroup` resolved, the change's time set.
+async fn resource_from(
+    c: &Control,
+    mut m: Map<String, Value>,
+    id: u64,
+) -> Result<ValidResource, ApiError> {
+    for f in READ_ONLY {
+        m.remove(*f);
+    }
+    match m.remove("rules") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if a.is_empty() => {}
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "rules",
+                "not supported by Tollgate (per-path rules); use []",
+            ))
+        }
+    }
     m.insert("id".into(), Value::from(id));
+    let now = Value::from(listing::rfc3339(unix_now()));
+    m.insert("created".into(), now.clone());
+    m.insert("updated".into(), now);
+    match m.get("originGroup") {
+        None => {}
+        Some(Value::Null) => {
+            m.remove("originGroup");
+        }
+        Some(v) => {
+            let Some(gid) = v.as_u64() else {
+                return Err(ApiError::invalid(
+                    "originGroup",
+                    "expected the id of an origin group",
+                ));
+            };
+            let group = match c.blocking(move |s| s.get_group(gid)).await {
+                Ok(g) => g.group,
+                Err(e) if e.code == "not_found" => {
+                    return Err(ApiError::invalid(
+                        "originGroup",
+                        format!("no origin group {gid}"),
+                    ))
+                }
+                Err(e) => return Err(e),
+            };
+            let detail = serde_json::to_value(&group).map_err(ApiError::internal)?;
+            m.insert("originGroup_detail".into(), detail);
+        }
+    }
     let res: Resource = serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
         let field = e.path().to_string();
         let field = if field == "." { String::new() } else { field };
@@ -44,47 +118,241 @@ fn resource_from(mut m: Map<String, Value>, id: u64) -> Result<ValidResource, Ap
     res.validate().map_err(ApiError::fields)
 }
 
-/// `GET /cdn/resources`.
-pub async fn list(State(c): State<Arc<Control>>) -> Result<Json<Vec<Resource>>, ApiError> {
-    Ok(Json(c.blocking(|s| s.list()).await?))
+/// A resource as Gcore answers it: its fields, and the read-only ones Gcore adds (`status`
+/// from where the edges stand: `processed` until every edge holds the change, then `active`).
+fn answer(c: &Control, r: &Resource, version: u64) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Value::Object(m) = &mut v {
+        let group_name = m
+            .remove("originGroup_detail")
+            .and_then(|g| g.get("name").cloned())
+            .unwrap_or(Value::Null);
+        let status = if c.deployed(version) {
+            "active"
+        } else {
+            "processed"
+        };
+        for (k, val) in [
+            ("originGroup_name", group_name),
+            ("status", status.into()),
+            ("client", 1.into()),
+            ("enabled", true.into()),
+            ("deleted", false.into()),
+            ("suspended", false.into()),
+            ("suspend_date", Value::Null),
+            ("shielded", false.into()),
+            ("shield_enabled", false.into()),
+            ("shield_dc", Value::Null),
+            ("shield_routing_map", Value::Null),
+            ("rules", Value::Array(Vec::new())),
+            ("can_purge_by_urls", true.into()),
+            ("preset_applied", false.into()),
+            ("is_primary", Value::Null),
+            ("full_custom_enabled", false.into()),
+            ("vp_enabled", false.into()),
+            ("waap_domain_id", Value::Null),
+        ] {
+            m.entry(k).or_insert(val);
+        }
+        for k in ["name", "description"] {
+            m.entry(k).or_insert(Value::Null);
+        }
+    }
+    v
+}
+
+/// Resources' answers, with their `status`.
+async fn answers(c: &Arc<Control>, list: Vec<Resource>) -> Result<Vec<Value>, ApiError> {
+    let versions: std::collections::HashMap<u64, u64> = c
+        .blocking(|s| s.resource_versions())
+        .await?
+        .into_iter()
+        .collect();
+    Ok(list
+        .iter()
+        .map(|r| answer(c, r, versions.get(&r.id).copied().unwrap_or(0)))
+        .collect())
+}
+
+/// One resource's answer.
+async fn one(c: &Arc<Control>, r: Resource) -> Result<Json<Value>, ApiError> {
+    Ok(Json(answers(c, vec![r]).await?.remove(0)))
+}
+
+/// The filters of `GET /cdn/resources`, Gcore's, each compared with the answer's field.
+const FILTERS: &[listing::Filter] = {
+    use listing::{Filter, Kind};
+    &[
+        Filter {
+            params: &["cname"],
+            kind: Kind::NoCase,
+            fields: &["/cname", "/secondaryHostnames"],
+        },
+        Filter {
+            params: &["secondaryHostnames", "secondary_hostnames"],
+            kind: Kind::NoCase,
+            fields: &["/secondaryHostnames"],
+        },
+        Filter {
+            params: &["active"],
+            kind: Kind::Bool,
+            fields: &["/active"],
+        },
+        Filter {
+            params: &["status"],
+            kind: Kind::Exact,
+            fields: &["/status"],
+        },
+        Filter {
+            params: &["deleted"],
+            kind: Kind::Bool,
+            fields: &["/deleted"],
+        },
+        Filter {
+            params: &["enabled"],
+            kind: Kind::Bool,
+            fields: &["/enabled"],
+        },
+        Filter {
+            params: &["suspended", "suspend"],
+            kind: Kind::Bool,
+            fields: &["/suspended"],
+        },
+        Filter {
+            params: &["shielded"],
+            kind: Kind::Bool,
+            fields: &["/shielded"],
+        },
+        Filter {
+            params: &["vp_enabled"],
+            kind: Kind::Bool,
+            fields: &["/vp_enabled"],
+        },
+        Filter {
+            params: &["is_primary"],
+            kind: Kind::Bool,
+            fields: &["/is_primary"],
+        },
+        Filter {
+            params: &["sslEnabled", "ssl_enabled"],
+            kind: Kind::Bool,
+            fields: &["/sslEnabled"],
+        },
+        Filter {
+            params: &["sslData", "ssl_data"],
+            kind: Kind::Exact,
+            fields: &["/sslData"],
+        },
+        Filter {
+            params: &["sslData_in", "ssl_data_in"],
+            kind: Kind::In,
+            fields: &["/sslData"],
+        },
+        Filter {
+            params: &["originGroup", "origin_group"],
+            kind: Kind::Exact,
+            fields: &["/originGroup"],
+        },
+        Filter {
+            params: &["originGroup__in", "origin_group_in"],
+            kind: Kind::In,
+            fields: &["/originGroup"],
+        },
+        Filter {
+            params: &["originProtocol", "origin_protocol"],
+            kind: Kind::Exact,
+            fields: &["/originProtocol"],
+        },
+        Filter {
+            params: &["name"],
+            kind: Kind::Exact,
+            fields: &["/name"],
+        },
+        Filter {
+            params: &["shield_dc"],
+            kind: Kind::Exact,
+            fields: &["/shield_dc"],
+        },
+        Filter {
+            params: &["min_created"],
+            kind: Kind::Since,
+            fields: &["/created"],
+        },
+        Filter {
+            params: &["max_created"],
+            kind: Kind::Until,
+            fields: &["/created"],
+        },
+        Filter {
+            params: &["min_updated"],
+            kind: Kind::Since,
+            fields: &["/updated"],
+        },
+        Filter {
+            params: &["max_updated"],
+            kind: Kind::Until,
+            fields: &["/updated"],
+        },
+    ]
+};
+
+/// `GET /cdn/resources`: Gcore's filters and paging ([`listing`]).
+pub async fn list(
+    State(c): State<Arc<Control>>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let all = c.blocking(|s| s.list()).await?;
+    let items = answers(&c, all).await?;
+    listing::answer(
+        "/cdn/resources",
+        &q,
+        FILTERS,
+        &listing::Unsupported(&["rules"]),
+        items,
+    )
 }
 
 /// `GET /cdn/resources/{id}`.
 pub async fn get(
     State(c): State<Arc<Control>>,
     Path(id): Path<String>,
-) -> Result<Json<Resource>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    Ok(Json(c.blocking(move |s| s.get(id)).await?))
+    let r = c.blocking(move |s| s.get(id)).await?;
+    one(&c, r).await
 }
 
 /// `POST /cdn/resources`: the id is assigned here; one in the body is ignored, so that a
-/// resource exported from Gcore can be posted as it is.
+/// resource exported from Gcore can be posted as it is. `origin` without `originGroup` makes a
+/// group of one source.
 pub async fn create(
     State(c): State<Arc<Control>>,
     Extension(who): Extension<TokenInfo>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let valid = resource_from(object(&body)?, 0)?;
+    let valid = resource_from(&c, object(&body)?, 0).await?;
     let created = c.blocking(move |s| s.create(&valid, &who.name)).await?;
     c.changed().await;
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    Ok((StatusCode::CREATED, one(&c, created).await?).into_response())
 }
 
-/// `PUT /cdn/resources/{id}`: replaces the resource whole.
+/// `PUT /cdn/resources/{id}`: replaces the resource whole, but for its `cname`, which stays
+/// when not given (Gcore's PUT has none).
 pub async fn replace(
     State(c): State<Arc<Control>>,
     Extension(who): Extension<TokenInfo>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Resource>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let m = object(&body)?;
+    let mut m = object(&body)?;
     check_body_id(&m, id)?;
-    let valid = resource_from(m, id)?;
+    let current = c.blocking(move |s| s.get(id)).await?;
+    m.entry("cname").or_insert(Value::from(current.cname));
+    let valid = resource_from(&c, m, id).await?;
     let updated = c.blocking(move |s| s.update(&valid, &who.name)).await?;
     c.changed().await;
-    Ok(Json(updated))
+    one(&c, updated).await
 }
 
 /// `PATCH /cdn/resources/{id}`: the fields given replace the stored ones; inside `options`,
@@ -94,7 +362,7 @@ pub async fn patch(
     Extension(who): Extension<TokenInfo>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Resource>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     let changes = object(&body)?;
     check_body_id(&changes, id)?;
@@ -104,11 +372,15 @@ pub async fn patch(
             "resource did not serialise to an object",
         ));
     };
+    if current.origin_group.is_some() {
+        // Shown from the group, not the resource's own: a change of group must not meet it.
+        merged.remove("origin");
+    }
     merge(&mut merged, changes);
-    let valid = resource_from(merged, id)?;
+    let valid = resource_from(&c, merged, id).await?;
     let updated = c.blocking(move |s| s.update(&valid, &who.name)).await?;
     c.changed().await;
-    Ok(Json(updated))
+    one(&c, updated).await
 }
 
 fn check_body_id(m: &Map<String, Value>, id: u64) -> Result<(), ApiError> {
@@ -120,7 +392,7 @@ fn check_body_id(m: &Map<String, Value>, id: u64) -> Result<(), ApiError> {
 }
 
 /// Gcore's PATCH semantics: top-level fields replace, options merge one level down.
-fn merge(current: &mut Map<String, Value>, changes: Map<String, Value>) {
+pub(crate) fn merge(current: &mut Map<String, Value>, changes: Map<String, Value>) {
     for (k, v) in changes {
         match (k.as_str(), v) {
             ("options", Value::Object(opts)) => {
@@ -206,6 +478,81 @@ async fn recorded(c: &Control, version: u64) -> Result<Response, ApiError> {
         Json(serde_json::json!({ "version": version })),
     )
         .into_response())
+}
+
+/// The filters of `GET /cdn/purge_statuses`.
+const PURGE_FILTERS: &[listing::Filter] = {
+    use listing::{Filter, Kind};
+    &[
+        Filter {
+            params: &["cname"],
+            kind: Kind::NoCase,
+            fields: &["/resource/cname"],
+        },
+        Filter {
+            params: &["purge_type"],
+            kind: Kind::Exact,
+            fields: &["/purge_type"],
+        },
+        Filter {
+            params: &["status"],
+            kind: Kind::Exact,
+            fields: &["/status"],
+        },
+        Filter {
+            params: &["from_created"],
+            kind: Kind::Since,
+            fields: &["/created"],
+        },
+        Filter {
+            params: &["to_created"],
+            kind: Kind::Until,
+            fields: &["/created"],
+        },
+    ]
+};
+
+/// `GET /cdn/purge_statuses`: the purges of the last day (the purge retention), newest first,
+/// in Gcore's shape: `Successful` once every edge polling this node holds it (edges apply a
+/// purge with the version that carries it), `In progress` until then.
+pub async fn purge_statuses(
+    State(c): State<Arc<Control>>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (log, resources) = c.blocking(|s| Ok((s.purge_log()?, s.list()?))).await?;
+    let cnames: std::collections::HashMap<u64, String> =
+        resources.into_iter().map(|r| (r.id, r.cname)).collect();
+    let items = log
+        .into_iter()
+        .rev()
+        .map(|p| {
+            let kind = match (&p.what.urls, &p.what.paths) {
+                (Some(_), _) => "purge_by_url",
+                (None, Some(paths)) if paths.is_empty() => "purge_all",
+                _ => "purge_by_pattern",
+            };
+            let status = if c.deployed(p.version) {
+                "Successful"
+            } else {
+                "In progress"
+            };
+            serde_json::json!({
+                "purge_id": p.version,
+                "purge_type": kind,
+                "status": status,
+                "created": listing::rfc3339(u64::try_from(p.created_at).unwrap_or(0)),
+                "payload": p.what,
+                "resource": {"id": p.resource, "cname": cnames.get(&p.resource)},
+            })
+        })
+        .collect();
+    listing::answer(
+        "/cdn/purge_statuses",
+        &q,
+        PURGE_FILTERS,
+        &listing::Unsupported(&[]),
+        items,
+    )
 }
 
 #[cfg(test)]

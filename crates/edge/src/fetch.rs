@@ -110,36 +110,65 @@ async fn conditional_request(
     send(origin, up, range, conditional, head, None).await
 }
 
-/// One request to the origin, timed into the resource's latency histogram.
+/// One request to the resource's origin, timed into its latency histogram: to the sources in
+/// the order [`crate::upstreams::Health::order`] gives, moving on after a failure the origin
+/// group's `proxy_next_upstream` lists (with `useNext`). A request with a body (an unsafe
+/// method) is sent once: its body cannot be sent again.
 async fn send(
     origin: &OriginClient,
     up: Upstream<'_>,
     range: Option<&HeaderValue>,
     conditional: &[(http::HeaderName, HeaderValue)],
     head: bool,
-    unsafe_method: Option<(http::Method, crate::origin::OriginBody)>,
+    mut unsafe_method: Option<(http::Method, crate::origin::OriginBody)>,
 ) -> Result<Response<Incoming>, OriginError> {
     let r = &up.site.res;
-    let t0 = Instant::now();
-    let resp = origin
-        .get(OriginRequest {
-            https: up.https,
-            host: &r.origin_host,
-            port: r.origin_port,
-            host_header: &r.host_header,
-            // Converted here, on the miss path only; a query that is not UTF-8 cannot be
-            // written into a URI string, so its odd bytes become U+FFFD.
-            path_and_query: &String::from_utf8_lossy(up.target),
-            range,
-            conditional,
-            head,
-            unsafe_method,
-            extra: &r.origin_headers,
-            viewer: up.viewer,
-        })
-        .await?;
-    up.site.metrics.origin_latency(t0.elapsed());
-    Ok(resp)
+    let next = r.origins.next_upstream;
+    let order = up.site.health.order(&r.origins);
+    // Converted here, on the miss path only; a query that is not UTF-8 cannot be written into
+    // a URI string, so its odd bytes become U+FFFD.
+    let path_and_query = String::from_utf8_lossy(up.target);
+    let mut result = Err(OriginError::Unreachable);
+    for (n, &i) in order.iter().enumerate() {
+        let (host, port) = crate::upstreams::source(&r.origins, i);
+        let once = unsafe_method.is_some();
+        let t0 = Instant::now();
+        result = origin
+            .get(OriginRequest {
+                https: up.https,
+                host,
+                port: *port,
+                host_header: &r.host_header,
+                path_and_query: &path_and_query,
+                range,
+                conditional,
+                head,
+                unsafe_method: unsafe_method.take(),
+                extra: &r.origin_headers,
+                viewer: up.viewer,
+            })
+            .await;
+        up.site.metrics.origin_latency(t0.elapsed());
+        let move_on = match &result {
+            Ok(resp) => {
+                up.site.health.answered(i);
+                next.status(resp.status().as_u16())
+            }
+            Err(e @ (OriginError::Unreachable | OriginError::Timeout)) => {
+                up.site.health.failed(i);
+                match e {
+                    OriginError::Timeout => next.timeout(),
+                    _ => next.error() || next.invalid_header(),
+                }
+            }
+            Err(_) => false,
+        };
+        if !move_on || once || n + 1 == order.len() {
+            break;
+        }
+        up.site.metrics.origin_next();
+    }
+    result
 }
 
 /// Fetches an object for the cache: a small one whole, a large one up to its headers (its

@@ -258,8 +258,18 @@ enum Polled {
 }
 
 /// `epoch` is the epoch of the configuration held, 0 to be sent everything at the next change.
-async fn poll(client: &ControlClient, since: u64, epoch: u64) -> Result<Polled, String> {
-    let path = format!("/edge/v1/config?since={since}&wait={WAIT_SECS}&epoch={epoch}");
+/// `name` tells the control plane which edge holds `since` (resources show `"status":
+/// "active"` once every edge holds their last change).
+async fn poll(
+    client: &ControlClient,
+    since: u64,
+    epoch: u64,
+    name: &str,
+) -> Result<Polled, String> {
+    let path = format!(
+        "/edge/v1/config?since={since}&wait={WAIT_SECS}&epoch={epoch}&edge={}",
+        tollgate_model::query_component(name)
+    );
     let (status, body) = client
         .call(
             Method::GET,
@@ -305,7 +315,7 @@ pub async fn follow(
     let mut refused = false;
     loop {
         let polled = tokio::select! {
-            r = poll(&client, since, epoch) => r,
+            r = poll(&client, since, epoch, &f.name) => r,
             () = &mut stop => break,
         };
         match polled {

@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(owner(&swapped, "a.example.com"), Some(2));
         // An invalid resource refuses the delta.
         let mut bad = res(2, "b.example.com");
-        bad.origin = String::new();
+        bad.origin = None;
         assert!(base.next(delta(3, 4, vec![bad], vec![])).is_err());
     }
 

@@ -36,6 +36,7 @@ mod routes;
 mod server;
 mod slices;
 mod tls;
+mod upstreams;
 
 pub use client_io::{ClientIo, Guard, Serving, Sweeper};
 pub use conn_limit::PerAddress;

@@ -68,6 +68,7 @@ struct Shard {
     bytes_miss: AtomicU64,
     origin_latency: [AtomicU64; 11],
     origin_latency_sum_us: AtomicU64,
+    origin_next: AtomicU64,
 }
 
 thread_local! {
@@ -145,6 +146,11 @@ impl ResourceMetrics {
                 .map(|i| self.sum(|s| &s.origin_error[i]))
                 .sum(),
         }
+    }
+
+    /// Counts an origin request moved on to the next source of the resource's origin group.
+    pub fn origin_next(&self) {
+        self.shard().origin_next.fetch_add(1, Relaxed);
     }
 
     /// Records one origin round trip.
@@ -256,6 +262,19 @@ pub fn render(
                 "tollgate_cache_bytes_sent_total{{resource=\"{id}\",cache=\"{cache}\"}} {v}"
             );
         }
+    }
+    family(
+        &mut out,
+        "tollgate_origin_next_total",
+        "counter",
+        "Origin requests moved on to the next source of the resource's origin group (useNext).",
+    );
+    for (id, m) in resources {
+        let _ = writeln!(
+            out,
+            "tollgate_origin_next_total{{resource=\"{id}\"}} {}",
+            m.sum(|s| &s.origin_next)
+        );
     }
     family(
         &mut out,

@@ -16,6 +16,8 @@ pub struct Site {
     pub res: Arc<ValidResource>,
     /// Its counters; kept across reloads for the same id.
     pub metrics: Arc<ResourceMetrics>,
+    /// Which of its origin sources failed lately, and whose turn it is.
+    pub health: crate::upstreams::Health,
 }
 
 /// Hostname (lower case) -> site, for the active resources.
@@ -68,7 +70,12 @@ impl Routes {
             .and_then(|p| p.sites.get(&res.id))
             .map(|s| Arc::clone(&s.metrics))
             .unwrap_or_default();
-        let site = Arc::new(Site { res, metrics });
+        let health = crate::upstreams::Health::new(&res.origins);
+        let site = Arc::new(Site {
+            res,
+            metrics,
+            health,
+        });
         for h in site.res.hostnames() {
             self.by_host.insert(h.clone(), Arc::clone(&site));
         }

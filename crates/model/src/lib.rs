@@ -9,6 +9,7 @@
 mod duration;
 mod host;
 mod options;
+mod origin_group;
 mod resource;
 mod serving;
 mod snapshot;
@@ -16,14 +17,19 @@ mod validate;
 
 pub use duration::parse_gcore_duration;
 pub use options::methods::{Methods, METHODS};
+pub use options::GCORE_OPTIONS;
 pub use options::{
     EdgeCacheSettings, ForwardKeys, Forwarding, OptionToggle, Options, QueryStringForwarding,
     SecureKey, SecureKeyType, ValidSecureKey, DEFAULT_CACHE_SECS, MAX_CACHE_SECS,
 };
+pub use origin_group::{
+    default_next_upstream, NextUpstream, OriginGroup, OriginSource, Origins, MAX_SOURCES,
+    NEXT_UPSTREAM,
+};
 pub use resource::{OriginProtocol, Resource};
 pub use snapshot::{
-    glob_match, Counters, EdgeReport, Prefetch, PrefetchFailure, PrefetchRequest, Purge,
-    PurgeRequest, Snapshot, MAX_PURGE_ENTRIES,
+    glob_match, query_component, Counters, EdgeReport, Prefetch, PrefetchFailure, PrefetchRequest,
+    Purge, PurgeRequest, Snapshot, MAX_PURGE_ENTRIES,
 };
 pub use validate::{FieldError, ValidResource};
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::{split_origin, valid_hostname};
 use crate::options::Options;
+use crate::origin_group::{OriginGroup, Origins};
 use crate::validate::FieldErrors;
 
 /// A CDN resource.
@@ -18,8 +19,25 @@ pub struct Resource {
     /// More hostnames served by the same resource.
     #[serde(default)]
     pub secondary_hostnames: Vec<String>,
-    /// Origin as `host[:port]`.
-    pub origin: String,
+    /// Origin as `host[:port]`: the resource's only source, when it has no origin group. With
+    /// one, answers show the group's first source here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// The origin group the resource fetches from (`/cdn/origin_groups`).
+    #[serde(
+        rename = "originGroup",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub origin_group: Option<u64>,
+    /// The group itself, as the control plane resolved it for edges and validation (never
+    /// stored with the resource; ignored on input).
+    #[serde(
+        rename = "originGroup_detail",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub origin_group_detail: Option<OriginGroup>,
     /// Scheme used to reach the origin.
     #[serde(default)]
     pub origin_protocol: OriginProtocol,
@@ -35,6 +53,34 @@ pub struct Resource {
     /// Options.
     #[serde(default)]
     pub options: Options,
+    /// HTTPS for viewers. Certificates are the edge's (`--tls-cert`), not the API's.
+    #[serde(rename = "sslEnabled", default)]
+    pub ssl_enabled: bool,
+    /// A certificate of Gcore's SSL API: not supported (must be `null`).
+    #[serde(rename = "sslData", default)]
+    pub ssl_data: Option<u64>,
+    /// Verify an HTTPS origin's certificate. Tollgate's edges always verify it (against the
+    /// system's roots and `--origin-ca`), so either value is served as verified.
+    #[serde(rename = "proxy_ssl_enabled", default)]
+    pub proxy_ssl_enabled: bool,
+    /// A CA certificate of Gcore's SSL API: not supported (must be `null`).
+    #[serde(rename = "proxy_ssl_ca", default)]
+    pub proxy_ssl_ca: Option<u64>,
+    /// A client certificate of Gcore's SSL API: not supported (must be `null`).
+    #[serde(rename = "proxy_ssl_data", default)]
+    pub proxy_ssl_data: Option<u64>,
+    /// Gcore's reserve resources: not supported (must be `null`).
+    #[serde(rename = "primary_resource", default)]
+    pub primary_resource: Option<u64>,
+    /// Gcore's WAAP API domain: not supported (must be `false`).
+    #[serde(rename = "waap_api_domain_enabled", default)]
+    pub waap_api_domain_enabled: bool,
+    /// When the resource was created, RFC 3339 (set by the control plane).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// When the resource was last changed, RFC 3339 (set by the control plane).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
 }
 
 fn yes() -> bool {
@@ -83,27 +129,63 @@ pub(crate) fn hostnames(
     hostnames
 }
 
-/// `origin`'s host and port, the port defaulting to the protocol's. An origin that is not
-/// `host[:port]` is reported and comes back as `("", 0)`, never used: the resource is refused.
-pub(crate) fn origin(
-    origin: &str,
-    protocol: OriginProtocol,
-    errors: &mut FieldErrors,
-) -> (String, u16) {
-    match split_origin(origin) {
-        Some((host, port)) => {
-            let default = match protocol {
-                OriginProtocol::Https => 443,
-                _ => 80,
-            };
-            (host, port.unwrap_or(default))
+/// Where the resource fetches from: its origin group, as resolved, or else its `origin`, a
+/// single source whose port defaults to the protocol's. A resource with neither, or with a
+/// group id the control plane did not resolve, is reported (and comes back with an empty
+/// source, never used: the resource is refused).
+pub(crate) fn origins(r: &Resource, errors: &mut FieldErrors) -> Origins {
+    let https = r.origin_protocol == OriginProtocol::Https;
+    match (&r.origin_group_detail, r.origin_group, &r.origin) {
+        (Some(g), _, _) => g.origins(https, errors, "originGroup."),
+        (None, Some(id), _) => {
+            errors.push("originGroup", format!("no origin group {id}"));
+            Origins::single(String::new(), 0)
         }
-        None => {
+        (None, None, Some(origin)) => match split_origin(origin) {
+            Some((host, port)) => {
+                Origins::single(host, port.unwrap_or(if https { 443 } else { 80 }))
+            }
+            None => {
+                errors.push(
+                    "origin",
+                    format!("{origin:?} is not host[:port] (e.g. origin.example.com:8080)"),
+                );
+                Origins::single(String::new(), 0)
+            }
+        },
+        (None, None, None) => {
+            errors.push("origin", "give origin (host[:port]) or originGroup");
+            Origins::single(String::new(), 0)
+        }
+    }
+}
+
+/// Gcore's top-level switches: accepted when they ask for nothing Tollgate cannot do.
+pub(crate) fn gcore_switches(r: &Resource, errors: &mut FieldErrors) {
+    let certificate = "certificates are not managed by the API: edges are given theirs with \
+                       --tls-cert, and verify origins against the system's roots and --origin-ca";
+    for (field, set) in [
+        ("sslData", r.ssl_data.is_some()),
+        ("proxy_ssl_ca", r.proxy_ssl_ca.is_some()),
+        ("proxy_ssl_data", r.proxy_ssl_data.is_some()),
+    ] {
+        if set {
             errors.push(
-                "origin",
-                format!("{origin:?} is not host[:port] (e.g. origin.example.com:8080)"),
+                field,
+                format!("not supported by Tollgate ({certificate}); use null"),
             );
-            (String::new(), 0)
         }
+    }
+    if r.primary_resource.is_some() {
+        errors.push(
+            "primary_resource",
+            "not supported by Tollgate (reserve resources); use null",
+        );
+    }
+    if r.waap_api_domain_enabled {
+        errors.push(
+            "waap_api_domain_enabled",
+            "not supported by Tollgate (WAAP); use false",
+        );
     }
 }

@@ -82,6 +82,20 @@ impl PrefetchRequest {
     }
 }
 
+/// `s` percent-encoded for a URL's query (every byte but RFC 3986's unreserved ones), as the
+/// edge sends its name when it polls and list answers write their `next` links.
+pub fn query_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A path as purges and prefetches take it: starts with `/`, no spaces or control bytes.
 fn is_plain_path(p: &str) -> bool {
     p.starts_with('/') && !p.bytes().any(|b| b <= 0x20 || b == 0x7f)
@@ -141,10 +155,20 @@ impl PurgeRequest {
             return err(field, "at most 100 entries per request");
         }
         for (i, p) in list.iter().enumerate() {
-            if !is_plain_path(p) {
+            // A pattern may start with `*` (`*.jpg`, anywhere), as Gcore allows.
+            let plain = match (field, p.strip_prefix('*')) {
+                ("paths", Some(rest)) => !rest.bytes().any(|b| b <= 0x20 || b == 0x7f),
+                _ => is_plain_path(p),
+            };
+            if !plain {
+                let what = if field == "paths" {
+                    "a pattern starting with / or *"
+                } else {
+                    "a path starting with /"
+                };
                 return Err(FieldError {
                     field: format!("{field}[{i}]"),
-                    message: format!("{p:?} must be a path starting with / without spaces"),
+                    message: format!("{p:?} must be {what} without spaces"),
                 });
             }
         }

@@ -7,6 +7,7 @@ use std::fmt;
 
 use crate::options::{self, cache, forwarding, host_header, methods, secure_key, static_headers};
 use crate::options::{Forwarding, ValidSecureKey};
+use crate::origin_group::Origins;
 use crate::resource::{self, Resource};
 
 /// One problem with one field.
@@ -37,6 +38,15 @@ impl FieldErrors {
         });
     }
 
+    /// `Ok(value)` when nothing was found, else every problem.
+    pub(crate) fn into_result<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
+    }
+
     /// Each problem as `field: message`, for tests.
     #[cfg(test)]
     pub(crate) fn into_messages(self) -> Vec<String> {
@@ -56,10 +66,9 @@ pub struct ValidResource {
     pub resource: Resource,
     /// Lower-cased hostnames: cname first, then the secondary ones.
     hostnames: Vec<String>,
-    /// Origin host (no port) and port.
-    pub origin_host: String,
-    /// Origin port (default 80 for HTTP, 443 for HTTPS).
-    pub origin_port: u16,
+    /// Where it fetches from: its origin group's sources, or its one `origin` (ports default
+    /// to 80 for HTTP, 443 for HTTPS).
+    pub origins: Origins,
     /// `Some` when links must be signed.
     pub secure_key: Option<ValidSecureKey>,
     /// Host header for origin requests.
@@ -89,13 +98,31 @@ impl ValidResource {
 
 impl Resource {
     /// Checks every field; returns all problems found.
-    pub fn validate(self) -> Result<ValidResource, Vec<FieldError>> {
+    pub fn validate(mut self) -> Result<ValidResource, Vec<FieldError>> {
         let mut errors = FieldErrors::default();
         let e = &mut errors;
+        self.options.check_not_implemented(e);
+        // With a group, `origin` is the group's first source: given too, it must be that.
+        if let Some(g) = &self.origin_group_detail {
+            let primary = g.primary().map(str::to_owned);
+            if self.origin.is_some() && self.origin != primary {
+                e.push(
+                    "origin",
+                    format!(
+                        "{:?} is not the first source of originGroup {} ({}); give one of them",
+                        self.origin.as_deref().unwrap_or_default(),
+                        g.id,
+                        primary.as_deref().unwrap_or("none")
+                    ),
+                );
+            }
+            self.origin = primary;
+        }
         let o = &self.options;
         // In the order their problems are reported: the API answers with the list as it is.
         let hostnames = resource::hostnames(&self.cname, &self.secondary_hostnames, e);
-        let (origin_host, origin_port) = resource::origin(&self.origin, self.origin_protocol, e);
+        let origins = resource::origins(&self, e);
+        resource::gcore_switches(&self, e);
         let secure_key = secure_key::validate(o.secure_key.as_ref(), e);
         let secure_key_on = o.secure_key.as_ref().is_some_and(|s| s.enabled);
         let forwarding = forwarding::validate(o.query_string_forwarding.as_ref(), secure_key_on, e);
@@ -113,8 +140,7 @@ impl Resource {
         Ok(ValidResource {
             id: self.id,
             hostnames,
-            origin_host,
-            origin_port,
+            origins,
             secure_key,
             host_header,
             ignore_query_string,
@@ -141,10 +167,7 @@ mod tests {
     fn issue_example_parses() {
         let r = parse_resources(GOOD).unwrap();
         assert_eq!(r[0].hostnames(), ["cdn.example.com"]);
-        assert_eq!(
-            (r[0].origin_host.as_str(), r[0].origin_port),
-            ("127.0.0.1", 8081)
-        );
+        assert_eq!(r[0].origins.first(), &("127.0.0.1".to_owned(), 8081));
         let sk = r[0].secure_key.as_ref().unwrap();
         assert!(!sk.bind_client_ip);
         assert_eq!(r[0].host_header, "cdn.example.com");
@@ -201,7 +224,36 @@ mod tests {
             ),
             (
                 GOOD.replace(r#""secure_key""#, r#""rewrite": {}, "secure_key""#),
-                "unknown field `rewrite`",
+                "options.rewrite.enabled: expected an object",
+            ),
+            (
+                GOOD.replace(r#""secure_key""#, r#""rewrite": {"enabled": true, "body": "/a /b"}, "secure_key""#),
+                "options.rewrite: option rewrite is not supported by Tollgate",
+            ),
+            (
+                GOOD.replace(r#""secure_key""#, r#""rewrit": null, "secure_key""#),
+                "options.rewrit: unknown field `rewrit`",
+            ),
+            (
+                GOOD.replace(r#""secure_key""#, r#""edge_cache_settings": {"enabled": true, "custom_values": {"404": "10s"}}, "secure_key""#),
+                "options.edge_cache_settings.custom_values: per-status cache times are not supported",
+            ),
+            (GOOD.replace(r#""origin": "127.0.0.1:8081","#, ""), "origin: give origin"),
+            (
+                GOOD.replace(r#""origin": "127.0.0.1:8081","#, r#""originGroup": 3,"#),
+                "originGroup: no origin group 3",
+            ),
+            (
+                GOOD.replace(r#""id": 1,"#, r#""id": 1, "sslData": 7,"#),
+                "sslData: not supported by Tollgate",
+            ),
+            (
+                GOOD.replace(r#""id": 1,"#, r#""id": 1, "proxy_ssl_ca": 7,"#),
+                "proxy_ssl_ca: not supported by Tollgate",
+            ),
+            (
+                GOOD.replace(r#""id": 1,"#, r#""id": 1, "waap_api_domain_enabled": true,"#),
+                "waap_api_domain_enabled: not supported by Tollgate",
             ),
             // Stored keys are checked even while the secure token is off.
             (
@@ -247,7 +299,9 @@ mod tests {
             ),
         ];
         for (json, want) in cases {
-            let errs = parse_resources(&json).unwrap_err();
+            let Err(errs) = parse_resources(&json) else {
+                panic!("{want}: accepted {json}");
+            };
             let text = errs
                 .iter()
                 .map(|e| e.to_string())
@@ -330,6 +384,69 @@ mod tests {
                 .and_then(|s| s.signing_key())
                 .map(|k| k.expose_secret()),
             Some("secret_key")
+        );
+    }
+
+    #[test]
+    fn gcore_options_null_or_disabled_are_accepted() {
+        // What Gcore's Go client writes: every option name, null but the configured ones.
+        let mut opts = serde_json::Map::new();
+        for name in crate::GCORE_OPTIONS {
+            opts.insert(name.into(), serde_json::Value::Null);
+        }
+        opts.insert(
+            "secure_key".into(),
+            serde_json::json!({"enabled": true, "key": "secret_key", "type": 2}),
+        );
+        opts.insert(
+            "edge_cache_settings".into(),
+            serde_json::json!({"enabled": true, "value": "10m", "default": "", "custom_values": {}}),
+        );
+        opts.insert(
+            "brotli_compression".into(),
+            serde_json::json!({"enabled": false, "value": ["text/html"]}),
+        );
+        let json = serde_json::json!([{"id": 1, "cname": "cdn.example.com", "origin": "o.example",
+            "sslEnabled": false, "proxy_ssl_enabled": false, "sslData": null, "proxy_ssl_ca": null,
+            "proxy_ssl_data": null, "primary_resource": null, "waap_api_domain_enabled": false,
+            "options": opts}]);
+        let r = parse_resources(&json.to_string()).unwrap().remove(0);
+        assert_eq!(r.cache_override_secs, Some(600));
+        assert!(r.secure_key.is_some());
+        // The nulls are gone; the disabled option is kept and served back.
+        let back = serde_json::to_value(&r.resource).unwrap();
+        let names: Vec<_> = back["options"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            names,
+            ["brotli_compression", "edge_cache_settings", "secure_key"]
+        );
+    }
+
+    #[test]
+    fn an_origin_group_resolved_is_what_the_edge_fetches_from() {
+        let group = serde_json::json!({"id": 4, "name": "g", "use_next": true,
+            "sources": [{"source": "b.example", "backup": true}, {"source": "a.example:81"}]});
+        let with = |origin: serde_json::Value| {
+            let json = serde_json::json!([{"id": 1, "cname": "cdn.example.com", "origin": origin,
+                "originGroup": 4, "originGroup_detail": group, "originProtocol": "HTTPS"}]);
+            parse_resources(&json.to_string())
+        };
+        let r = with(serde_json::Value::Null).unwrap().remove(0);
+        assert_eq!(r.origins.first(), &("a.example".to_owned(), 81));
+        assert_eq!(r.origins.backups, [("b.example".to_owned(), 443)]);
+        assert_eq!(r.resource.origin.as_deref(), Some("a.example:81"));
+        assert!(with("a.example:81".into()).is_ok());
+        let errs = with("c.example".into()).unwrap_err();
+        assert!(
+            errs[0]
+                .message
+                .contains("not the first source of originGroup 4"),
+            "{errs:?}"
         );
     }
 

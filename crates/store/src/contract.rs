@@ -37,9 +37,9 @@ fn crud_and_versions(s: &dyn Store) {
     assert_eq!(s.version().unwrap(), 2);
 
     let mut changed = resource("a.example.com", "secret_new");
-    changed.resource.origin = "127.0.0.1:9".into();
+    changed.resource.origin = Some("127.0.0.1:9".into());
     let updated = s.update(&with_id(changed, a.id), "bob").unwrap();
-    assert_eq!(updated.origin, "127.0.0.1:9");
+    assert_eq!(updated.origin.as_deref(), Some("127.0.0.1:9"));
     assert_eq!(s.version().unwrap(), 3);
 
     let v = s
@@ -391,7 +391,7 @@ fn deltas(s: &dyn Store) {
     );
 
     let mut changed = resource("a.example.com", "secret_one");
-    changed.resource.origin = "127.0.0.1:9".into();
+    changed.resource.origin = Some("127.0.0.1:9".into());
     s.update(&with_id(changed, a.id), "t").unwrap();
     s.delete(b.id, "t").unwrap();
     let c = s
@@ -408,7 +408,7 @@ fn deltas(s: &dyn Store) {
         (5, Some(2), vec![a.id, c.id], vec![b.id]),
         "{snap:?}"
     );
-    assert_eq!(snap.resources[0].origin, "127.0.0.1:9");
+    assert_eq!(snap.resources[0].origin.as_deref(), Some("127.0.0.1:9"));
     // From version 4: only what came after.
     let snap = s.snapshot(4, Some(E)).unwrap();
     assert_eq!((ids(&snap), snap.deleted), (vec![c.id], vec![]));
@@ -515,7 +515,7 @@ fn an_edge_of_another_history_is_told_to_purge_everything(s: &dyn Store) {
     };
     assert_eq!(s.purge(a.id, &urls, "t").unwrap(), 3);
     let mut changed = resource("a.example.com", "secret_one");
-    changed.resource.origin = "127.0.0.1:9".into();
+    changed.resource.origin = Some("127.0.0.1:9".into());
     s.update(&with_id(changed, a.id), "t").unwrap();
     let everything = |snap: &tollgate_model::Snapshot| {
         let mut v: Vec<_> = snap

@@ -20,7 +20,9 @@ mod sqlite;
 
 use std::fmt;
 
-use tollgate_model::{PrefetchRequest, PurgeRequest, Resource, Snapshot, ValidResource};
+use tollgate_model::{
+    OriginGroup, PrefetchRequest, PurgeRequest, Resource, Snapshot, ValidResource,
+};
 
 pub use crate::audit::changed_fields;
 pub use crate::postgres::PgStore;
@@ -31,6 +33,8 @@ pub use crate::sqlite::SqliteStore;
 pub enum StoreError {
     /// No resource with that id.
     NotFound,
+    /// No origin group with that id.
+    NoOriginGroup,
     /// The change contradicts stored state (a hostname already taken, the last API token).
     Conflict {
         /// The field at fault, as a JSON path.
@@ -46,6 +50,7 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::NotFound => f.write_str("no such resource"),
+            StoreError::NoOriginGroup => f.write_str("no such origin group"),
             StoreError::Conflict { field, message } => write!(f, "{field}: {message}"),
             StoreError::Backend(m) => write!(f, "store: {m}"),
         }
@@ -127,7 +132,8 @@ pub struct AuditEntry {
     pub at: i64,
     /// Name of the token that made it.
     pub actor: String,
-    /// `resource.create`, `resource.update`, `resource.delete`, `resource.purge`, `token.create`.
+    /// `resource.create`, `resource.update`, `resource.delete`, `resource.purge`,
+    /// `origin_group.create`, `origin_group.update`, `origin_group.delete`, `token.create`.
     pub action: String,
     /// The resource concerned, if any.
     pub resource: Option<u64>,
@@ -135,16 +141,59 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// An origin group as stored, with whether any resource uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredGroup {
+    /// The group (its id set).
+    pub group: OriginGroup,
+    /// Whether a resource refers to it (Gcore's `has_related_resources`).
+    pub in_use: bool,
+}
+
+/// A purge as recorded, for `GET /cdn/purge_statuses`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgeRecord {
+    /// The snapshot version it was made at (also its id).
+    pub version: u64,
+    /// The resource purged.
+    pub resource: u64,
+    /// What was purged.
+    pub what: PurgeRequest,
+    /// Unix time it was made.
+    pub created_at: i64,
+}
+
 /// The control plane's persistent state, kept by [`SqliteStore`] or [`PgStore`].
+///
+/// Resources come back with their origin group resolved (`originGroup_detail`, and `origin`
+/// its first source); it is never stored with them.
 pub trait Store: Send + Sync {
     /// Every resource, by id.
     fn list(&self) -> Result<Vec<Resource>, StoreError>;
     /// One resource.
     fn get(&self, id: u64) -> Result<Resource, StoreError>;
-    /// Stores a new resource under a fresh id (the id in `res` is ignored) and returns it.
+    /// Stores a new resource under a fresh id (the id in `res` is ignored) and returns it. A
+    /// resource given with `origin` and no `originGroup` gets a group of its own, made in the
+    /// same transaction (Gcore's shortcut), named after its cname.
     fn create(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError>;
     /// Replaces the resource with `res.id`.
     fn update(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError>;
+    /// Every origin group, by id.
+    fn list_groups(&self) -> Result<Vec<StoredGroup>, StoreError>;
+    /// One origin group.
+    fn get_group(&self, id: u64) -> Result<StoredGroup, StoreError>;
+    /// Stores a new origin group (its id is ignored) and returns it.
+    fn create_group(&self, group: &OriginGroup, actor: &str) -> Result<StoredGroup, StoreError>;
+    /// Replaces the group with `group.id`; the resources using it are given a new version, so
+    /// that edges fetch from the new sources.
+    fn update_group(&self, group: &OriginGroup, actor: &str) -> Result<StoredGroup, StoreError>;
+    /// Deletes a group no resource uses (a used one is a conflict naming a resource).
+    fn delete_group(&self, id: u64, actor: &str) -> Result<(), StoreError>;
+    /// Each resource's id and the snapshot version of its last change (edges that hold that
+    /// version serve it as it is).
+    fn resource_versions(&self) -> Result<Vec<(u64, u64)>, StoreError>;
+    /// The purges still recorded (the purge retention), oldest first.
+    fn purge_log(&self) -> Result<Vec<PurgeRecord>, StoreError>;
     /// Deletes a resource.
     fn delete(&self, id: u64, actor: &str) -> Result<(), StoreError>;
     /// Records a purge for edges to apply; returns its snapshot version.

@@ -17,6 +17,10 @@ pub const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0004_tombstone_trigger.sql"),
     ),
     (5, include_str!("../migrations/sqlite/0005_prefetches.sql")),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_origin_groups.sql"),
+    ),
 ];
 
 /// `(version, sql)` for PostgreSQL.
@@ -34,6 +38,10 @@ pub const POSTGRES: &[(i64, &str)] = &[
     (
         5,
         include_str!("../migrations/postgres/0005_prefetches.sql"),
+    ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_origin_groups.sql"),
     ),
 ];
 

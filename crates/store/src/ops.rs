@@ -2,41 +2,58 @@
 //! in one write transaction that raises the snapshot version, writes, claims its hostnames and
 //! writes its audit entry; any refusal on the way rolls all of it back.
 
+use std::collections::HashMap;
+
 use tollgate_model::{
-    Prefetch, PrefetchRequest, Purge, PurgeRequest, Resource, Snapshot, ValidResource,
+    OriginGroup, OriginSource, Prefetch, PrefetchRequest, Purge, PurgeRequest, Resource, Snapshot,
+    ValidResource,
 };
 
 use crate::backend::Arg::{Int, Text};
 use crate::backend::{Arg, Backend, Db, Dialect, Row};
-use crate::{everything_purges, AuditEntry, Head, Lineage, Role, Store, StoreError, TokenInfo};
+use crate::{
+    everything_purges, AuditEntry, Head, Lineage, PurgeRecord, Role, Store, StoreError,
+    StoredGroup, TokenInfo,
+};
 
 impl<B: Backend> Store for B {
     fn list(&self) -> Result<Vec<Resource>, StoreError> {
-        self.read(|db| db.rows("SELECT id, body FROM resources ORDER BY id", &[], resource))
+        self.read_consistent(|db| {
+            let list = db.rows("SELECT id, body FROM resources ORDER BY id", &[], resource)?;
+            with_groups(db, list)
+        })
     }
 
     fn get(&self, id: u64) -> Result<Resource, StoreError> {
         let id = to_i64(id)?;
-        self.read(|db| load(db, id))
+        self.read_consistent(|db| {
+            let r = load(db, id)?;
+            Ok(with_groups(db, vec![r])?.remove(0))
+        })
     }
 
     fn create(&self, res: &ValidResource, actor: &str) -> Result<Resource, StoreError> {
         self.write(|db| {
             let version = bump(db, &B::DIALECT)?;
+            let mut r = res.resource.clone();
+            own_group(db, &B::DIALECT, &mut r, actor)?;
+            let group = group_ref(db, &r)?;
             let id = db.one(
-                "INSERT INTO resources (body, updated_version) VALUES ('{}', $1) RETURNING id",
-                &[Int(version)],
+                "INSERT INTO resources (body, updated_version, origin_group_id)
+                 VALUES ('{}', $1, $2) RETURNING id",
+                &[Int(version), Arg::opt_int(group)],
                 |r| r.int(0),
             )?;
             // The body holds the id, which the INSERT has just chosen.
-            let body = body_of(res, id as u64);
+            r.id = id as u64;
+            let body = body_of(&r);
             db.execute(
                 "UPDATE resources SET body = $1 WHERE id = $2",
                 &[Text(&body), Int(id)],
             )?;
             claim_hostnames(db, res, id)?;
             audit(db, &B::DIALECT, actor, "resource.create", Some(id), "")?;
-            parse_body(&body, id)
+            Ok(with_groups(db, vec![parse_body(&body, id)?])?.remove(0))
         })
     }
 
@@ -45,15 +62,122 @@ impl<B: Backend> Store for B {
         self.write(|db| {
             let old = load(db, id)?;
             let version = bump(db, &B::DIALECT)?;
-            let body = body_of(res, res.id);
+            let mut r = res.resource.clone();
+            r.created = old.created.clone();
+            own_group(db, &B::DIALECT, &mut r, actor)?;
+            let group = group_ref(db, &r)?;
+            let body = body_of(&r);
             db.execute(
-                "UPDATE resources SET body = $1, updated_version = $2 WHERE id = $3",
-                &[Text(&body), Int(version), Int(id)],
+                "UPDATE resources SET body = $1, updated_version = $2, origin_group_id = $3
+                 WHERE id = $4",
+                &[Text(&body), Int(version), Arg::opt_int(group), Int(id)],
             )?;
             claim_hostnames(db, res, id)?;
-            let detail = crate::audit::update_detail(&old, &res.resource);
+            let detail = crate::audit::update_detail(&old, &r);
             audit(db, &B::DIALECT, actor, "resource.update", Some(id), &detail)?;
-            parse_body(&body, id)
+            Ok(with_groups(db, vec![parse_body(&body, id)?])?.remove(0))
+        })
+    }
+
+    fn list_groups(&self) -> Result<Vec<StoredGroup>, StoreError> {
+        self.read_consistent(|db| {
+            db.rows(
+                &format!("SELECT id, body, {IN_USE} FROM origin_groups g ORDER BY id"),
+                &[],
+                stored_group,
+            )
+        })
+    }
+
+    fn get_group(&self, id: u64) -> Result<StoredGroup, StoreError> {
+        let id = to_i64(id).map_err(|_| StoreError::NoOriginGroup)?;
+        self.read(|db| load_group(db, id))
+    }
+
+    fn create_group(&self, group: &OriginGroup, actor: &str) -> Result<StoredGroup, StoreError> {
+        self.write(|db| {
+            let group = insert_group(db, &B::DIALECT, group, actor)?;
+            Ok(StoredGroup {
+                group,
+                in_use: false,
+            })
+        })
+    }
+
+    fn update_group(&self, group: &OriginGroup, actor: &str) -> Result<StoredGroup, StoreError> {
+        let id = to_i64(group.id).map_err(|_| StoreError::NoOriginGroup)?;
+        self.write(|db| {
+            load_group(db, id)?;
+            let version = bump(db, &B::DIALECT)?;
+            db.execute(
+                "UPDATE origin_groups SET body = $1 WHERE id = $2",
+                &[Text(&group_body(group)), Int(id)],
+            )?;
+            // Edges take resources, each with its group: those using this one are changed.
+            db.execute(
+                "UPDATE resources SET updated_version = $1 WHERE origin_group_id = $2",
+                &[Int(version), Int(id)],
+            )?;
+            audit(
+                db,
+                &B::DIALECT,
+                actor,
+                "origin_group.update",
+                None,
+                &format!("origin group {id}"),
+            )?;
+            load_group(db, id)
+        })
+    }
+
+    fn delete_group(&self, id: u64, actor: &str) -> Result<(), StoreError> {
+        let id = to_i64(id).map_err(|_| StoreError::NoOriginGroup)?;
+        self.write(|db| {
+            let user = db.row(
+                "SELECT id FROM resources WHERE origin_group_id = $1 ORDER BY id LIMIT 1",
+                &[Int(id)],
+                |r| r.int(0),
+            )?;
+            if let Some(user) = user {
+                return Err(StoreError::Conflict {
+                    field: "id".into(),
+                    message: format!(
+                        "origin group {id} is used by resource {user}; give that resource another group first"
+                    ),
+                });
+            }
+            if db.execute("DELETE FROM origin_groups WHERE id = $1", &[Int(id)])? == 0 {
+                return Err(StoreError::NoOriginGroup);
+            }
+            audit(db, &B::DIALECT, actor, "origin_group.delete", None, &format!("origin group {id}"))
+        })
+    }
+
+    fn resource_versions(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.read(|db| {
+            db.rows(
+                "SELECT id, updated_version FROM resources ORDER BY id",
+                &[],
+                |r| Ok((r.int(0)? as u64, r.int(1)? as u64)),
+            )
+        })
+    }
+
+    fn purge_log(&self) -> Result<Vec<PurgeRecord>, StoreError> {
+        self.read(|db| {
+            db.rows(
+                "SELECT version, resource_id, body, created_at FROM purges ORDER BY version",
+                &[],
+                |r| {
+                    Ok(PurgeRecord {
+                        version: r.int(0)? as u64,
+                        resource: r.int(1)? as u64,
+                        what: serde_json::from_str(r.text(2)?)
+                            .map_err(|e| StoreError::Backend(format!("purge body: {e}")))?,
+                        created_at: r.int(3)?,
+                    })
+                },
+            )
         })
     }
 
@@ -149,6 +273,7 @@ impl<B: Backend> Store for B {
                     Vec::new(),
                 ),
             };
+            let resources = with_groups(db, resources)?;
             let purges = if head.purge_everything(since, epoch) {
                 everything_purges(&resources, head.version as u64)
             } else if since > 0 {
@@ -527,11 +652,145 @@ fn parse_body(body: &str, id: i64) -> Result<Resource, StoreError> {
     Ok(r)
 }
 
-fn body_of(res: &ValidResource, id: u64) -> String {
-    let mut r = res.resource.clone();
-    r.id = id;
+/// A resource's stored body: without its group resolved, nor the `origin` shown from it (the
+/// group may change; the resource then shows the new one).
+fn body_of(r: &Resource) -> String {
+    let mut r = r.clone();
+    if r.origin_group.is_some() {
+        r.origin = None;
+    }
+    r.origin_group_detail = None;
     // Serialising plain data cannot fail.
     serde_json::to_string(&r).unwrap_or_default()
+}
+
+/// `1` when a resource uses group `g`, as a column of a query over `origin_groups g`.
+const IN_USE: &str =
+    "(CASE WHEN EXISTS (SELECT 1 FROM resources r WHERE r.origin_group_id = g.id) THEN 1 ELSE 0 END)";
+
+fn group_body(g: &OriginGroup) -> String {
+    serde_json::to_string(g).unwrap_or_default()
+}
+
+/// A group from a row of `id, body, in_use`.
+fn stored_group(r: &dyn Row) -> Result<StoredGroup, StoreError> {
+    let id = r.int(0)?;
+    let mut group: OriginGroup = serde_json::from_str(r.text(1)?)
+        .map_err(|e| StoreError::Backend(format!("origin group {id}: unreadable body: {e}")))?;
+    group.id = id as u64;
+    Ok(StoredGroup {
+        group,
+        in_use: r.int(2)? != 0,
+    })
+}
+
+fn load_group(db: &mut dyn Db, id: i64) -> Result<StoredGroup, StoreError> {
+    db.row(
+        &format!("SELECT id, body, {IN_USE} FROM origin_groups g WHERE id = $1"),
+        &[Int(id)],
+        stored_group,
+    )?
+    .ok_or(StoreError::NoOriginGroup)
+}
+
+fn insert_group(
+    db: &mut dyn Db,
+    dialect: &Dialect,
+    group: &OriginGroup,
+    actor: &str,
+) -> Result<OriginGroup, StoreError> {
+    // No version: edges see a group only with a resource using it.
+    let id = db.one(
+        "INSERT INTO origin_groups (body) VALUES ('{}') RETURNING id",
+        &[],
+        |r| r.int(0),
+    )?;
+    let mut g = group.clone();
+    g.id = id as u64;
+    db.execute(
+        "UPDATE origin_groups SET body = $1 WHERE id = $2",
+        &[Text(&group_body(&g)), Int(id)],
+    )?;
+    audit(
+        db,
+        dialect,
+        actor,
+        "origin_group.create",
+        None,
+        &format!("origin group {id}"),
+    )?;
+    Ok(g)
+}
+
+/// Gcore's shortcut: a resource given `origin` and no `originGroup` gets a group of that one
+/// source, named after its cname.
+fn own_group(
+    db: &mut dyn Db,
+    dialect: &Dialect,
+    r: &mut Resource,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let (None, Some(origin)) = (r.origin_group, &r.origin) else {
+        return Ok(());
+    };
+    let group = OriginGroup {
+        id: 0,
+        name: format!("{}_origin_group", r.cname),
+        sources: vec![OriginSource {
+            source: origin.clone(),
+            backup: false,
+            enabled: true,
+            host_header_override: None,
+            origin_type: None,
+        }],
+        use_next: false,
+        proxy_next_upstream: tollgate_model::default_next_upstream(),
+        auth_type: "none".into(),
+        auth: None,
+        path: String::new(),
+    };
+    r.origin_group = Some(insert_group(db, dialect, &group, actor)?.id);
+    Ok(())
+}
+
+/// The group `r` refers to, which must exist (checked in the writing transaction: a group
+/// deleted meanwhile is not referred to).
+fn group_ref(db: &mut dyn Db, r: &Resource) -> Result<Option<i64>, StoreError> {
+    let Some(id) = r.origin_group else {
+        return Ok(None);
+    };
+    let missing = || StoreError::Conflict {
+        field: "originGroup".into(),
+        message: format!("no origin group {id}"),
+    };
+    let id = i64::try_from(id).map_err(|_| missing())?;
+    db.row(
+        "SELECT id FROM origin_groups WHERE id = $1",
+        &[Int(id)],
+        |r| r.int(0),
+    )?
+    .ok_or_else(missing)?;
+    Ok(Some(id))
+}
+
+/// `list` with each resource's group resolved: `originGroup_detail`, and `origin` its first
+/// source. Every group is read once.
+fn with_groups(db: &mut dyn Db, mut list: Vec<Resource>) -> Result<Vec<Resource>, StoreError> {
+    if list.iter().all(|r| r.origin_group.is_none()) {
+        return Ok(list);
+    }
+    let groups: HashMap<u64, OriginGroup> = db
+        .rows("SELECT id, body, 0 FROM origin_groups g", &[], stored_group)?
+        .into_iter()
+        .map(|s| (s.group.id, s.group))
+        .collect();
+    for r in &mut list {
+        if let Some(g) = r.origin_group.and_then(|id| groups.get(&id)) {
+            r.origin = g.primary().map(str::to_owned);
+            r.origin_group_detail = Some(g.clone());
+        }
+    }
+    Ok(list)
 }
 
 fn last_api_token() -> StoreError {

@@ -17,6 +17,9 @@ pub struct EdgeCacheSettings {
     /// Honour the origin's cache headers; use this when it sends none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// Gcore's per-status cache times (`{"404": "10s"}`): only empty is accepted so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_values: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Cache time for responses without cache headers when the resource does not set one: the
@@ -37,8 +40,15 @@ pub(crate) fn validate(
     let Some(c) = c else {
         return (None, DEFAULT_CACHE_SECS);
     };
+    if c.custom_values.as_ref().is_some_and(|m| !m.is_empty()) {
+        errors.push(
+            "options.edge_cache_settings.custom_values",
+            "per-status cache times are not supported by Tollgate; use {}",
+        );
+    }
+    // An empty duration is one not given (Gcore's clients send `"default": ""`).
     let mut time = |field: &str, v: &Option<String>| -> Option<u64> {
-        match parse_gcore_duration(v.as_deref()?) {
+        match parse_gcore_duration(v.as_deref().filter(|v| !v.is_empty())?) {
             Ok(s) if s <= MAX_CACHE_SECS => Some(s),
             Ok(_) => {
                 errors.push(field, "at most 365d (one year)");

@@ -3,7 +3,11 @@
 //! gets from it. A new option is a field of [`Options`], a module here and one line in
 //! [`crate::Resource::validate`].
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::validate::FieldErrors;
 
 pub(crate) mod cache;
 pub(crate) mod forwarding;
@@ -17,8 +21,12 @@ pub use forwarding::{ForwardKeys, Forwarding, QueryStringForwarding};
 pub use secure_key::{SecureKey, SecureKeyType, ValidSecureKey};
 
 /// Resource options. Gcore mixes snake_case and camelCase names; these are its names.
+///
+/// The options Tollgate implements are fields; any other of Gcore's option names lands in
+/// [`Options::not_implemented`], where it is accepted only turned off (`{"enabled": false,
+/// ...}`, kept and served back) or `null` (not added). A name Gcore does not have is an
+/// unknown field, as anywhere else.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Options {
     /// The "Secure token" option.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +70,106 @@ pub struct Options {
         skip_serializing_if = "Option::is_none"
     )]
     pub allowed_http_methods: Option<OptionToggle<Vec<String>>>,
+    /// Gcore's other options, by name, as given: checked by [`Options::check_not_implemented`].
+    #[serde(flatten)]
+    pub not_implemented: BTreeMap<String, serde_json::Value>,
+}
+
+/// Every option name of Gcore's CDN resource API, in Gcore's spelling: the 51 of the official
+/// SDK's `Options` (gcore 0.59.0), and those Gcore's Go client (the Terraform provider's, v1.0.36)
+/// or earlier API documents add (`bot_challenge_module`, `bot_protection`, `request_limiter`,
+/// `waf`).
+pub const GCORE_OPTIONS: [&str; 55] = [
+    "allowedHttpMethods",
+    "bot_challenge_module",
+    "bot_protection",
+    "brotli_compression",
+    "browser_cache_settings",
+    "cache_http_headers",
+    "cors",
+    "country_acl",
+    "disable_cache",
+    "disable_proxy_force_ranges",
+    "edge_cache_settings",
+    "fastedge",
+    "fetch_compressed",
+    "follow_origin_redirect",
+    "force_return",
+    "forward_host_header",
+    "grpc_passthrough",
+    "gzipOn",
+    "hostHeader",
+    "http3_enabled",
+    "ignore_cookie",
+    "ignoreQueryString",
+    "image_stack",
+    "ip_address_acl",
+    "limit_bandwidth",
+    "network_error_logging",
+    "proxy_cache_key",
+    "proxy_cache_methods_set",
+    "proxy_connect_timeout",
+    "proxy_read_timeout",
+    "query_params_blacklist",
+    "query_params_whitelist",
+    "query_string_forwarding",
+    "redirect_http_to_https",
+    "redirect_https_to_http",
+    "referrer_acl",
+    "request_limiter",
+    "response_headers_hiding_policy",
+    "rewrite",
+    "secure_key",
+    "slice",
+    "sni",
+    "stale",
+    "static_response_headers",
+    "staticHeaders",
+    "staticRequestHeaders",
+    "tls_ciphers",
+    "tls_versions",
+    "use_default_le_chain",
+    "use_dns01_le_challenge",
+    "use_rsa_le_cert",
+    "user_agent_acl",
+    "waap",
+    "waf",
+    "websockets",
+];
+
+impl Options {
+    /// Drops the options given as `null` (Gcore: not added) and checks the rest of
+    /// [`Options::not_implemented`]: each must be one of Gcore's names, turned off: `"enabled":
+    /// false`, or a switch whose `"value"` is `false` (every such option of Gcore's is off at
+    /// false, which is what Tollgate does: no compression, no redirect, no WebSockets...).
+    pub(crate) fn check_not_implemented(&mut self, errors: &mut FieldErrors) {
+        for name in self.not_implemented.keys() {
+            if !GCORE_OPTIONS.contains(&name.as_str()) {
+                errors.push(
+                    format!("options.{name}"),
+                    format!("unknown field `{name}`: not an option of Gcore's API"),
+                );
+            }
+        }
+        self.not_implemented
+            .retain(|name, v| !v.is_null() && GCORE_OPTIONS.contains(&name.as_str()));
+        for (name, v) in &self.not_implemented {
+            let field = format!("options.{name}");
+            match v.get("enabled") {
+                Some(serde_json::Value::Bool(false)) => {}
+                Some(serde_json::Value::Bool(true))
+                    if v.get("value") == Some(&serde_json::Value::Bool(false)) => {}
+                Some(serde_json::Value::Bool(true)) => errors.push(
+                    field,
+                    format!("option {name} is not supported by Tollgate (leave it out, null or disabled)"),
+                ),
+                _ => errors.push(
+                    format!("{field}.enabled"),
+                    "expected an object with \"enabled\": true or false",
+                ),
+            }
+        }
+    }
 }
 
 /// `slice`: `{"enabled": true, "value": true}` as Gcore answers it; `value` may be left out
