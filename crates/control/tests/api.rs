@@ -14,6 +14,9 @@ use tollgate_testkit::api::Api;
 use tollgate_testkit::tools::run_snippet;
 use tollgate_testkit::TempDir;
 
+#[path = "api/gcore.rs"]
+mod gcore;
+
 const TOKEN: &str = "tg_api_test_token_0123456789";
 const EDGE_TOKEN: &str = "tg_edge_test_token_0123456789";
 
@@ -358,6 +361,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/cdn/resources/{id}/purge"),
     ("post", "/cdn/resources/{id}/prefetch"),
     ("post", "/cdn/resources/{id}/sign"),
+    ("get", "/cdn/purge_statuses"),
+    ("get", "/cdn/origin_groups"),
+    ("post", "/cdn/origin_groups"),
+    ("get", "/cdn/origin_groups/{id}"),
+    ("put", "/cdn/origin_groups/{id}"),
+    ("patch", "/cdn/origin_groups/{id}"),
+    ("delete", "/cdn/origin_groups/{id}"),
     ("post", "/tollgate/tokens"),
     ("get", "/tollgate/tokens"),
     ("delete", "/tollgate/tokens/{id}"),

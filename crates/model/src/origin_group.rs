@@ -17,6 +17,7 @@ pub struct OriginGroup {
     /// Free-form name.
     pub name: String,
     /// Where the content is fetched from.
+    #[serde(default)]
     pub sources: Vec<OriginSource>,
     /// Whether a failure listed in `proxy_next_upstream` moves the request on to the next
     /// source (nginx's `proxy_next_upstream`); without it each request tries one source.
