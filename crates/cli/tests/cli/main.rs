@@ -7,6 +7,7 @@ mod customer_side;
 mod disk_process;
 mod docs;
 mod edge_process;
+mod gcore_tools;
 mod hardening;
 mod panel_browser;
 mod playlist_memory;

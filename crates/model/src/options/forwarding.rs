@@ -38,6 +38,8 @@ pub enum ForwardKeys {
     Only(Vec<String>),
     /// All but these.
     Except(Vec<String>),
+    /// The first list but those of the second (Gcore's documented example gives both).
+    OnlyExcept(Vec<String>, Vec<String>),
 }
 
 impl ForwardKeys {
@@ -47,6 +49,10 @@ impl ForwardKeys {
             ForwardKeys::All => true,
             ForwardKeys::Only(keys) => keys.iter().any(|k| k.as_bytes() == name),
             ForwardKeys::Except(keys) => !keys.iter().any(|k| k.as_bytes() == name),
+            ForwardKeys::OnlyExcept(only, except) => {
+                only.iter().any(|k| k.as_bytes() == name)
+                    && !except.iter().any(|k| k.as_bytes() == name)
+            }
         }
     }
 }
@@ -104,11 +110,7 @@ pub(crate) fn validate(
         (false, true) => ForwardKeys::Only(q.forward_only_keys.clone()),
         (true, false) => ForwardKeys::Except(q.forward_except_keys.clone()),
         (false, false) => {
-            errors.push(
-                format!("{FIELD}.forward_except_keys"),
-                "give forward_only_keys or forward_except_keys, not both",
-            );
-            ForwardKeys::All
+            ForwardKeys::OnlyExcept(q.forward_only_keys.clone(), q.forward_except_keys.clone())
         }
     };
     if q.sign_each_directory && !secure_key_on {
@@ -143,4 +145,19 @@ fn file_types(list: &[String], name: &str, errors: &mut FieldErrors) -> Vec<Stri
         }
     }
     list.iter().map(|t| t.to_ascii_lowercase()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ForwardKeys;
+
+    #[test]
+    fn only_and_except_together_forward_the_first_list_but_the_second() {
+        let k = ForwardKeys::OnlyExcept(
+            vec!["md5".into(), "expires".into(), "debug".into()],
+            vec!["debug".into()],
+        );
+        assert!(k.forwards(b"md5") && k.forwards(b"expires"));
+        assert!(!k.forwards(b"debug") && !k.forwards(b"other"));
+    }
 }
