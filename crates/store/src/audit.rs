@@ -10,7 +10,8 @@ pub fn changed_fields(old: &Value, new: &Value) -> Vec<String> {
     out
 }
 
-/// The audit detail of an update: the changed paths, comma-separated.
+/// The audit detail of an update of the stored resource `old` to `new`: the changed paths,
+/// comma-separated (the time of the change is the entry's own).
 pub(crate) fn update_detail(
     old: &tollgate_model::Resource,
     new: &tollgate_model::Resource,
@@ -19,6 +20,9 @@ pub(crate) fn update_detail(
         &serde_json::to_value(old).unwrap_or_default(),
         &serde_json::to_value(new).unwrap_or_default(),
     )
+    .into_iter()
+    .filter(|f| f != "updated")
+    .collect::<Vec<_>>()
     .join(",")
 }
 

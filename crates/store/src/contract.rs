@@ -112,7 +112,8 @@ fn crud_and_versions(s: &dyn Store) {
         .find(|e| e.action == "resource.update")
         .unwrap();
     assert_eq!(update.actor, "bob");
-    assert_eq!(update.detail, "options.secure_key.key,origin");
+    // A new origin without a group is a new group of that one source.
+    assert_eq!(update.detail, "options.secure_key.key,originGroup");
 }
 
 fn refused_changes_leave_nothing(s: &dyn Store) {
@@ -207,6 +208,66 @@ fn tokens(s: &dyn Store) {
         .any(|e| e.action == "token.delete" && e.detail == "edge-1 (edge)"));
 }
 
+fn origin_groups(s: &dyn Store) {
+    let group: tollgate_model::OriginGroup = serde_json::from_str(
+        r#"{"name": "g", "sources": [{"source": "a.example"}, {"source": "b.example", "backup": true}]}"#,
+    )
+    .unwrap();
+    let g = s.create_group(&group, "alice").unwrap();
+    assert!(!g.in_use);
+    assert_eq!(
+        s.version().unwrap(),
+        0,
+        "a group alone changes nothing edges hold"
+    );
+    let json = format!(
+        r#"{{"id": 0, "cname": "g.example.com", "originGroup": {}, "originGroup_detail": {}}}"#,
+        g.group.id,
+        serde_json::to_string(&g.group).unwrap()
+    );
+    let valid = serde_json::from_str::<Resource>(&json)
+        .unwrap()
+        .validate()
+        .unwrap();
+    let r = s.create(&valid, "alice").unwrap();
+    assert_eq!(r.origin.as_deref(), Some("a.example"));
+    assert_eq!(r.origin_group_detail.as_ref(), Some(&g.group));
+    assert!(s.get_group(g.group.id).unwrap().in_use);
+
+    // A change of the group is a change of the resources using it, for edges.
+    s.begin_epoch(77).unwrap();
+    let v = s.version().unwrap();
+    let mut changed = g.group.clone();
+    changed.sources.remove(0);
+    changed.sources[0].backup = false;
+    s.update_group(&changed, "bob").unwrap();
+    let delta = s.snapshot(v, Some(77)).unwrap();
+    assert_eq!(delta.delta_from, Some(v));
+    assert_eq!(delta.resources.len(), 1);
+    assert_eq!(delta.resources[0].origin.as_deref(), Some("b.example"));
+    assert_eq!(s.get(r.id).unwrap().origin.as_deref(), Some("b.example"));
+
+    // A group in use stays; a missing one is not referred to.
+    assert!(matches!(
+        s.delete_group(g.group.id, "bob"),
+        Err(StoreError::Conflict { .. })
+    ));
+    let mut missing = valid.clone();
+    missing.resource.origin_group = Some(999);
+    missing.resource.cname = "m.example.com".into();
+    assert!(matches!(
+        s.create(&missing, "bob"),
+        Err(StoreError::Conflict { field, .. }) if field == "originGroup"
+    ));
+    s.delete(r.id, "bob").unwrap();
+    s.delete_group(g.group.id, "bob").unwrap();
+    assert!(matches!(
+        s.get_group(g.group.id),
+        Err(StoreError::NoOriginGroup)
+    ));
+    assert!(s.list_groups().unwrap().is_empty());
+}
+
 fn sqlite() -> (TempDir, SqliteStore) {
     let dir = TempDir::new("store");
     let s = SqliteStore::open(&dir.0.join("t.db")).unwrap();
@@ -215,7 +276,12 @@ fn sqlite() -> (TempDir, SqliteStore) {
 
 #[test]
 fn sqlite_contract() {
-    for case in [crud_and_versions, refused_changes_leave_nothing, tokens] {
+    for case in [
+        crud_and_versions,
+        refused_changes_leave_nothing,
+        tokens,
+        origin_groups,
+    ] {
         let (_dir, s) = sqlite();
         case(&s);
     }
@@ -235,7 +301,12 @@ fn sqlite_survives_reopen() {
 
 #[test]
 fn postgres_contract() {
-    for case in [crud_and_versions, refused_changes_leave_nothing, tokens] {
+    for case in [
+        crud_and_versions,
+        refused_changes_leave_nothing,
+        tokens,
+        origin_groups,
+    ] {
         let db = tollgate_testkit::pg::TempDb::create("store");
         let s = PgStore::open(&db.url).unwrap();
         case(&s);

@@ -73,9 +73,10 @@ impl<B: Backend> Store for B {
                 &[Text(&body), Int(version), Arg::opt_int(group), Int(id)],
             )?;
             claim_hostnames(db, res, id)?;
-            let detail = crate::audit::update_detail(&old, &r);
+            let stored = parse_body(&body, id)?;
+            let detail = crate::audit::update_detail(&old, &stored);
             audit(db, &B::DIALECT, actor, "resource.update", Some(id), &detail)?;
-            Ok(with_groups(db, vec![parse_body(&body, id)?])?.remove(0))
+            Ok(with_groups(db, vec![stored])?.remove(0))
         })
     }
 
@@ -666,7 +667,8 @@ fn body_of(r: &Resource) -> String {
 
 /// `1` when a resource uses group `g`, as a column of a query over `origin_groups g`.
 const IN_USE: &str =
-    "(CASE WHEN EXISTS (SELECT 1 FROM resources r WHERE r.origin_group_id = g.id) THEN 1 ELSE 0 END)";
+    "CAST((CASE WHEN EXISTS (SELECT 1 FROM resources r WHERE r.origin_group_id = g.id)
+     THEN 1 ELSE 0 END) AS BIGINT)";
 
 fn group_body(g: &OriginGroup) -> String {
     serde_json::to_string(g).unwrap_or_default()
@@ -780,7 +782,11 @@ fn with_groups(db: &mut dyn Db, mut list: Vec<Resource>) -> Result<Vec<Resource>
         return Ok(list);
     }
     let groups: HashMap<u64, OriginGroup> = db
-        .rows("SELECT id, body, 0 FROM origin_groups g", &[], stored_group)?
+        .rows(
+            "SELECT id, body, CAST(0 AS BIGINT) FROM origin_groups g",
+            &[],
+            stored_group,
+        )?
         .into_iter()
         .map(|s| (s.group.id, s.group))
         .collect();
