@@ -364,7 +364,7 @@ pub async fn patch(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let changes = object(&body)?;
+    let mut changes = object(&body)?;
     check_body_id(&changes, id)?;
     let current = c.blocking(move |s| s.get(id)).await?;
     let Ok(Value::Object(mut merged)) = serde_json::to_value(&current) else {
@@ -373,8 +373,21 @@ pub async fn patch(
         ));
     };
     if current.origin_group.is_some() {
-        // Shown from the group, not the resource's own: a change of group must not meet it.
+        // `origin` is shown from the group, not the resource's own: a change of group must not
+        // meet it. Given alone, the one it shows is no change, and another is the create
+        // shortcut: a group of that one source.
         merged.remove("origin");
+        if !changes.contains_key("originGroup") {
+            match changes.get("origin") {
+                Some(o) if o.as_str() == current.origin.as_deref() => {
+                    changes.remove("origin");
+                }
+                Some(_) => {
+                    merged.remove("originGroup");
+                }
+                None => {}
+            }
+        }
     }
     merge(&mut merged, changes);
     let valid = resource_from(&c, merged, id).await?;

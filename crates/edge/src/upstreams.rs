@@ -14,7 +14,7 @@ pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The state of one resource's sources on this edge: which failed lately, and whose turn it is.
 pub struct Health {
-    /// Per source, in [`Origins::in_order`]'s numbering (primaries then backups): until when
+    /// Per source, numbered as [`source`] numbers them (primaries then backups): until when
     /// (milliseconds after `epoch`) it is passed over; 0 when it is not.
     failed_until: Box<[AtomicU64]>,
     turn: AtomicUsize,

@@ -117,22 +117,6 @@ impl Origins {
             next_upstream: NextUpstream::default(),
         }
     }
-
-    /// The sources a request tries, in order: the primaries from `start` (requests are spread
-    /// over them in turn, as nginx's round robin does) wrapping round, then the backups.
-    pub fn in_order(&self, start: usize) -> impl Iterator<Item = &(String, u16)> {
-        let n = self.primaries.len().max(1);
-        let s = start % n;
-        self.primaries[s..]
-            .iter()
-            .chain(&self.primaries[..s])
-            .chain(&self.backups)
-    }
-
-    /// The first primary (what a resource's `origin` shows).
-    pub fn first(&self) -> &(String, u16) {
-        &self.primaries[0]
-    }
 }
 
 /// A set of [`NEXT_UPSTREAM`] failures.
@@ -313,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn sources_in_the_order_tried() {
+    fn enabled_sources_primaries_and_backups() {
         let g = group(
             r#"{"name": "g", "use_next": true, "proxy_next_upstream": ["error", "http_503"],
             "sources": [{"source": "a.example:8080"}, {"source": "b.example", "enabled": false},
@@ -322,13 +306,13 @@ mod tests {
         let mut e = FieldErrors::default();
         let o = g.origins(false, &mut e, "");
         assert!(e.into_messages().is_empty());
-        let order = |start| {
-            o.in_order(start)
+        let list = |l: &[(String, u16)]| {
+            l.iter()
                 .map(|(h, p)| format!("{h}:{p}"))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(order(0), ["a.example:8080", "d.example:80", "c.example:80"]);
-        assert_eq!(order(1), ["d.example:80", "a.example:8080", "c.example:80"]);
+        assert_eq!(list(&o.primaries), ["a.example:8080", "d.example:80"]);
+        assert_eq!(list(&o.backups), ["c.example:80"]);
         assert!(o.next_upstream.error() && !o.next_upstream.timeout());
         assert!(o.next_upstream.status(503) && !o.next_upstream.status(500));
         assert_eq!(g.primary(), Some("a.example:8080"));
@@ -342,7 +326,7 @@ mod tests {
         assert_eq!(g.proxy_next_upstream, default_next_upstream());
         let o = g.origins(true, &mut FieldErrors::default(), "");
         assert!(!o.next_upstream.any());
-        assert_eq!(o.first(), &("a".to_owned(), 443));
+        assert_eq!(o.primaries, [("a".to_owned(), 443)]);
     }
 
     #[test]

@@ -167,7 +167,7 @@ mod tests {
     fn issue_example_parses() {
         let r = parse_resources(GOOD).unwrap();
         assert_eq!(r[0].hostnames(), ["cdn.example.com"]);
-        assert_eq!(r[0].origins.first(), &("127.0.0.1".to_owned(), 8081));
+        assert_eq!(r[0].origins.primaries, [("127.0.0.1".to_owned(), 8081)]);
         let sk = r[0].secure_key.as_ref().unwrap();
         assert!(!sk.bind_client_ip);
         assert_eq!(r[0].host_header, "cdn.example.com");
@@ -437,7 +437,7 @@ mod tests {
             parse_resources(&json.to_string())
         };
         let r = with(serde_json::Value::Null).unwrap().remove(0);
-        assert_eq!(r.origins.first(), &("a.example".to_owned(), 81));
+        assert_eq!(r.origins.primaries, [("a.example".to_owned(), 81)]);
         assert_eq!(r.origins.backups, [("b.example".to_owned(), 443)]);
         assert_eq!(r.resource.origin.as_deref(), Some("a.example:81"));
         assert!(with("a.example:81".into()).is_ok());

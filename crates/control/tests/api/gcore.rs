@@ -257,6 +257,26 @@ fn origin_groups_are_gcore_objects_resources_refer_to() {
         Some(&json!({"cname": "y.example.com", "originGroup": gid, "origin": "z.example"})),
     );
     assert_eq!((s, e["field"].as_str()), (400, Some("origin")), "{e}");
+
+    // PATCH with `origin` alone (the panel's form sends it with every save): the one shown is
+    // no change; another is a group of that one source, as on create.
+    let path = format!("/cdn/resources/{id}");
+    let (s, same) = api.call(
+        "PATCH",
+        &path,
+        Some(&json!({"origin": "d.example", "active": true})),
+    );
+    assert_eq!((s, &same["originGroup"]), (200, &json!(gid)), "{same}");
+    let (s, moved) = api.call("PATCH", &path, Some(&json!({"origin": "f.example:81"})));
+    assert_eq!(
+        (s, &moved["origin"]),
+        (200, &json!("f.example:81")),
+        "{moved}"
+    );
+    assert_ne!(moved["originGroup"], gid);
+    assert_eq!(moved["originGroup_name"], "cdn.example.com_origin_group");
+    let (s, back) = api.call("PATCH", &path, Some(&json!({"originGroup": gid})));
+    assert_eq!((s, &back["origin"]), (200, &json!("d.example")), "{back}");
 }
 
 #[test]
