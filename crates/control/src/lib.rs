@@ -58,6 +58,19 @@ pub struct Control {
     stopping: watch::Sender<bool>,
 }
 
+/// The oldest version held by an edge that polled lately (`None`: no edge polls).
+#[derive(Debug, Clone, Copy)]
+pub struct Deployment(Option<u64>);
+
+impl Deployment {
+    /// Whether every edge holds `version` or later: a change made at that version is deployed
+    /// (Gcore's `"status": "active"`; `"processed"` until then). With no edge polling, nothing
+    /// waits for one.
+    pub fn has(self, version: u64) -> bool {
+        self.0.is_none_or(|oldest| oldest >= version)
+    }
+}
+
 /// An edge that has not polled for this long no longer counts for a resource's `status` (a
 /// live edge polls at least every [`edges::MAX_WAIT`]).
 pub const EDGE_LIVE_SECS: u64 = 90;
@@ -160,15 +173,16 @@ impl Control {
         }
     }
 
-    /// Whether every edge polling this node holds `version` or later: a change made at that
-    /// version is deployed (Gcore's `"status": "active"`; `"processed"` until then). With no
-    /// edge polling, nothing waits for one.
-    pub fn deployed(&self, version: u64) -> bool {
+    /// Where the edges polling this node stand: the oldest version one of them holds.
+    pub fn deployment(&self) -> Deployment {
         let now = unix_now();
         let m = self.edge_versions.lock().unwrap_or_else(|p| p.into_inner());
-        m.values()
-            .filter(|(_, seen)| now.saturating_sub(*seen) < EDGE_LIVE_SECS)
-            .all(|(v, _)| *v >= version)
+        Deployment(
+            m.values()
+                .filter(|(_, seen)| now.saturating_sub(*seen) < EDGE_LIVE_SECS)
+                .map(|(v, _)| *v)
+                .min(),
+        )
     }
 
     /// Runs a store call on a blocking thread.

@@ -34,7 +34,8 @@ pub enum Kind {
 }
 
 /// A filter: the parameter's names (Gcore's, and the spelling its SDK sends), how it compares,
-/// and the answer fields it looks at, as JSON pointers (any one matching is a match).
+/// and the answer fields it looks at, as JSON pointers (`/*` for each element of an array; any
+/// one matching is a match).
 pub struct Filter {
     /// Parameter names.
     pub params: &'static [&'static str],
@@ -47,7 +48,137 @@ pub struct Filter {
 /// Filters Gcore has that Tollgate refuses with a 400 saying so (rather than ignoring them).
 pub struct Unsupported(pub &'static [&'static str]);
 
-/// Filters `items` by the query and answers one page of them.
+/// A list request: its filters, parsed and checked, and its page.
+pub struct ListQuery<'a> {
+    tests: Vec<(&'a Filter, Test)>,
+    /// `Some` for Gcore's envelope.
+    pub limit: Option<usize>,
+    /// Items skipped first.
+    pub offset: usize,
+    raw: &'a HashMap<String, String>,
+}
+
+impl<'a> ListQuery<'a> {
+    /// Parses the query of a list route taking `filters`; errors name the parameter.
+    pub fn parse(
+        q: &'a HashMap<String, String>,
+        filters: &'a [Filter],
+        unsupported: &Unsupported,
+    ) -> Result<ListQuery<'a>, ApiError> {
+        let mut tests = Vec::new();
+        for (name, value) in q {
+            if name == "limit" || name == "offset" {
+                continue;
+            }
+            if unsupported.0.contains(&name.as_str()) {
+                return Err(ApiError::invalid(
+                    name.as_str(),
+                    format!("the filter {name} is not supported by Tollgate"),
+                ));
+            }
+            let Some(f) = filters.iter().find(|f| f.params.contains(&name.as_str())) else {
+                let known: Vec<&str> = filters.iter().map(|f| f.params[0]).collect();
+                return Err(ApiError::invalid(
+                    name.as_str(),
+                    format!(
+                        "unknown parameter {name}; this list takes limit, offset, {}",
+                        known.join(", ")
+                    ),
+                ));
+            };
+            tests.push((f, Test::parse(name, f.kind, value)?));
+        }
+        let limit = match q.get("limit").map(|v| v.parse::<usize>()) {
+            None | Some(Ok(0)) => None,
+            Some(Ok(n)) if n <= MAX_LIMIT => Some(n),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("a number from 1 to {MAX_LIMIT}"),
+                ))
+            }
+        };
+        let offset = match q.get("offset") {
+            None => 0,
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| ApiError::invalid("offset", "a number from 0"))?,
+        };
+        Ok(ListQuery {
+            tests,
+            limit,
+            offset,
+            raw: q,
+        })
+    }
+
+    /// Whether any filter was given (else every item is on the list, and a store can page).
+    pub fn filters(&self) -> bool {
+        !self.tests.is_empty()
+    }
+
+    /// Whether `item` passes every filter.
+    fn passes(&self, item: &Value) -> bool {
+        self.tests.iter().all(|(f, t)| {
+            f.fields.iter().any(|field| {
+                let mut found = Vec::new();
+                values(item, field, &mut found);
+                found.into_iter().any(|v| t.matches(v))
+            })
+        })
+    }
+
+    /// The page of `items` (answers made one at a time: only the page's are kept) that pass
+    /// the filters, and how many pass in all.
+    pub fn page(&self, items: impl Iterator<Item = Value>) -> (usize, Vec<Value>) {
+        let end = self
+            .limit
+            .map_or(usize::MAX, |l| self.offset.saturating_add(l));
+        let mut count = 0;
+        let mut page = Vec::new();
+        for item in items.filter(|i| self.passes(i)) {
+            if count >= self.offset && count < end {
+                page.push(item);
+            }
+            count += 1;
+        }
+        (count, page)
+    }
+
+    /// The answer: `results` (the page) of `count` items, in Gcore's envelope with `limit`,
+    /// else a bare array. `path` is the route's, for `next` and `previous`.
+    pub fn answer(&self, path: &str, count: usize, results: Vec<Value>) -> Response {
+        let Some(limit) = self.limit else {
+            return Json(results).into_response();
+        };
+        let link = |offset: usize| {
+            let mut query: Vec<String> = self
+                .raw
+                .iter()
+                .filter(|(k, _)| *k != "offset")
+                .map(|(k, v)| format!("{}={}", query_component(k), query_component(v)))
+                .collect();
+            query.sort();
+            query.push(format!("offset={offset}"));
+            Value::from(format!("{path}?{}", query.join("&")))
+        };
+        let next = if self.offset.saturating_add(limit) < count {
+            link(self.offset.saturating_add(limit))
+        } else {
+            Value::Null
+        };
+        let previous = if self.offset > 0 {
+            link(self.offset.saturating_sub(limit))
+        } else {
+            Value::Null
+        };
+        Json(json!({"count": count, "next": next, "previous": previous, "results": results}))
+            .into_response()
+    }
+}
+
+/// Filters `items` by the query and answers one page of them: [`ListQuery`] at once, for lists
+/// held whole.
 pub fn answer(
     path: &str,
     q: &HashMap<String, String>,
@@ -55,85 +186,24 @@ pub fn answer(
     unsupported: &Unsupported,
     items: Vec<Value>,
 ) -> Result<Response, ApiError> {
-    let mut tests = Vec::new();
-    for (name, value) in q {
-        if name == "limit" || name == "offset" {
-            continue;
+    let query = ListQuery::parse(q, filters, unsupported)?;
+    let (count, page) = query.page(items.into_iter());
+    Ok(query.answer(path, count, page))
+}
+
+/// The values at `pointer` in `item`: a JSON pointer where `/*` stands for every element of
+/// an array (`/sources/*/source`); a missing field is `null`.
+fn values<'v>(item: &'v Value, pointer: &str, out: &mut Vec<&'v Value>) {
+    match pointer.split_once("/*") {
+        None => out.push(item.pointer(pointer).unwrap_or(&Value::Null)),
+        Some((head, rest)) => {
+            if let Some(Value::Array(list)) = item.pointer(head) {
+                for element in list {
+                    values(element, rest, out);
+                }
+            }
         }
-        if unsupported.0.contains(&name.as_str()) {
-            return Err(ApiError::invalid(
-                name.as_str(),
-                format!("the filter {name} is not supported by Tollgate"),
-            ));
-        }
-        let Some(f) = filters.iter().find(|f| f.params.contains(&name.as_str())) else {
-            let known: Vec<&str> = filters.iter().map(|f| f.params[0]).collect();
-            return Err(ApiError::invalid(
-                name.as_str(),
-                format!(
-                    "unknown parameter {name}; this list takes limit, offset, {}",
-                    known.join(", ")
-                ),
-            ));
-        };
-        tests.push((f, Test::parse(name, f.kind, value)?));
     }
-    let limit = match q.get("limit").map(|v| v.parse::<usize>()) {
-        None | Some(Ok(0)) => None,
-        Some(Ok(n)) if n <= MAX_LIMIT => Some(n),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("a number from 1 to {MAX_LIMIT}"),
-            ))
-        }
-    };
-    let offset = match q.get("offset") {
-        None => 0,
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid("offset", "a number from 0"))?,
-    };
-    let matching: Vec<Value> = items
-        .into_iter()
-        .filter(|item| {
-            tests.iter().all(|(f, t)| {
-                f.fields
-                    .iter()
-                    .any(|field| t.matches(item.pointer(field).unwrap_or(&Value::Null)))
-            })
-        })
-        .collect();
-    let count = matching.len();
-    let page = matching.into_iter().skip(offset);
-    let Some(limit) = limit else {
-        return Ok(Json(page.collect::<Vec<_>>()).into_response());
-    };
-    let results: Vec<Value> = page.take(limit).collect();
-    let link = |offset: usize| {
-        let mut query: Vec<String> = q
-            .iter()
-            .filter(|(k, _)| *k != "offset")
-            .map(|(k, v)| format!("{}={}", query_component(k), query_component(v)))
-            .collect();
-        query.sort();
-        query.push(format!("offset={offset}"));
-        Value::from(format!("{path}?{}", query.join("&")))
-    };
-    let next = if offset.saturating_add(limit) < count {
-        link(offset.saturating_add(limit))
-    } else {
-        Value::Null
-    };
-    let previous = if offset > 0 {
-        link(offset.saturating_sub(limit))
-    } else {
-        Value::Null
-    };
-    Ok(
-        Json(json!({"count": count, "next": next, "previous": previous, "results": results}))
-            .into_response(),
-    )
 }
 
 /// A parsed filter value.
@@ -348,6 +418,20 @@ mod tests {
             assert_eq!(e.field.as_deref(), Some(field));
             assert!(e.message.contains(words), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn a_pointer_into_every_element_of_an_array() {
+        let item = json!({"sources": [{"source": "a"}, {"source": "b"}], "x": []});
+        let mut found = Vec::new();
+        values(&item, "/sources/*/source", &mut found);
+        assert_eq!(found, [&json!("a"), &json!("b")]);
+        found.clear();
+        values(&item, "/missing/*/source", &mut found);
+        assert!(found.is_empty());
+        found.clear();
+        values(&item, "/x/*/y", &mut found);
+        assert!(found.is_empty());
     }
 
     #[test]

@@ -15,30 +15,20 @@ use tollgate_model::OriginGroup;
 use tollgate_store::{StoredGroup, TokenInfo};
 
 use crate::error::ApiError;
-use crate::resources::object;
+use crate::resources::{check_body_id, object, parse_body, parse_id_of};
 use crate::{listing, Control};
 
 /// Answer fields that are not input (ignored in a body, as in an export posted back).
 const READ_ONLY: &[&str] = &["id", "has_related_resources"];
 
 fn parse_group_id(raw: &str) -> Result<u64, ApiError> {
-    raw.parse::<u64>()
-        .ok()
-        .filter(|&id| id > 0 && id <= i64::MAX as u64)
-        .ok_or_else(|| ApiError::invalid("id", format!("{raw:?} is not an origin group id")))
+    parse_id_of(raw, "origin group")
 }
 
-/// A group from a body, with `id`, checked; errors name the field.
-fn group_from(mut m: Map<String, Value>, id: u64) -> Result<OriginGroup, ApiError> {
-    for f in READ_ONLY {
-        m.remove(*f);
-    }
-    m.insert("id".into(), Value::from(id));
-    let g: OriginGroup = serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { field };
-        ApiError::invalid(field, e.inner().to_string())
-    })?;
+/// A group from a body, as group `id`, checked; errors name the field.
+fn group_from(m: Map<String, Value>, id: u64) -> Result<OriginGroup, ApiError> {
+    let mut g: OriginGroup = parse_body(m, READ_ONLY)?;
+    g.id = id;
     g.validate().map_err(ApiError::fields)?;
     Ok(g)
 }
@@ -65,6 +55,11 @@ const FILTERS: &[listing::Filter] = {
             kind: Kind::Bool,
             fields: &["/has_related_resources"],
         },
+        Filter {
+            params: &["sources"],
+            kind: Kind::Exact,
+            fields: &["/sources/*/source"],
+        },
     ]
 };
 
@@ -72,18 +67,12 @@ const FILTERS: &[listing::Filter] = {
 /// group with that source) and paging.
 pub async fn list(
     State(c): State<Arc<Control>>,
-    Query(mut q): Query<HashMap<String, String>>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let source = q.remove("sources");
     let items = c
         .blocking(|s| s.list_groups())
         .await?
         .iter()
-        .filter(|g| {
-            source
-                .as_deref()
-                .is_none_or(|want| g.group.sources.iter().any(|s| s.source == want))
-        })
         .map(answer)
         .collect();
     listing::answer(
@@ -124,7 +113,9 @@ pub async fn replace(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_group_id(&id)?;
-    let g = group_from(object(&body)?, id)?;
+    let m = object(&body)?;
+    check_body_id(&m, id)?;
+    let g = group_from(m, id)?;
     store_update(&c, g, who).await
 }
 
@@ -137,6 +128,7 @@ pub async fn patch(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_group_id(&id)?;
     let changes = object(&body)?;
+    check_body_id(&changes, id)?;
     let current = c.blocking(move |s| s.get_group(id)).await?;
     let Ok(Value::Object(mut merged)) = serde_json::to_value(&current.group) else {
         return Err(ApiError::internal("group did not serialise to an object"));

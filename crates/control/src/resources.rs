@@ -11,17 +11,38 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value};
 use tollgate_model::{PrefetchRequest, PurgeRequest, Resource, ValidResource};
-use tollgate_store::TokenInfo;
+use tollgate_store::{Selection, TokenInfo};
 
 use crate::error::ApiError;
-use crate::{listing, unix_now, Control};
+use crate::{listing, unix_now, Control, Deployment};
 
 /// Parses a path id.
 pub fn parse_id(raw: &str) -> Result<u64, ApiError> {
+    parse_id_of(raw, "resource")
+}
+
+/// Parses a path id of a `what` (`"resource"`, `"origin group"`).
+pub fn parse_id_of(raw: &str, what: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>()
         .ok()
         .filter(|&id| id > 0 && id <= i64::MAX as u64)
-        .ok_or_else(|| ApiError::invalid("id", format!("{raw:?} is not a resource id")))
+        .ok_or_else(|| ApiError::invalid("id", format!("{raw:?} is not a {what} id")))
+}
+
+/// `T` from a JSON body's object with `read_only` fields dropped (answer fields: an answer
+/// posted back has them ignored); errors name the field.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
+    mut m: Map<String, Value>,
+    read_only: &[&str],
+) -> Result<T, ApiError> {
+    for f in read_only {
+        m.remove(*f);
+    }
+    serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        ApiError::invalid(field, e.inner().to_string())
+    })
 }
 
 /// Parses a JSON object body.
@@ -110,24 +131,21 @@ async fn resource_from(
             m.insert("originGroup_detail".into(), detail);
         }
     }
-    let res: Resource = serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
-        let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { field };
-        ApiError::invalid(field, e.inner().to_string())
-    })?;
+    // Read-only fields went first; those set since are the resource's own.
+    let res: Resource = parse_body(m, &[])?;
     res.validate().map_err(ApiError::fields)
 }
 
 /// A resource as Gcore answers it: its fields, and the read-only ones Gcore adds (`status`
 /// from where the edges stand: `processed` until every edge holds the change, then `active`).
-fn answer(c: &Control, r: &Resource, version: u64) -> Value {
+fn answer(deployed: Deployment, r: &Resource, version: u64) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or_default();
     if let Value::Object(m) = &mut v {
         let group_name = m
             .remove("originGroup_detail")
             .and_then(|g| g.get("name").cloned())
             .unwrap_or(Value::Null);
-        let status = if c.deployed(version) {
+        let status = if deployed.has(version) {
             "active"
         } else {
             "processed"
@@ -161,22 +179,14 @@ fn answer(c: &Control, r: &Resource, version: u64) -> Value {
     v
 }
 
-/// Resources' answers, with their `status`.
-async fn answers(c: &Arc<Control>, list: Vec<Resource>) -> Result<Vec<Value>, ApiError> {
-    let versions: std::collections::HashMap<u64, u64> = c
-        .blocking(|s| s.resource_versions())
-        .await?
-        .into_iter()
-        .collect();
-    Ok(list
-        .iter()
-        .map(|r| answer(c, r, versions.get(&r.id).copied().unwrap_or(0)))
-        .collect())
-}
-
-/// One resource's answer.
-async fn one(c: &Arc<Control>, r: Resource) -> Result<Json<Value>, ApiError> {
-    Ok(Json(answers(c, vec![r]).await?.remove(0)))
+/// The answer of resource `id`, read from the store with the version of its last change.
+async fn one(c: &Arc<Control>, id: u64) -> Result<Json<Value>, ApiError> {
+    let found = c.blocking(move |s| s.select(&Selection::Id(id))).await?;
+    let (r, version) = found
+        .resources
+        .first()
+        .ok_or(ApiError::not_found("resource"))?;
+    Ok(Json(answer(c.deployment(), r, *version)))
 }
 
 /// The filters of `GET /cdn/resources`, Gcore's, each compared with the answer's field.
@@ -296,20 +306,37 @@ const FILTERS: &[listing::Filter] = {
     ]
 };
 
-/// `GET /cdn/resources`: Gcore's filters and paging ([`listing`]).
+/// `GET /cdn/resources`: Gcore's filters and paging ([`listing`]). A lookup by hostname reads
+/// the one resource holding it; a list without filters reads only its page from the store;
+/// with filters, every resource is read and its answer made and tested one at a time.
 pub async fn list(
     State(c): State<Arc<Control>>,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let all = c.blocking(|s| s.list()).await?;
-    let items = answers(&c, all).await?;
-    listing::answer(
-        "/cdn/resources",
-        &q,
-        FILTERS,
-        &listing::Unsupported(&["rules"]),
-        items,
-    )
+    let query = listing::ListQuery::parse(&q, FILTERS, &listing::Unsupported(&["rules"]))?;
+    // Without filters (`cname` is one) the store reads the page alone.
+    let paged = !query.filters();
+    let which = match q.get("cname") {
+        Some(host) => Selection::Hostname(host.to_ascii_lowercase()),
+        None if paged => Selection::Page {
+            offset: query.offset as u64,
+            limit: query.limit.map(|l| l as u64),
+        },
+        None => Selection::Page {
+            offset: 0,
+            limit: None,
+        },
+    };
+    let found = c.blocking(move |s| s.select(&which)).await?;
+    let deployed = c.deployment();
+    let answers = found.resources.iter().map(|(r, v)| answer(deployed, r, *v));
+    let (count, page) = if paged {
+        let total = usize::try_from(found.total).unwrap_or(usize::MAX);
+        (total, answers.collect())
+    } else {
+        query.page(answers)
+    };
+    Ok(query.answer("/cdn/resources", count, page))
 }
 
 /// `GET /cdn/resources/{id}`.
@@ -317,9 +344,7 @@ pub async fn get(
     State(c): State<Arc<Control>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
-    let r = c.blocking(move |s| s.get(id)).await?;
-    one(&c, r).await
+    one(&c, parse_id(&id)?).await
 }
 
 /// `POST /cdn/resources`: the id is assigned here; one in the body is ignored, so that a
@@ -333,7 +358,7 @@ pub async fn create(
     let valid = resource_from(&c, object(&body)?, 0).await?;
     let created = c.blocking(move |s| s.create(&valid, &who.name)).await?;
     c.changed().await;
-    Ok((StatusCode::CREATED, one(&c, created).await?).into_response())
+    Ok((StatusCode::CREATED, one(&c, created.id).await?).into_response())
 }
 
 /// `PUT /cdn/resources/{id}`: replaces the resource whole, but for its `cname`, which stays
@@ -352,7 +377,7 @@ pub async fn replace(
     let valid = resource_from(&c, m, id).await?;
     let updated = c.blocking(move |s| s.update(&valid, &who.name)).await?;
     c.changed().await;
-    one(&c, updated).await
+    one(&c, updated.id).await
 }
 
 /// `PATCH /cdn/resources/{id}`: the fields given replace the stored ones; inside `options`,
@@ -364,7 +389,7 @@ pub async fn patch(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let mut changes = object(&body)?;
+    let changes = object(&body)?;
     check_body_id(&changes, id)?;
     let current = c.blocking(move |s| s.get(id)).await?;
     let Ok(Value::Object(mut merged)) = serde_json::to_value(&current) else {
@@ -372,31 +397,29 @@ pub async fn patch(
             "resource did not serialise to an object",
         ));
     };
-    if current.origin_group.is_some() {
-        // `origin` is shown from the group, not the resource's own: a change of group must not
-        // meet it. Given alone, the one it shows is no change, and another is the create
-        // shortcut: a group of that one source.
-        merged.remove("origin");
-        if !changes.contains_key("originGroup") {
-            match changes.get("origin") {
-                Some(o) if o.as_str() == current.origin.as_deref() => {
-                    changes.remove("origin");
-                }
-                Some(_) => {
-                    merged.remove("originGroup");
-                }
-                None => {}
-            }
+    // `origin` is shown from the group, not the resource's own: given alone, it is Gcore's
+    // create shortcut (the store keeps the group when it already fetches from it); a group
+    // given alone takes its first source.
+    match (
+        changes.contains_key("origin"),
+        changes.contains_key("originGroup"),
+    ) {
+        (true, false) => {
+            merged.remove("originGroup");
         }
+        (false, _) => {
+            merged.remove("origin");
+        }
+        (true, true) => {}
     }
     merge(&mut merged, changes);
     let valid = resource_from(&c, merged, id).await?;
     let updated = c.blocking(move |s| s.update(&valid, &who.name)).await?;
     c.changed().await;
-    one(&c, updated).await
+    one(&c, updated.id).await
 }
 
-fn check_body_id(m: &Map<String, Value>, id: u64) -> Result<(), ApiError> {
+pub(crate) fn check_body_id(m: &Map<String, Value>, id: u64) -> Result<(), ApiError> {
     match m.get("id") {
         None => Ok(()),
         Some(v) if v.as_u64() == Some(id) => Ok(()),
@@ -477,8 +500,7 @@ fn checked<T: serde::de::DeserializeOwned>(
     body: &Bytes,
     validate: impl FnOnce(&T) -> Result<(), tollgate_model::FieldError>,
 ) -> Result<T, ApiError> {
-    let req: T = serde_path_to_error::deserialize(Value::Object(object(body)?))
-        .map_err(|e| ApiError::invalid(e.path().to_string(), e.inner().to_string()))?;
+    let req: T = parse_body(object(body)?, &[])?;
     validate(&req).map_err(|e| ApiError::invalid(e.field, e.message))?;
     Ok(req)
 }
@@ -532,9 +554,8 @@ pub async fn purge_statuses(
     State(c): State<Arc<Control>>,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let (log, resources) = c.blocking(|s| Ok((s.purge_log()?, s.list()?))).await?;
-    let cnames: std::collections::HashMap<u64, String> =
-        resources.into_iter().map(|r| (r.id, r.cname)).collect();
+    let log = c.blocking(|s| s.purge_log()).await?;
+    let deployed = c.deployment();
     let items = log
         .into_iter()
         .rev()
@@ -544,7 +565,7 @@ pub async fn purge_statuses(
                 (None, Some(paths)) if paths.is_empty() => "purge_all",
                 _ => "purge_by_pattern",
             };
-            let status = if c.deployed(p.version) {
+            let status = if deployed.has(p.version) {
                 "Successful"
             } else {
                 "In progress"
@@ -555,7 +576,7 @@ pub async fn purge_statuses(
                 "status": status,
                 "created": listing::rfc3339(u64::try_from(p.created_at).unwrap_or(0)),
                 "payload": p.what,
-                "resource": {"id": p.resource, "cname": cnames.get(&p.resource)},
+                "resource": {"id": p.resource, "cname": p.cname},
             })
         })
         .collect();

@@ -112,8 +112,8 @@ async fn conditional_request(
 
 /// One request to the resource's origin, timed into its latency histogram: to the sources in
 /// the order [`crate::upstreams::Health::order`] gives, moving on after a failure the origin
-/// group's `proxy_next_upstream` lists (with `useNext`). A request with a body (an unsafe
-/// method) is sent once: its body cannot be sent again.
+/// group's `proxy_next_upstream` lists (with `use_next`) while the origin's total time lasts.
+/// A request with a body (an unsafe method) is sent once: its body cannot be sent again.
 async fn send(
     origin: &OriginClient,
     up: Upstream<'_>,
@@ -129,6 +129,7 @@ async fn send(
     // a URI string, so its odd bytes become U+FFFD.
     let path_and_query = String::from_utf8_lossy(up.target);
     let mut result = Err(OriginError::Unreachable);
+    let began = Instant::now();
     for (n, &i) in order.iter().enumerate() {
         let (host, port) = crate::upstreams::source(&r.origins, i);
         let once = unsafe_method.is_some();
@@ -148,9 +149,9 @@ async fn send(
                 viewer: up.viewer,
             })
             .await;
-        up.site.metrics.origin_latency(t0.elapsed());
         let move_on = match &result {
             Ok(resp) => {
+                up.site.metrics.origin_latency(t0.elapsed());
                 up.site.health.answered(i);
                 next.status(resp.status().as_u16())
             }
@@ -163,7 +164,11 @@ async fn send(
             }
             Err(_) => false,
         };
-        if !move_on || once || n + 1 == order.len() {
+        // Moving on stops once the origin's total time is spent (nginx's
+        // `proxy_next_upstream_timeout`): a group of slow sources costs a viewer at most that,
+        // not each source's timeouts in turn.
+        let spent = began.elapsed() >= origin.timeouts.total;
+        if !move_on || once || spent || n + 1 == order.len() {
             break;
         }
         up.site.metrics.origin_next();

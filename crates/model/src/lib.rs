@@ -22,10 +22,7 @@ pub use options::{
     EdgeCacheSettings, ForwardKeys, Forwarding, OptionToggle, Options, QueryStringForwarding,
     SecureKey, SecureKeyType, ValidSecureKey, DEFAULT_CACHE_SECS, MAX_CACHE_SECS,
 };
-pub use origin_group::{
-    default_next_upstream, NextUpstream, OriginGroup, OriginSource, Origins, MAX_SOURCES,
-    NEXT_UPSTREAM,
-};
+pub use origin_group::{default_next_upstream, NextUpstream, OriginGroup, OriginSource, Origins};
 pub use resource::{OriginProtocol, Resource};
 pub use snapshot::{
     glob_match, query_component, Counters, EdgeReport, Prefetch, PrefetchFailure, PrefetchRequest,

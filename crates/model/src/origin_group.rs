@@ -64,6 +64,9 @@ pub struct OriginSource {
     /// Gcore's source kinds (`"host"`; S3 and FastEdge sources are not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_type: Option<String>,
+    /// An S3 or FastEdge source's settings: not supported (only `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
 }
 
 fn yes() -> bool {
@@ -160,11 +163,6 @@ impl NextUpstream {
         };
         NextUpstream::of(name).is_some_and(|b| self.0 & b.0 != 0)
     }
-
-    /// Whether any failure moves on.
-    pub fn any(self) -> bool {
-        self.0 != 0
-    }
 }
 
 impl OriginGroup {
@@ -227,7 +225,9 @@ impl OriginGroup {
                     "not supported by Tollgate (use the resource's hostHeader option); use null",
                 );
             }
-            if s.origin_type.as_deref().is_some_and(|t| t != "host") {
+            if s.origin_type.as_deref().is_some_and(|t| t != "host")
+                || s.config.as_ref().is_some_and(|c| !c.is_null())
+            {
                 errors.push(
                     format!("{prefix}sources[{i}].origin_type"),
                     "not supported by Tollgate: only host sources (\"host\")",
@@ -325,7 +325,7 @@ mod tests {
         );
         assert_eq!(g.proxy_next_upstream, default_next_upstream());
         let o = g.origins(true, &mut FieldErrors::default(), "");
-        assert!(!o.next_upstream.any());
+        assert_eq!(o.next_upstream, NextUpstream::default());
         assert_eq!(o.primaries, [("a".to_owned(), 443)]);
     }
 

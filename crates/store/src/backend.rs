@@ -34,6 +34,7 @@ pub(crate) trait Row {
     fn int(&self, col: usize) -> Result<i64, StoreError>;
     fn opt_int(&self, col: usize) -> Result<Option<i64>, StoreError>;
     fn text(&self, col: usize) -> Result<&str, StoreError>;
+    fn opt_text(&self, col: usize) -> Result<Option<&str>, StoreError>;
 }
 
 /// A connection, or a transaction on one.

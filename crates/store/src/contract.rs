@@ -3,7 +3,7 @@
 
 use tollgate_model::{PurgeRequest, Resource, ValidResource};
 
-use crate::{PgStore, Role, SqliteStore, Store, StoreError};
+use crate::{PgStore, Role, Selection, SqliteStore, Store, StoreError};
 use tollgate_testkit::TempDir;
 
 fn resource(cname: &str, key: &str) -> ValidResource {
@@ -208,6 +208,48 @@ fn tokens(s: &dyn Store) {
         .any(|e| e.action == "token.delete" && e.detail == "edge-1 (edge)"));
 }
 
+fn selections(s: &dyn Store) {
+    let ids: Vec<u64> = (0..5)
+        .map(|i| {
+            s.create(&resource(&format!("s{i}.example.com"), "secret_one"), "t")
+                .unwrap()
+                .id
+        })
+        .collect();
+    let page = |offset, limit| {
+        let got = s.select(&Selection::Page { offset, limit }).unwrap();
+        let ids: Vec<u64> = got.resources.iter().map(|(r, _)| r.id).collect();
+        (ids, got.total)
+    };
+    assert_eq!(page(0, None), (ids.clone(), 5));
+    assert_eq!(page(1, Some(2)), (ids[1..3].to_vec(), 5));
+    assert_eq!(page(4, Some(u64::MAX)), (ids[4..].to_vec(), 5));
+    assert_eq!(page(u64::MAX, None), (vec![], 5));
+    let by_host = s
+        .select(&Selection::Hostname("s3.example.com".into()))
+        .unwrap();
+    assert_eq!(by_host.resources.len(), 1);
+    let (r, version) = &by_host.resources[0];
+    assert_eq!(
+        (r.id, *version),
+        (ids[3], 4),
+        "the version of its last change"
+    );
+    assert_eq!(
+        r.origin.as_deref(),
+        Some("127.0.0.1:8081"),
+        "its group resolved"
+    );
+    let by_id = s.select(&Selection::Id(ids[3])).unwrap();
+    assert_eq!(by_id.resources, by_host.resources);
+    assert!(s.select(&Selection::Id(999)).unwrap().resources.is_empty());
+    assert!(s
+        .select(&Selection::Hostname("none.example.com".into()))
+        .unwrap()
+        .resources
+        .is_empty());
+}
+
 fn origin_groups(s: &dyn Store) {
     let group: tollgate_model::OriginGroup = serde_json::from_str(
         r#"{"name": "g", "sources": [{"source": "a.example"}, {"source": "b.example", "backup": true}]}"#,
@@ -281,6 +323,7 @@ fn sqlite_contract() {
         refused_changes_leave_nothing,
         tokens,
         origin_groups,
+        selections,
     ] {
         let (_dir, s) = sqlite();
         case(&s);
@@ -306,6 +349,7 @@ fn postgres_contract() {
         refused_changes_leave_nothing,
         tokens,
         origin_groups,
+        selections,
     ] {
         let db = tollgate_testkit::pg::TempDb::create("store");
         let s = PgStore::open(&db.url).unwrap();

@@ -150,6 +150,32 @@ pub struct StoredGroup {
     pub in_use: bool,
 }
 
+/// Which resources [`Store::select`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// The one with this id.
+    Id(u64),
+    /// The one holding this hostname (lower case), as cname or secondary hostname.
+    Hostname(String),
+    /// `limit` of them (every one with `None`) after skipping `offset`, by id.
+    Page {
+        /// Skipped first.
+        offset: u64,
+        /// Most returned.
+        limit: Option<u64>,
+    },
+}
+
+/// What [`Store::select`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// The resources, each with the version of its last change.
+    pub resources: Vec<(Resource, u64)>,
+    /// How many resources the selection is a page of (every resource for a page; those
+    /// found for a hostname).
+    pub total: u64,
+}
+
 /// A purge as recorded, for `GET /cdn/purge_statuses`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurgeRecord {
@@ -161,6 +187,8 @@ pub struct PurgeRecord {
     pub what: PurgeRequest,
     /// Unix time it was made.
     pub created_at: i64,
+    /// The resource's cname (`None` once the resource is deleted).
+    pub cname: Option<String>,
 }
 
 /// The control plane's persistent state, kept by [`SqliteStore`] or [`PgStore`].
@@ -189,9 +217,9 @@ pub trait Store: Send + Sync {
     fn update_group(&self, group: &OriginGroup, actor: &str) -> Result<StoredGroup, StoreError>;
     /// Deletes a group no resource uses (a used one is a conflict naming a resource).
     fn delete_group(&self, id: u64, actor: &str) -> Result<(), StoreError>;
-    /// Each resource's id and the snapshot version of its last change (edges that hold that
-    /// version serve it as it is).
-    fn resource_versions(&self) -> Result<Vec<(u64, u64)>, StoreError>;
+    /// The resources `which` selects, by id, each with the snapshot version of its last change
+    /// (edges that hold that version serve it as it is), and how many there are in all.
+    fn select(&self, which: &Selection) -> Result<Selected, StoreError>;
     /// The purges still recorded (the purge retention), oldest first.
     fn purge_log(&self) -> Result<Vec<PurgeRecord>, StoreError>;
     /// Deletes a resource.

@@ -12,8 +12,8 @@ use tollgate_model::{
 use crate::backend::Arg::{Int, Text};
 use crate::backend::{Arg, Backend, Db, Dialect, Row};
 use crate::{
-    everything_purges, AuditEntry, Head, Lineage, PurgeRecord, Role, Store, StoreError,
-    StoredGroup, TokenInfo,
+    everything_purges, AuditEntry, Head, Lineage, PurgeRecord, Role, Selected, Selection, Store,
+    StoreError, StoredGroup, TokenInfo,
 };
 
 impl<B: Backend> Store for B {
@@ -36,7 +36,7 @@ impl<B: Backend> Store for B {
         self.write(|db| {
             let version = bump(db, &B::DIALECT)?;
             let mut r = res.resource.clone();
-            own_group(db, &B::DIALECT, &mut r, actor)?;
+            own_group(db, &B::DIALECT, &mut r, None, actor)?;
             let group = group_ref(db, &r)?;
             let id = db.one(
                 "INSERT INTO resources (body, updated_version, origin_group_id)
@@ -64,7 +64,7 @@ impl<B: Backend> Store for B {
             let version = bump(db, &B::DIALECT)?;
             let mut r = res.resource.clone();
             r.created = old.created.clone();
-            own_group(db, &B::DIALECT, &mut r, actor)?;
+            own_group(db, &B::DIALECT, &mut r, Some(&old), actor)?;
             let group = group_ref(db, &r)?;
             let body = body_of(&r);
             db.execute(
@@ -134,6 +134,10 @@ impl<B: Backend> Store for B {
     fn delete_group(&self, id: u64, actor: &str) -> Result<(), StoreError> {
         let id = to_i64(id).map_err(|_| StoreError::NoOriginGroup)?;
         self.write(|db| {
+            // First: the version row's lock orders this after any write using the group (on
+            // PostgreSQL a resource committed meanwhile is then seen here, not left to a
+            // foreign key's error).
+            bump(db, &B::DIALECT)?;
             let user = db.row(
                 "SELECT id FROM resources WHERE origin_group_id = $1 ORDER BY id LIMIT 1",
                 &[Int(id)],
@@ -154,28 +158,69 @@ impl<B: Backend> Store for B {
         })
     }
 
-    fn resource_versions(&self) -> Result<Vec<(u64, u64)>, StoreError> {
-        self.read(|db| {
-            db.rows(
-                "SELECT id, updated_version FROM resources ORDER BY id",
-                &[],
-                |r| Ok((r.int(0)? as u64, r.int(1)? as u64)),
-            )
+    fn select(&self, which: &Selection) -> Result<Selected, StoreError> {
+        self.read_consistent(|db| {
+            let row = |r: &dyn Row| Ok((resource(r)?, r.int(2)? as u64));
+            let (list, total) = match which {
+                Selection::Id(id) => {
+                    let list = db.rows(
+                        "SELECT id, body, updated_version FROM resources WHERE id = $1",
+                        &[Int(to_i64(*id)?)],
+                        row,
+                    )?;
+                    let n = list.len() as u64;
+                    (list, n)
+                }
+                Selection::Hostname(h) => {
+                    let list = db.rows(
+                        "SELECT r.id, r.body, r.updated_version FROM resources r
+                         JOIN hostnames h ON h.resource_id = r.id WHERE h.hostname = $1",
+                        &[Text(h)],
+                        row,
+                    )?;
+                    let n = list.len() as u64;
+                    (list, n)
+                }
+                Selection::Page { offset, limit } => {
+                    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                    let list = db.rows(
+                        "SELECT id, body, updated_version FROM resources ORDER BY id
+                         LIMIT $1 OFFSET $2",
+                        &[Int(limit.map_or(i64::MAX, clamp)), Int(clamp(*offset))],
+                        row,
+                    )?;
+                    let total = db.one("SELECT COUNT(*) FROM resources", &[], |r| r.int(0))?;
+                    (list, total as u64)
+                }
+            };
+            let (resources, versions): (Vec<Resource>, Vec<u64>) = list.into_iter().unzip();
+            let resources = with_groups(db, resources)?
+                .into_iter()
+                .zip(versions)
+                .collect();
+            Ok(Selected { resources, total })
         })
     }
 
     fn purge_log(&self) -> Result<Vec<PurgeRecord>, StoreError> {
         self.read(|db| {
             db.rows(
-                "SELECT version, resource_id, body, created_at FROM purges ORDER BY version",
+                "SELECT p.version, p.resource_id, p.body, p.created_at, r.body
+                 FROM purges p LEFT JOIN resources r ON r.id = p.resource_id
+                 ORDER BY p.version",
                 &[],
                 |r| {
+                    let cname = match r.opt_text(4)? {
+                        Some(body) => Some(parse_body(body, r.int(1)?)?.cname),
+                        None => None,
+                    };
+                    let p = purge(r)?;
                     Ok(PurgeRecord {
-                        version: r.int(0)? as u64,
-                        resource: r.int(1)? as u64,
-                        what: serde_json::from_str(r.text(2)?)
-                            .map_err(|e| StoreError::Backend(format!("purge body: {e}")))?,
+                        version: p.version,
+                        resource: p.resource,
+                        what: p.what,
                         created_at: r.int(3)?,
+                        cname,
                     })
                 },
             )
@@ -282,14 +327,7 @@ impl<B: Backend> Store for B {
                     "SELECT version, resource_id, body FROM purges WHERE version > $1
                      ORDER BY version",
                     &[Int(since)],
-                    |r| {
-                        Ok(Purge {
-                            version: r.int(0)? as u64,
-                            resource: r.int(1)? as u64,
-                            what: serde_json::from_str(r.text(2)?)
-                                .map_err(|e| StoreError::Backend(format!("purge body: {e}")))?,
-                        })
-                    },
+                    purge,
                 )?
             } else {
                 Vec::new()
@@ -502,6 +540,16 @@ fn load(db: &mut dyn Db, id: i64) -> Result<Resource, StoreError> {
 /// A resource from a row of `id, body`.
 fn resource(r: &dyn Row) -> Result<Resource, StoreError> {
     parse_body(r.text(1)?, r.int(0)?)
+}
+
+/// A purge from a row of `version, resource_id, body`.
+fn purge(r: &dyn Row) -> Result<Purge, StoreError> {
+    Ok(Purge {
+        version: r.int(0)? as u64,
+        resource: r.int(1)? as u64,
+        what: serde_json::from_str(r.text(2)?)
+            .map_err(|e| StoreError::Backend(format!("purge body: {e}")))?,
+    })
 }
 
 /// A token from a row of `id, name, role`.
@@ -725,25 +773,46 @@ fn insert_group(
 }
 
 /// Gcore's shortcut: a resource given `origin` and no `originGroup` gets a group of that one
-/// source, named after its cname.
+/// source, named after its cname: the group it has (`old`'s), when that already fetches first
+/// from that origin (a PUT or PATCH naming the origin the resource shows changes nothing),
+/// else a new one.
 fn own_group(
     db: &mut dyn Db,
     dialect: &Dialect,
     r: &mut Resource,
+    old: Option<&Resource>,
     actor: &str,
 ) -> Result<(), StoreError> {
     let (None, Some(origin)) = (r.origin_group, &r.origin) else {
         return Ok(());
     };
+    if let Some(kept) = old.and_then(|o| o.origin_group) {
+        let current = i64::try_from(kept)
+            .ok()
+            .map(|id| load_group(db, id))
+            .transpose()
+            .or_else(|e| match e {
+                StoreError::NoOriginGroup => Ok(None),
+                e => Err(e),
+            })?;
+        if current.is_some_and(|g| g.group.primary() == Some(origin.as_str())) {
+            r.origin_group = Some(kept);
+            return Ok(());
+        }
+    }
+    // A hostname is ASCII: cut at any byte, the name stays within a group name's 255.
+    let mut name = format!("{}_origin_group", r.cname);
+    name.truncate(255);
     let group = OriginGroup {
         id: 0,
-        name: format!("{}_origin_group", r.cname),
+        name,
         sources: vec![OriginSource {
             source: origin.clone(),
             backup: false,
             enabled: true,
             host_header_override: None,
             origin_type: None,
+            config: None,
         }],
         use_next: false,
         proxy_next_upstream: tollgate_model::default_next_upstream(),
@@ -751,6 +820,15 @@ fn own_group(
         auth: None,
         path: String::new(),
     };
+    // The resource was validated with its `origin`, the group must be as valid (edges check it).
+    group.validate().map_err(|errs| StoreError::Conflict {
+        field: "origin".into(),
+        message: errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+    })?;
     r.origin_group = Some(insert_group(db, dialect, &group, actor)?.id);
     Ok(())
 }

@@ -220,4 +220,8 @@ impl Row for postgres::Row {
     fn text(&self, col: usize) -> Result<&str, StoreError> {
         self.try_get(col).map_err(backend)
     }
+
+    fn opt_text(&self, col: usize) -> Result<Option<&str>, StoreError> {
+        self.try_get(col).map_err(backend)
+    }
 }

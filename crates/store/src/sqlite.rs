@@ -237,6 +237,16 @@ impl Row for rusqlite::Row<'_> {
             .as_str()
             .map_err(|e| StoreError::Backend(format!("column {col}: {e}")))
     }
+
+    fn opt_text(&self, col: usize) -> Result<Option<&str>, StoreError> {
+        match self.get_ref(col).map_err(backend)? {
+            rusqlite::types::ValueRef::Null => Ok(None),
+            v => v
+                .as_str()
+                .map(Some)
+                .map_err(|e| StoreError::Backend(format!("column {col}: {e}"))),
+        }
+    }
 }
 
 #[cfg(test)]

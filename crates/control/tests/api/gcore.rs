@@ -277,6 +277,29 @@ fn origin_groups_are_gcore_objects_resources_refer_to() {
     assert_eq!(moved["originGroup_name"], "cdn.example.com_origin_group");
     let (s, back) = api.call("PATCH", &path, Some(&json!({"originGroup": gid})));
     assert_eq!((s, &back["origin"]), (200, &json!("d.example")), "{back}");
+    // So does PUT: the origin the resource shows keeps its group, no new one is made.
+    let groups = api.call("GET", "/cdn/origin_groups", None).1;
+    let (s, put) = api.call("PUT", &path, Some(&json!({"origin": "d.example"})));
+    assert_eq!((s, &put["originGroup"]), (200, &json!(gid)), "{put}");
+    assert_eq!(api.call("GET", "/cdn/origin_groups", None).1, groups);
+}
+
+#[test]
+fn the_group_made_for_the_longest_hostname_is_one_edges_accept() {
+    let r = start("gcore-long-cname");
+    let api = &r.api;
+    let label = "a".repeat(63);
+    let cname = format!("{label}.{label}.{label}.{}.example", "b".repeat(53));
+    assert_eq!(cname.len(), 253);
+    let res = create(api, json!({"cname": cname, "origin": "o.example"}));
+    assert_eq!(res["originGroup_name"].as_str().unwrap().len(), 255);
+    let (_, snap) = edge_api(api).call("GET", "/edge/v1/config?since=0&wait=0", None);
+    let resources: Vec<tollgate_model::Resource> =
+        serde_json::from_value(snap["resources"].clone()).unwrap();
+    assert_eq!(
+        tollgate_model::validate_all(resources).map(|v| v.len()),
+        Ok(1)
+    );
 }
 
 #[test]

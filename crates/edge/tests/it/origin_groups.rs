@@ -95,6 +95,34 @@ fn a_primary_that_does_not_answer_in_time_moves_on_with_timeout_listed() {
 }
 
 #[test]
+fn moving_on_stops_once_the_origins_total_time_is_spent() {
+    let silent = [
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    ];
+    let port = |l: &TcpListener| l.local_addr().unwrap().port();
+    let backup = TestOrigin::start();
+    let config = EdgeConfig {
+        origin_timeouts: tollgate_edge::Timeouts {
+            read: std::time::Duration::from_millis(300),
+            total: std::time::Duration::from_millis(500),
+            ..EdgeConfig::default().origin_timeouts
+        },
+        ..EdgeConfig::default()
+    };
+    let sources = [
+        (port(&silent[0]), false),
+        (port(&silent[1]), false),
+        (backup.port, true),
+    ];
+    let e = edge_with(&sources, true, &["timeout"], config);
+    // 300 ms on the first, 300 more on the second: past the 500 ms, the backup is not tried.
+    assert_eq!(e.get(HOST, "/slow", &[]).status, 504);
+    assert_eq!(backup.hits("/slow"), 0);
+    assert_eq!(moved_on(&e), 1);
+}
+
+#[test]
 fn without_use_next_a_failure_is_answered_and_the_source_passed_over_after() {
     let backup = TestOrigin::start();
     let e = edge(
