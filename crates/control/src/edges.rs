@@ -10,6 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde_json::Value;
 use tollgate_model::EdgeReport;
 
 use crate::error::ApiError;
@@ -83,8 +84,53 @@ pub async fn config(
     // version read from it. The store tells, in the snapshot's own transaction, whether the
     // edge is ahead of the database (replaced: every resource, no purges after it).
     let snap = c.blocking(move |s| s.snapshot(since, epoch)).await?;
-    Ok(Json(snap).into_response())
+    if q.contains_key("edge") {
+        return Ok(Json(snap).into_response());
+    }
+    // An edge of a version before origin groups (it sends no name) refuses fields it does not
+    // know: it is sent each resource as it knew them, `origin` the group's first source.
+    let mut v = serde_json::to_value(&snap).map_err(ApiError::internal)?;
+    if let Some(list) = v.get_mut("resources").and_then(Value::as_array_mut) {
+        for r in list.iter_mut().filter_map(Value::as_object_mut) {
+            r.retain(|k, _| BEFORE_GROUPS.contains(&k.as_str()));
+            if let Some(opts) = r.get_mut("options").and_then(Value::as_object_mut) {
+                opts.retain(|k, _| BEFORE_GROUPS_OPTIONS.contains(&k.as_str()));
+                if let Some(ecs) = opts
+                    .get_mut("edge_cache_settings")
+                    .and_then(Value::as_object_mut)
+                {
+                    ecs.remove("custom_values");
+                }
+            }
+        }
+    }
+    Ok(Json(v).into_response())
 }
+
+/// A resource's fields as edges before origin groups take them.
+const BEFORE_GROUPS: &[&str] = &[
+    "id",
+    "cname",
+    "secondaryHostnames",
+    "origin",
+    "originProtocol",
+    "active",
+    "name",
+    "description",
+    "options",
+];
+
+/// The options edges before origin groups know (others are off, or they would be refused).
+const BEFORE_GROUPS_OPTIONS: &[&str] = &[
+    "secure_key",
+    "hostHeader",
+    "ignoreQueryString",
+    "edge_cache_settings",
+    "staticRequestHeaders",
+    "query_string_forwarding",
+    "slice",
+    "allowedHttpMethods",
+];
 
 /// Prefetch failures taken from one report.
 const MAX_PREFETCH_FAILURES: usize = 100;

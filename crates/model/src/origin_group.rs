@@ -122,7 +122,7 @@ impl Origins {
     }
 }
 
-/// A set of [`NEXT_UPSTREAM`] failures.
+/// A set of the failures `proxy_next_upstream` names (nginx's names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NextUpstream(u16);
 

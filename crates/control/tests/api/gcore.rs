@@ -142,9 +142,27 @@ fn origin_groups_are_gcore_objects_resources_refer_to() {
     let (_, got) = api.call("GET", &format!("/cdn/origin_groups/{gid}"), None);
     assert_eq!(got["has_related_resources"], true);
 
+    // An edge of a version before groups (it sends no name) is given the fields it knows.
+    let (_, old) = edge_api(api).call("GET", "/edge/v1/config?since=0&wait=0", None);
+    let mut keys: Vec<&String> = old["resources"][0].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "active",
+            "cname",
+            "id",
+            "options",
+            "origin",
+            "originProtocol",
+            "secondaryHostnames"
+        ]
+    );
+    assert_eq!(old["resources"][0]["origin"], "a.example:8080");
+
     // Edges are given the group with the resource, and again when the group changes.
     let before = version(api);
-    let (_, snap) = edge_api(api).call("GET", "/edge/v1/config?since=0&wait=0", None);
+    let (_, snap) = edge_api(api).call("GET", "/edge/v1/config?since=0&wait=0&edge=e", None);
     assert_eq!(
         snap["resources"][0]["originGroup_detail"]["sources"][1]["backup"],
         true
@@ -157,7 +175,7 @@ fn origin_groups_are_gcore_objects_resources_refer_to() {
     assert_eq!((s, &patched["name"]), (200, &json!("video")), "{patched}");
     let (_, delta) = edge_api(api).call(
         "GET",
-        &format!("/edge/v1/config?since={before}&wait=0&epoch=0"),
+        &format!("/edge/v1/config?since={before}&wait=0&epoch=0&edge=e"),
         None,
     );
     assert_eq!(
@@ -293,7 +311,7 @@ fn the_group_made_for_the_longest_hostname_is_one_edges_accept() {
     assert_eq!(cname.len(), 253);
     let res = create(api, json!({"cname": cname, "origin": "o.example"}));
     assert_eq!(res["originGroup_name"].as_str().unwrap().len(), 255);
-    let (_, snap) = edge_api(api).call("GET", "/edge/v1/config?since=0&wait=0", None);
+    let (_, snap) = edge_api(api).call("GET", "/edge/v1/config?since=0&wait=0&edge=e", None);
     let resources: Vec<tollgate_model::Resource> =
         serde_json::from_value(snap["resources"].clone()).unwrap();
     assert_eq!(

@@ -70,7 +70,7 @@ pub struct Options {
         skip_serializing_if = "Option::is_none"
     )]
     pub allowed_http_methods: Option<OptionToggle<Vec<String>>>,
-    /// Gcore's other options, by name, as given: checked by [`Options::check_not_implemented`].
+    /// Gcore's other options, by name, as given: accepted only turned off (see [`GCORE_OPTIONS`]).
     #[serde(flatten)]
     pub not_implemented: BTreeMap<String, serde_json::Value>,
 }
