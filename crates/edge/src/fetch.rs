@@ -295,6 +295,7 @@ fn lifetimes(
             headers,
             res.cache_override_secs,
             res.cache_default_secs,
+            res.cache_by_status.get(status.as_u16()),
             SystemTime::now(),
         )
     };

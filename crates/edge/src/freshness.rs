@@ -223,11 +223,17 @@ pub fn last_modified(headers: &HeaderMap, now: SystemTime) -> Option<SystemTime>
 }
 
 /// The freshness of a response, or `None` when it must not be stored.
+///
+/// `override_secs` is the resource's time whatever the origin says (`edge_cache_settings.value`,
+/// for 200, 206, 301 and 302), `default_secs` its time for 200 and 301 answers without
+/// freshness (`default`), and `status_secs` its time for this status (`custom_values`), which
+/// comes before either, for any status but 1xx and 304; 0 there is "not stored".
 pub fn freshness(
     status: StatusCode,
     headers: &HeaderMap,
     override_secs: Option<u64>,
     default_secs: u64,
+    status_secs: Option<u64>,
     now: SystemTime,
 ) -> Option<Freshness> {
     let (cc, targeted) = directives(headers);
@@ -248,10 +254,13 @@ pub fn freshness(
     if has("no-store") || has("private") || headers.contains_key(header::SET_COOKIE) {
         return None;
     }
+    let code = status.as_u16();
+    let status_secs = status_secs.filter(|_| !matches!(code, 100..=199 | 304));
     if let Some(secs) = override_secs {
-        let overridable = matches!(status.as_u16(), 200 | 206 | 301 | 302);
-        return (overridable && secs > 0).then_some(Freshness {
-            fresh_secs: secs.min(MAX_DELTA_SECS),
+        let overridable = matches!(code, 200 | 206 | 301 | 302);
+        let secs = status_secs.or(overridable.then_some(secs));
+        return secs.filter(|s| *s > 0).map(|s| Freshness {
+            fresh_secs: s.min(MAX_DELTA_SECS),
             stale_if_error_secs,
             stale_while_revalidate_secs,
         });
@@ -286,8 +295,10 @@ pub fn freshness(
     let fresh_secs = match explicit {
         _ if has("no-cache") => 0,
         Some(s) => s,
-        None if matches!(status.as_u16(), 200 | 301) => default_secs.min(MAX_DELTA_SECS),
-        None => return None,
+        None => match status_secs.or(matches!(code, 200 | 301).then_some(default_secs)) {
+            Some(s) if s > 0 => s.min(MAX_DELTA_SECS),
+            _ => return None,
+        },
     };
     Some(Freshness {
         fresh_secs,
@@ -709,7 +720,7 @@ mod tests {
         ];
         for (name, status, headers, ov, want) in cases {
             let st = StatusCode::from_u16(*status).unwrap();
-            let got = freshness(st, &h(headers), *ov, 3600, now).map(|f| f.fresh_secs);
+            let got = freshness(st, &h(headers), *ov, 3600, None, now).map(|f| f.fresh_secs);
             assert_eq!(got, *want, "{name}");
         }
     }
@@ -752,8 +763,15 @@ mod tests {
     fn stale_if_error_is_refused_where_the_rfc_forbids_serving_stale() {
         let now = SystemTime::UNIX_EPOCH;
         let s = |cc: &'static str| {
-            freshness(StatusCode::OK, &h(&[("cache-control", cc)]), None, 60, now)
-                .map(|f| f.stale_if_error_secs)
+            freshness(
+                StatusCode::OK,
+                &h(&[("cache-control", cc)]),
+                None,
+                60,
+                None,
+                now,
+            )
+            .map(|f| f.stale_if_error_secs)
         };
         assert_eq!(s("max-age=5"), Some(DEFAULT_STALE_IF_ERROR_SECS));
         assert_eq!(s("max-age=5, stale-if-error=30"), Some(30));
@@ -770,6 +788,41 @@ mod tests {
     }
 
     #[test]
+    fn per_status_times_come_before_value_and_default() {
+        let now = UNIX_EPOCH;
+        let f = |status: u16, headers: &[(&'static str, &'static str)], ov, custom| {
+            let st = StatusCode::from_u16(status).unwrap();
+            freshness(st, &h(headers), ov, 3600, custom, now).map(|f| f.fresh_secs)
+        };
+        // With `value`: any status it lists, whatever the origin says; 0 is not stored.
+        assert_eq!(f(404, &[], Some(600), Some(10)), Some(10));
+        assert_eq!(
+            f(200, &[("cache-control", "max-age=5")], Some(600), Some(30)),
+            Some(30)
+        );
+        assert_eq!(f(200, &[], Some(600), Some(0)), None);
+        assert_eq!(
+            f(404, &[], Some(600), None),
+            None,
+            "value alone: 200/206/301/302"
+        );
+        // Without it: when the origin gives no freshness.
+        assert_eq!(f(404, &[], None, Some(10)), Some(10));
+        assert_eq!(
+            f(404, &[("cache-control", "max-age=99")], None, Some(10)),
+            Some(99)
+        );
+        assert_eq!(f(200, &[], None, Some(0)), None);
+        // Never: a 304, a cookie, no-store.
+        assert_eq!(f(304, &[], Some(600), Some(10)), None);
+        assert_eq!(f(404, &[("set-cookie", "a=b")], Some(600), Some(10)), None);
+        assert_eq!(
+            f(404, &[("cache-control", "no-store")], None, Some(10)),
+            None
+        );
+    }
+
+    #[test]
     fn stale_while_revalidate_is_read_and_refused_where_serving_stale_is() {
         // RFC 5861 3; RFC 9111 5.2.2 for the directives that forbid it.
         let w = |cc: &'static str| {
@@ -778,6 +831,7 @@ mod tests {
                 &h(&[("cache-control", cc)]),
                 None,
                 60,
+                None,
                 UNIX_EPOCH,
             );
             let from_headers = stale_while_revalidate(&h(&[("cache-control", cc)]));
@@ -839,7 +893,7 @@ mod tests {
             if let Some(c) = &cdn { put("cdn-cache-control", c); }
             if let Some(e) = &expires { put("expires", e); }
             let st = StatusCode::from_u16(status).unwrap();
-            if let Some(f) = freshness(st, &m, ov, default, SystemTime::now()) {
+            if let Some(f) = freshness(st, &m, ov, default, None, SystemTime::now()) {
                 proptest::prop_assert!(f.fresh_secs <= MAX_DELTA_SECS);
                 proptest::prop_assert!(f.stale_if_error_secs <= MAX_DELTA_SECS);
             }
@@ -851,7 +905,14 @@ mod tests {
     fn huge_lifetimes_saturate_instead_of_overflowing() {
         let now = SystemTime::UNIX_EPOCH;
         let f = |cc: &'static str| {
-            freshness(StatusCode::OK, &h(&[("cache-control", cc)]), None, 60, now)
+            freshness(
+                StatusCode::OK,
+                &h(&[("cache-control", cc)]),
+                None,
+                60,
+                None,
+                now,
+            )
         };
         for cc in [
             "max-age=9223372036854775807",
@@ -865,9 +926,16 @@ mod tests {
             f("max-age=5, stale-if-error=18446744073709551615").map(|f| f.stale_if_error_secs),
             Some(MAX_DELTA_SECS)
         );
-        let over = freshness(StatusCode::OK, &HeaderMap::new(), Some(u64::MAX), 60, now);
+        let over = freshness(
+            StatusCode::OK,
+            &HeaderMap::new(),
+            Some(u64::MAX),
+            60,
+            None,
+            now,
+        );
         assert_eq!(over.map(|f| f.fresh_secs), Some(MAX_DELTA_SECS));
-        let default = freshness(StatusCode::OK, &HeaderMap::new(), None, u64::MAX, now);
+        let default = freshness(StatusCode::OK, &HeaderMap::new(), None, u64::MAX, None, now);
         assert_eq!(default.map(|f| f.fresh_secs), Some(MAX_DELTA_SECS));
     }
 }

@@ -79,6 +79,8 @@ pub struct ValidResource {
     pub cache_override_secs: Option<u64>,
     /// Cache time when the origin sends no cache headers.
     pub cache_default_secs: u64,
+    /// Cache times per status (`edge_cache_settings.custom_values`), before the two above.
+    pub cache_by_status: crate::options::StatusTimes,
     /// Headers added to origin requests (`staticRequestHeaders`), names as given.
     pub origin_headers: Vec<(String, String)>,
     /// Query string forwarding into playlists, when enabled.
@@ -127,7 +129,7 @@ impl Resource {
         let secure_key_on = o.secure_key.as_ref().is_some_and(|s| s.enabled);
         let forwarding = forwarding::validate(o.query_string_forwarding.as_ref(), secure_key_on, e);
         let host_header = host_header::validate(o.host_header.as_ref(), &self.cname, e);
-        let (cache_override_secs, cache_default_secs) =
+        let (cache_override_secs, cache_default_secs, cache_by_status) =
             cache::validate(o.edge_cache_settings.as_ref(), e);
         let origin_headers = static_headers::validate(o.static_request_headers.as_ref(), e);
         let ignore_query_string = options::ignore_query_string(o.ignore_query_string.as_ref());
@@ -146,6 +148,7 @@ impl Resource {
             ignore_query_string,
             cache_override_secs,
             cache_default_secs,
+            cache_by_status,
             origin_headers,
             forwarding,
             slice,
@@ -235,8 +238,8 @@ mod tests {
                 "options.rewrit: unknown field `rewrit`",
             ),
             (
-                GOOD.replace(r#""secure_key""#, r#""edge_cache_settings": {"enabled": true, "custom_values": {"404": "10s"}}, "secure_key""#),
-                "options.edge_cache_settings.custom_values: per-status cache times are not supported",
+                GOOD.replace(r#""secure_key""#, r#""edge_cache_settings": {"enabled": true, "custom_values": {"4o4": "10s"}}, "secure_key""#),
+                "options.edge_cache_settings.custom_values.4o4: a status code",
             ),
             (GOOD.replace(r#""origin": "127.0.0.1:8081","#, ""), "origin: give origin"),
             (

@@ -220,7 +220,6 @@ fn a_resource_as_gcore_documents_it_is_refused_naming_what_is_unsupported_then_e
         "options.cors",
         "options.rewrite",
         "options.force_return",
-        "options.edge_cache_settings.custom_values",
     ] {
         assert!(fields.contains(&want), "{want} not in {fields:?}");
     }
@@ -240,9 +239,6 @@ fn a_resource_as_gcore_documents_it_is_refused_naming_what_is_unsupported_then_e
     for f in &fields {
         match *f {
             "sslData" => doc["sslData"] = Value::Null,
-            "options.edge_cache_settings.custom_values" => {
-                doc["options"]["edge_cache_settings"]["custom_values"] = json!({})
-            }
             f => {
                 let name = f.strip_prefix("options.").unwrap();
                 doc["options"][name]["enabled"] = json!(false);

@@ -431,9 +431,9 @@ fn gcore_top_level_fields_and_option_names_are_accepted_when_they_ask_for_nothin
         ),
         (
             "/options/edge_cache_settings/custom_values",
-            json!({"404": "10s"}),
-            "options.edge_cache_settings.custom_values",
-            "not supported by Tollgate",
+            json!({"4o4": "10s"}),
+            "options.edge_cache_settings.custom_values.4o4",
+            "a status code",
         ),
         (
             "/options/no_such_option",

@@ -433,3 +433,63 @@ fn an_answer_to_authorization_is_stored_only_when_it_says_it_may_be() {
         assert_eq!(again.header("cache"), Some(want), "{name}");
     }
 }
+
+/// An edge whose resource has these `edge_cache_settings`.
+fn edge_with_cache(origin: &TestOrigin, settings: serde_json::Value) -> RunningEdge {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&resources(origin.port, &[(HOST, Some(2))])).unwrap();
+    json[0]["options"]["edge_cache_settings"] = settings;
+    RunningEdge::start(&json.to_string(), EdgeConfig::default())
+}
+
+#[test]
+fn per_status_times_keep_a_404_and_drop_what_says_0s() {
+    // Gcore's custom_values, nginx's `proxy_cache_valid 404 10s; proxy_cache_valid 500 0s`.
+    let origin = TestOrigin::start();
+    let e = edge_with_cache(
+        &origin,
+        serde_json::json!({"enabled": true, "value": "1h",
+            "custom_values": {"404": "10s", "500": "0s", "any": "1m"}}),
+    );
+    let (path, target) = say("next-segment.ts", 404, &["Cache-Control: no-cache"]);
+    for want in ["MISS", "HIT", "HIT"] {
+        let r = e.get(HOST, &target, &[]);
+        assert_eq!((r.status, r.header("cache")), (404, Some(want)));
+    }
+    assert_eq!(
+        origin.hits(&path),
+        1,
+        "one origin request for a burst of probes"
+    );
+    let (path, target) = say("broken", 500, &["Cache-Control: max-age=60"]);
+    for _ in 0..2 {
+        assert_eq!(e.get(HOST, &target, &[]).status, 500);
+    }
+    assert_eq!(
+        origin.hits(&path),
+        2,
+        "0s: not stored, whatever the origin says"
+    );
+    let (path, target) = say("gone", 410, &[]);
+    e.get(HOST, &target, &[]);
+    assert_eq!(
+        e.get(HOST, &target, &[]).header("cache"),
+        Some("HIT"),
+        "any"
+    );
+    assert_eq!(origin.hits(&path), 1);
+
+    // Without `value`, a status's time applies when the origin gives no freshness.
+    let origin = TestOrigin::start();
+    let e = edge_with_cache(
+        &origin,
+        serde_json::json!({"enabled": true, "custom_values": {"404": "10s"}}),
+    );
+    let (plain, plain_target) = say("missing", 404, &[]);
+    let (told, told_target) = say("missing-now", 404, &["Cache-Control: no-store"]);
+    for _ in 0..2 {
+        e.get(HOST, &plain_target, &[]);
+        e.get(HOST, &told_target, &[]);
+    }
+    assert_eq!((origin.hits(&plain), origin.hits(&told)), (1, 2));
+}

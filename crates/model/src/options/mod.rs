@@ -16,7 +16,7 @@ pub(crate) mod methods;
 pub(crate) mod secure_key;
 pub(crate) mod static_headers;
 
-pub use cache::{EdgeCacheSettings, DEFAULT_CACHE_SECS, MAX_CACHE_SECS};
+pub use cache::{EdgeCacheSettings, StatusTimes, DEFAULT_CACHE_SECS, MAX_CACHE_SECS};
 pub use forwarding::{ForwardKeys, Forwarding, QueryStringForwarding};
 pub use secure_key::{SecureKey, SecureKeyType, ValidSecureKey};
 
