@@ -661,6 +661,13 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
             done.bytes = len;
         }
     }
+    if let Some(site) = &ctx.site {
+        crate::respond::browser_cache(
+            site.res.browser_cache_secs,
+            &mut done.resp,
+            SystemTime::now(),
+        );
+    }
     done
 }
 

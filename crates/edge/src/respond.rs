@@ -257,6 +257,35 @@ fn streamed(resp: Response<Incoming>, head: bool, timeouts: StreamTimeouts) -> R
     }
 }
 
+/// The resource's `browser_cache_settings` on a response to a viewer, as nginx's `expires`
+/// sets it (and for the statuses it does: 200, 201, 204, 206, 301, 302, 303, 304, 307, 308):
+/// `Cache-Control: max-age=N` and `Expires` N seconds from `now`, or for 0 `no-cache` without
+/// `Expires`, in place of the origin's. The edge's own cache time is not changed.
+pub(crate) fn browser_cache(secs: Option<u64>, resp: &mut Response<EdgeBody>, now: SystemTime) {
+    let Some(secs) = secs else {
+        return;
+    };
+    if !matches!(
+        resp.status().as_u16(),
+        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+    ) {
+        return;
+    }
+    let h = resp.headers_mut();
+    h.remove(header::EXPIRES);
+    if secs == 0 {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("max-age={secs}")) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    let at = now.checked_add(Duration::from_secs(secs)).unwrap_or(now);
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+        h.insert(header::EXPIRES, v);
+    }
+}
+
 /// `Age` values up to an hour, made once: a hit then clones a static value (no allocation,
 /// no shared reference count) instead of formatting a number.
 fn age_value(age: u64) -> HeaderValue {

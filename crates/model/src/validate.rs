@@ -81,6 +81,8 @@ pub struct ValidResource {
     pub cache_default_secs: u64,
     /// Cache times per status (`edge_cache_settings.custom_values`), before the two above.
     pub cache_by_status: crate::options::StatusTimes,
+    /// The time viewers may cache answers (`browser_cache_settings`), when set.
+    pub browser_cache_secs: Option<u64>,
     /// Headers added to origin requests (`staticRequestHeaders`), names as given.
     pub origin_headers: Vec<(String, String)>,
     /// Query string forwarding into playlists, when enabled.
@@ -131,6 +133,7 @@ impl Resource {
         let host_header = host_header::validate(o.host_header.as_ref(), &self.cname, e);
         let (cache_override_secs, cache_default_secs, cache_by_status) =
             cache::validate(o.edge_cache_settings.as_ref(), e);
+        let browser_cache_secs = cache::browser(o.browser_cache_settings.as_ref(), e);
         let origin_headers = static_headers::validate(o.static_request_headers.as_ref(), e);
         let ignore_query_string = options::ignore_query_string(o.ignore_query_string.as_ref());
         let slice = options::slice(o.slice.as_ref());
@@ -149,6 +152,7 @@ impl Resource {
             cache_override_secs,
             cache_default_secs,
             cache_by_status,
+            browser_cache_secs,
             origin_headers,
             forwarding,
             slice,

@@ -493,3 +493,51 @@ fn per_status_times_keep_a_404_and_drop_what_says_0s() {
     }
     assert_eq!((origin.hits(&plain), origin.hits(&told)), (1, 2));
 }
+
+#[test]
+fn browser_cache_settings_set_what_viewers_keep_not_what_the_edge_keeps() {
+    // Gcore's browser_cache_settings, nginx's `expires`: for 200..308 answers only.
+    let origin = TestOrigin::start();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&resources(origin.port, &[(HOST, Some(2))])).unwrap();
+    json[0]["options"]["browser_cache_settings"] =
+        serde_json::json!({"enabled": true, "value": "3600s"});
+    json.as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"id": 2, "cname": "nocache.example.com",
+        "origin": format!("127.0.0.1:{}", origin.port),
+        "options": {"browser_cache_settings": {"enabled": true, "value": "0s"}}}));
+    let e = RunningEdge::start(&json.to_string(), EdgeConfig::default());
+    let (path, target) = say(
+        "page",
+        200,
+        &[
+            "Cache-Control: max-age=5",
+            "Expires: Thu, 01 Jan 2037 00:00:00 GMT",
+        ],
+    );
+    for want in ["MISS", "HIT"] {
+        let r = e.get(HOST, &target, &[]);
+        assert_eq!(r.header("cache"), Some(want));
+        assert_eq!(r.header("cache-control"), Some("max-age=3600"));
+        let expires = httpdate::parse_http_date(r.header("expires").unwrap()).unwrap();
+        let ahead = expires.duration_since(SystemTime::now()).unwrap().as_secs();
+        assert!((3590..=3600).contains(&ahead), "{ahead}");
+    }
+    assert_eq!(origin.hits(&path), 1, "the edge keeps its own time");
+    let (_, missing) = say("missing", 404, &["Cache-Control: max-age=5"]);
+    assert_eq!(
+        e.get(HOST, &missing, &[]).header("cache-control"),
+        Some("max-age=5")
+    );
+    assert_eq!(
+        e.get(HOST, &target, &[("Range", "bytes=0-1")])
+            .header("cache-control"),
+        Some("max-age=3600")
+    );
+    let r = e.get("nocache.example.com", "/plain", &[]);
+    assert_eq!(
+        (r.status, r.header("cache-control"), r.header("expires")),
+        (200, Some("no-cache"), None)
+    );
+}

@@ -113,6 +113,28 @@ fn time(field: &str, v: Option<&str>, errors: &mut FieldErrors) -> Option<u64> {
     }
 }
 
+/// `options.browser_cache_settings`: the time viewers may cache answers (`Cache-Control:
+/// max-age`), `Some` when on; `Some(0)` is "do not cache" (`"0s"`).
+pub(crate) fn browser(
+    t: Option<&crate::options::OptionToggle<String>>,
+    errors: &mut FieldErrors,
+) -> Option<u64> {
+    let t = t?;
+    // Checked even when off (stored and served back).
+    let secs = time(
+        "options.browser_cache_settings.value",
+        Some(&t.value),
+        errors,
+    );
+    if t.enabled && secs.is_none() && t.value.is_empty() {
+        errors.push(
+            "options.browser_cache_settings.value",
+            "give a time like \"3600s\" (\"0s\": viewers do not cache)",
+        );
+    }
+    secs.filter(|_| t.enabled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +149,28 @@ mod tests {
         } else {
             Err(msgs)
         }
+    }
+
+    #[test]
+    fn browser_cache_times() {
+        let t = |enabled: bool, value: &str| {
+            let o = crate::options::OptionToggle {
+                enabled,
+                value: value.to_owned(),
+            };
+            let mut e = FieldErrors::default();
+            let out = browser(Some(&o), &mut e);
+            (out, e.into_messages())
+        };
+        assert_eq!(t(true, "3600s"), (Some(3600), vec![]));
+        assert_eq!(t(true, "0s"), (Some(0), vec![]));
+        assert_eq!(t(false, "1h"), (None, vec![]));
+        assert!(t(true, "")
+            .1
+            .join("")
+            .contains("browser_cache_settings.value: give a time"));
+        assert!(t(false, "soon").1.join("").contains("is not a duration"));
+        assert!(t(true, "400d").1.join("").contains("at most 365d"));
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub struct Options {
         skip_serializing_if = "Option::is_none"
     )]
     pub allowed_http_methods: Option<OptionToggle<Vec<String>>>,
+    /// The `Cache-Control: max-age` sent to viewers, whatever the edge's own time
+    /// (`"3600s"`; `"0s"`: `no-cache`), as nginx's `expires`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_cache_settings: Option<OptionToggle<String>>,
     /// Gcore's other options, by name, as given: accepted only turned off (see [`GCORE_OPTIONS`]).
     #[serde(flatten)]
     pub not_implemented: BTreeMap<String, serde_json::Value>,
