@@ -1,4 +1,5 @@
-//! Any response head from an origin (status and header lines) and any resource cache times:
+//! Any response head from an origin (status and header lines) and any resource cache times
+//! (per-status ones included):
 //! the freshness computation never panics, its lifetimes stay within RFC 9111's 2^31 s, and
 //! the instants the edge computes from them never overflow.
 #![no_main]
@@ -18,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let num = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
     let override_secs = (data[2] & 1 == 1).then(|| num(&data[2..10]));
     let default_secs = num(&data[10..18]);
+    let status_secs = (data[2] & 2 == 2).then(|| default_secs.rotate_left(17));
     let mut headers = HeaderMap::new();
     for line in data[18..].split(|&b| b == b'\n') {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -32,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         headers.append(name, value);
     }
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    if let Some(f) = freshness(status, &headers, override_secs, default_secs, now) {
+    if let Some(f) = freshness(status, &headers, override_secs, default_secs, status_secs, now) {
         assert!(f.fresh_secs <= MAX_DELTA_SECS && f.stale_if_error_secs <= MAX_DELTA_SECS);
         let t = Instant::now();
         // Exact: the clamp leaves sums a monotonic clock holds, so `after` never falls back.

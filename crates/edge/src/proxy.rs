@@ -667,6 +667,7 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
             &mut done.resp,
             SystemTime::now(),
         );
+        crate::respond::add_headers(&site.res.response_headers, &mut done.resp);
     }
     done
 }

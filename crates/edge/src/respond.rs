@@ -257,6 +257,31 @@ fn streamed(resp: Response<Incoming>, head: bool, timeouts: StreamTimeouts) -> R
     }
 }
 
+/// The statuses nginx's `expires` and `add_header` (without `always`) apply to.
+fn decorated(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+    )
+}
+
+/// The resource's `static_response_headers` on a response to a viewer, appended to those the
+/// response has (nginx's `add_header`): with `always` on any status, else on [`decorated`] ones.
+pub(crate) fn add_headers(list: &[tollgate_model::ResponseHeader], resp: &mut Response<EdgeBody>) {
+    let decorate = decorated(resp.status());
+    for h in list.iter().filter(|h| h.always || decorate) {
+        // Validated with the resource: names are tokens, values visible ASCII.
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            continue;
+        };
+        for v in &h.value {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                resp.headers_mut().append(name.clone(), v);
+            }
+        }
+    }
+}
+
 /// The resource's `browser_cache_settings` on a response to a viewer, as nginx's `expires`
 /// sets it (and for the statuses it does: 200, 201, 204, 206, 301, 302, 303, 304, 307, 308):
 /// `Cache-Control: max-age=N` and `Expires` N seconds from `now`, or for 0 `no-cache` without
@@ -265,10 +290,7 @@ pub(crate) fn browser_cache(secs: Option<u64>, resp: &mut Response<EdgeBody>, no
     let Some(secs) = secs else {
         return;
     };
-    if !matches!(
-        resp.status().as_u16(),
-        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
-    ) {
+    if !decorated(resp.status()) {
         return;
     }
     let h = resp.headers_mut();

@@ -20,7 +20,8 @@ pub use options::methods::{Methods, METHODS};
 pub use options::GCORE_OPTIONS;
 pub use options::{
     EdgeCacheSettings, ForwardKeys, Forwarding, OptionToggle, Options, QueryStringForwarding,
-    SecureKey, SecureKeyType, StatusTimes, ValidSecureKey, DEFAULT_CACHE_SECS, MAX_CACHE_SECS,
+    ResponseHeader, SecureKey, SecureKeyType, StaticResponseHeaders, StatusTimes, ValidSecureKey,
+    DEFAULT_CACHE_SECS, MAX_CACHE_SECS,
 };
 pub use origin_group::{default_next_upstream, NextUpstream, OriginGroup, OriginSource, Origins};
 pub use resource::{OriginProtocol, Resource};

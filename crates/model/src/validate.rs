@@ -83,6 +83,8 @@ pub struct ValidResource {
     pub cache_by_status: crate::options::StatusTimes,
     /// The time viewers may cache answers (`browser_cache_settings`), when set.
     pub browser_cache_secs: Option<u64>,
+    /// Headers added to the answers to viewers (`static_response_headers`).
+    pub response_headers: Vec<crate::options::ResponseHeader>,
     /// Headers added to origin requests (`staticRequestHeaders`), names as given.
     pub origin_headers: Vec<(String, String)>,
     /// Query string forwarding into playlists, when enabled.
@@ -134,6 +136,8 @@ impl Resource {
         let (cache_override_secs, cache_default_secs, cache_by_status) =
             cache::validate(o.edge_cache_settings.as_ref(), e);
         let browser_cache_secs = cache::browser(o.browser_cache_settings.as_ref(), e);
+        let response_headers =
+            options::response_headers::validate(o.static_response_headers.as_ref(), e);
         let origin_headers = static_headers::validate(o.static_request_headers.as_ref(), e);
         let ignore_query_string = options::ignore_query_string(o.ignore_query_string.as_ref());
         let slice = options::slice(o.slice.as_ref());
@@ -153,6 +157,7 @@ impl Resource {
             cache_default_secs,
             cache_by_status,
             browser_cache_secs,
+            response_headers,
             origin_headers,
             forwarding,
             slice,

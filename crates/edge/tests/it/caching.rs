@@ -541,3 +541,39 @@ fn browser_cache_settings_set_what_viewers_keep_not_what_the_edge_keeps() {
         (200, Some("no-cache"), None)
     );
 }
+
+#[test]
+fn static_response_headers_are_added_and_always_reaches_the_gates_refusals() {
+    // Gcore's static_response_headers, nginx's `add_header` (`always` for every status).
+    let origin = TestOrigin::start();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&resources(origin.port, &[(HOST, Some(2))])).unwrap();
+    json[0]["options"]["static_response_headers"] = serde_json::json!({"enabled": true, "value": [
+        {"name": "Content-Disposition", "value": ["attachment"]},
+        {"name": "Timing-Allow-Origin", "value": ["*"], "always": true},
+        {"name": "X-Two", "value": ["a", "b"]}]});
+    let e = RunningEdge::start(&json.to_string(), EdgeConfig::default());
+    let (_, target) = say("file.bin", 200, &["X-Two: origin"]);
+    for want in ["MISS", "HIT"] {
+        let r = e.get(HOST, &target, &[]);
+        assert_eq!(r.header("cache"), Some(want));
+        assert_eq!(r.header("content-disposition"), Some("attachment"));
+        assert_eq!(r.header("timing-allow-origin"), Some("*"));
+        let two: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "x-two")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(two, ["origin", "a", "b"], "appended, as add_header does");
+    }
+    let refused = e.get(HOST, "/file.bin", &[]);
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.header("timing-allow-origin"), Some("*"), "always");
+    assert_eq!(refused.header("content-disposition"), None);
+    let (_, missing) = say("missing", 404, &[]);
+    assert_eq!(
+        e.get(HOST, &missing, &[]).header("content-disposition"),
+        None
+    );
+}

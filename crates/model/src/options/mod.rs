@@ -13,11 +13,13 @@ pub(crate) mod cache;
 pub(crate) mod forwarding;
 pub(crate) mod host_header;
 pub(crate) mod methods;
+pub(crate) mod response_headers;
 pub(crate) mod secure_key;
 pub(crate) mod static_headers;
 
 pub use cache::{EdgeCacheSettings, StatusTimes, DEFAULT_CACHE_SECS, MAX_CACHE_SECS};
 pub use forwarding::{ForwardKeys, Forwarding, QueryStringForwarding};
+pub use response_headers::{ResponseHeader, StaticResponseHeaders};
 pub use secure_key::{SecureKey, SecureKeyType, ValidSecureKey};
 
 /// Resource options. Gcore mixes snake_case and camelCase names; these are its names.
@@ -74,6 +76,9 @@ pub struct Options {
     /// (`"3600s"`; `"0s"`: `no-cache`), as nginx's `expires`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser_cache_settings: Option<OptionToggle<String>>,
+    /// Headers added to the answers to viewers (nginx's `add_header`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_response_headers: Option<StaticResponseHeaders>,
     /// Gcore's other options, by name, as given: accepted only turned off (see [`GCORE_OPTIONS`]).
     #[serde(flatten)]
     pub not_implemented: BTreeMap<String, serde_json::Value>,
