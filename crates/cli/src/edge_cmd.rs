@@ -105,6 +105,10 @@ pub struct EdgeOptions {
     /// Access log: "-" for stderr, or a file path. Off when not given.
     #[arg(long, value_name = "PATH")]
     access_log: Option<PathBuf>,
+    /// MaxMind-format database (GeoLite2/GeoIP2 Country or City) giving the clients' countries
+    /// to `country_acl`; without it, resources that enforce `country_acl` are refused (503).
+    #[arg(long, value_name = "FILE")]
+    geoip_db: Option<PathBuf>,
 }
 
 fn load(path: &Path) -> Result<Vec<tollgate_model::ValidResource>> {
@@ -163,6 +167,7 @@ fn config(args: &EdgeOptions) -> Result<EdgeConfig> {
         },
         access_log: args.access_log.clone(),
         origin_ca: load_cas(&args.origin_ca)?,
+        geoip: args.geoip_db.clone(),
     })
 }
 
@@ -248,8 +253,21 @@ pub async fn run_edge(
         Source::File(path) => load(path)?,
         Source::Control(_) => Vec::new(),
     };
+    if config.geoip.is_none() {
+        if let Some(r) = resources.iter().find(|r| r.access.needs_country()) {
+            bail!(
+                "--resources: resource {} ({}) enforces country_acl, which needs --geoip-db (a \
+                 MaxMind-format database of countries)",
+                r.id,
+                r.resource.cname
+            );
+        }
+    }
     let file_count = resources.len();
-    let edge = Arc::new(Edge::new(&config, Routes::new(resources, None)).context("--access-log")?);
+    let edge = Arc::new(
+        Edge::new(&config, Routes::new(resources, None))
+            .context("--access-log, --cache-dir or --geoip-db")?,
+    );
     // Before the listeners: a restarted edge serves its saved configuration from the first
     // request.
     let (count, source) = match source {

@@ -268,7 +268,7 @@ impl PurgeLog {
             Some(_) => log
                 .iter()
                 .filter(|(n, _, _)| *n > mark)
-                .any(|(_, rule, req)| Purged::new(*rule, req).names(key)),
+                .any(|(_, rule, req)| Purged::new(rule.clone(), req).names(key)),
         }
     }
 }
@@ -406,7 +406,7 @@ impl Cache {
     /// Drops the objects that a purge names, keyed by `rule` ([`Purged`]). Their slices go
     /// with them as the table evicts them: no object refers to them any more.
     pub fn remove_purged(&self, rule: KeyRule, req: &tollgate_model::PurgeRequest) {
-        self.purges.record(rule, req);
+        self.purges.record(rule.clone(), req);
         let purged = Purged::new(rule, req);
         self.inner.retain(|k, _| match k {
             Key::Object(k) => !purged.names(k),
@@ -687,15 +687,15 @@ mod tests {
     /// request for another path stored: both go through `KeyRule::key`.
     fn purge_removes_what_the_request_stored(rule: KeyRule, target: &str, others: &[&str]) {
         let c = Cache::new(1 << 20, 1 << 20);
-        let Some(stored) = stored_by(&c, rule, target) else {
+        let Some(stored) = stored_by(&c, rule.clone(), target) else {
             return; // a target nginx refuses stores nothing
         };
         let kept: Vec<CacheKey> = others
             .iter()
-            .filter_map(|o| stored_by(&c, rule, o))
+            .filter_map(|o| stored_by(&c, rule.clone(), o))
             .filter(|k| k.uri() != stored.uri())
             .collect();
-        c.remove_purged(rule, &urls(&[target]));
+        c.remove_purged(rule.clone(), &urls(&[target]));
         assert!(
             c.get(&stored, Instant::now()).is_none(),
             "{rule:?}: a purge of {target:?} left {stored:?}"
@@ -726,7 +726,7 @@ mod tests {
         ];
         for rule in rules() {
             for t in targets {
-                purge_removes_what_the_request_stored(rule, t, &targets);
+                purge_removes_what_the_request_stored(rule.clone(), t, &targets);
             }
         }
     }

@@ -491,7 +491,7 @@ impl Disk {
     /// Drops what a purge names; its metas are deleted before this returns, so a restart does
     /// not bring them back.
     pub fn purge(&self, rule: KeyRule, req: &tollgate_model::PurgeRequest) {
-        let purged = Purged::new(rule, req);
+        let purged = Purged::new(rule.clone(), req);
         let gone: Vec<u64> = {
             let mut ix = self.inner.lock();
             if let Some(p) = &mut ix.pending {
@@ -520,7 +520,7 @@ impl Disk {
             if let Some(p) = &mut ix.pending {
                 for k in keys {
                     p.push((
-                        rule,
+                        rule.clone(),
                         tollgate_model::PurgeRequest {
                             urls: Some(vec![String::from_utf8_lossy(k.base()).into_owned()]),
                             paths: None,
@@ -1177,7 +1177,10 @@ fn recover(inner: &Inner) {
     {
         let mut ix = inner.lock();
         let pending = ix.pending.take().unwrap_or_default();
-        let purges: Vec<Purged<'_>> = pending.iter().map(|(r, p)| Purged::new(*r, p)).collect();
+        let purges: Vec<Purged<'_>> = pending
+            .iter()
+            .map(|(r, p)| Purged::new(r.clone(), p))
+            .collect();
         for (key, e) in found {
             // Stored since start (newer), or purged since start: the found copy goes.
             if ix.objects.contains_key(&key) || purges.iter().any(|p| p.names(&key)) {

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
+use tollgate_model::StaleOn;
 
 use crate::cache::{Body, Object};
 use crate::freshness::{after, freshness};
@@ -64,12 +65,21 @@ pub(crate) struct PendingFill {
 }
 
 impl Fetched {
-    /// Whether a stale copy should be served instead: the origin failed, or answered
-    /// 500/502/503/504 (the statuses RFC 5861's stale-if-error names).
-    pub fn calls_for_stale(&self) -> bool {
-        let bad = |s: StatusCode| matches!(s.as_u16(), 500 | 502 | 503 | 504);
+    /// Whether a stale copy should be served instead. With the resource's `stale` option, when
+    /// the failure is one it lists (`error`, `timeout`, `invalid_header`, `http_403` ...
+    /// `http_504`); without it, when the origin failed or answered 500/502/503/504 (the
+    /// statuses RFC 5861's stale-if-error names).
+    pub fn calls_for_stale(&self, on: Option<StaleOn>) -> bool {
+        let bad = |s: StatusCode| match on {
+            Some(on) => on.status(s.as_u16()),
+            None => matches!(s.as_u16(), 500 | 502 | 503 | 504),
+        };
         match self {
-            Fetched::Failed(_) => true,
+            Fetched::Failed(e) => on.is_none_or(|on| match e {
+                OriginError::Timeout => on.timeout(),
+                OriginError::BadRange => on.invalid_header(),
+                OriginError::Unreachable | OriginError::TooLarge => on.error(),
+            }),
             Fetched::Storable { obj, .. } => bad(obj.status),
             Fetched::Pass(resp) => bad(resp.status()),
             Fetched::TooLarge | Fetched::Stream | Fetched::Refreshed(_) => false,
@@ -173,7 +183,43 @@ async fn send(
         }
         up.site.metrics.origin_next();
     }
+    if let Ok(resp) = &mut result {
+        shape_origin_headers(r, resp.headers_mut());
+    }
     result
+}
+
+/// What the resource's options change in every origin response before it is stored or
+/// streamed: with `cors`, the edge sets `Access-Control-Allow-Origin` itself per answer, so
+/// the origin's is dropped and its `Vary: Origin` no longer splits the cache (one stored copy);
+/// with `ignore_cookie`, `Set-Cookie` is dropped, so the response is stored once (and no
+/// viewer is sent another's cookie).
+fn shape_origin_headers(res: &tollgate_model::ValidResource, h: &mut HeaderMap) {
+    if res.ignore_cookie {
+        h.remove(header::SET_COOKIE);
+    }
+    if res.cors.is_none() {
+        return;
+    }
+    h.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+    if !h.contains_key(header::VARY) {
+        return;
+    }
+    let fields: Vec<String> = h
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|f| !f.is_empty() && !f.eq_ignore_ascii_case("origin"))
+        .map(str::to_owned)
+        .collect();
+    h.remove(header::VARY);
+    if let Ok(v) = HeaderValue::from_str(&fields.join(", ")) {
+        if !fields.is_empty() {
+            h.insert(header::VARY, v);
+        }
+    }
 }
 
 /// Fetches an object for the cache: a small one whole, a large one up to its headers (its
@@ -260,6 +306,10 @@ fn refreshed(
     })
 }
 
+/// How long past its freshness a stored copy is kept to be served stale with the `stale`
+/// option (nginx keeps it until `inactive`; the tiers' LRU may drop it sooner).
+pub const ALWAYS_ONLINE_SECS: u64 = 86_400;
+
 /// Whether the fetch is for a viewer whose request carries `Authorization`.
 fn authorized(up: Upstream<'_>) -> bool {
     up.viewer.is_some_and(|v| v.authorized())
@@ -306,8 +356,16 @@ fn lifetimes(
     match fresh {
         Some(f) => {
             let fresh_until = after(received, f.fresh_secs.saturating_sub(initial_age));
-            let stale_until = after(fresh_until, f.stale_if_error_secs);
-            let updating_until = after(fresh_until, f.stale_while_revalidate_secs);
+            let mut stale_until = after(fresh_until, f.stale_if_error_secs);
+            let mut updating_until = after(fresh_until, f.stale_while_revalidate_secs);
+            // "Always online": kept to be served stale for a day, unless the origin forbids
+            // serving it stale (`must-revalidate`, `stale-if-error=0`...).
+            if let Some(on) = res.stale.filter(|_| f.stale_if_error_secs > 0) {
+                stale_until = stale_until.max(after(fresh_until, ALWAYS_ONLINE_SECS));
+                if on.updating() {
+                    updating_until = stale_until;
+                }
+            }
             Lifetimes {
                 fresh_until,
                 stale_until,

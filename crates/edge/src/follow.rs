@@ -66,8 +66,14 @@ fn apply(edge: &Edge, held: &HeldConfig, snap: Snapshot) -> Result<HeldConfig, A
 /// Routes `held`'s resources (all of them, or the change from the configuration before).
 fn install(edge: &Edge, held: &HeldConfig, change: Change) {
     match change {
-        Change::Whole => edge.replace_routes(held.resources().cloned()),
-        Change::Delta { changed, removed } => edge.patch_routes(&changed, &removed),
+        Change::Whole => {
+            edge.warn_without_geoip(held.resources().map(|r| &**r));
+            edge.replace_routes(held.resources().cloned())
+        }
+        Change::Delta { changed, removed } => {
+            edge.warn_without_geoip(changed.iter().map(|r| &**r));
+            edge.patch_routes(&changed, &removed)
+        }
     }
     edge.config_version
         .store(held.version, std::sync::atomic::Ordering::Relaxed);

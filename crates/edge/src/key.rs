@@ -3,7 +3,7 @@
 //! [`KeyRule::key`].
 
 use http::{HeaderMap, HeaderName};
-use tollgate_model::ValidResource;
+use tollgate_model::{QueryKey, ValidResource};
 use tollgate_token::query::params;
 use tollgate_token::sign::encode_path;
 use tollgate_token::Target;
@@ -153,11 +153,14 @@ pub(crate) fn vary_of(headers: &HeaderMap) -> Vary {
 }
 
 /// How a resource keys its objects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KeyRule {
     resource: u64,
-    /// Keep the forwarded query in the key (`ignoreQueryString` off).
-    with_query: bool,
+    /// Which forwarded query parameters the key keeps (`ignoreQueryString`,
+    /// `query_params_whitelist`, `query_params_blacklist`).
+    query: QueryKey,
+    /// `limit_bandwidth` dynamic: `speed` and `buffer` stay out of the key.
+    without_rate: bool,
 }
 
 /// A request's key and the target its origin request is sent to (the key's path, plus the
@@ -171,10 +174,12 @@ pub(crate) struct Keyed {
 }
 
 impl KeyRule {
+    /// The rule of `res` (a clone of its query rule: no allocation but for a parameter list).
     pub fn of(res: &ValidResource) -> KeyRule {
         KeyRule {
             resource: res.id,
-            with_query: !res.ignore_query_string,
+            query: res.query_key.clone(),
+            without_rate: res.bandwidth == Some(tollgate_model::Bandwidth::Dynamic),
         }
     }
 
@@ -183,7 +188,8 @@ impl KeyRule {
     pub fn of_unknown(resource: u64) -> KeyRule {
         KeyRule {
             resource,
-            with_query: true,
+            query: QueryKey::All,
+            without_rate: false,
         }
     }
 
@@ -197,16 +203,23 @@ impl KeyRule {
         let mut origin_target = Vec::with_capacity(target.uri().len() + target.args().len() + 32);
         encode_path(&mut origin_target, target.uri());
         let path_len = origin_target.len();
-        push_forwarded_query(&mut origin_target, target.args());
-        let key_len = if self.with_query {
-            origin_target.len()
-        } else {
-            path_len
+        push_forwarded_query(&mut origin_target, target.args(), |_| true);
+        let path: Box<[u8]> = match &self.query {
+            QueryKey::All if !self.without_rate => origin_target.as_slice().into(),
+            QueryKey::Nothing => origin_target[..path_len].into(),
+            rule => {
+                let mut key = origin_target[..path_len].to_vec();
+                push_forwarded_query(&mut key, target.args(), |name| {
+                    rule.keeps(name)
+                        && !(self.without_rate && (name == b"speed" || name == b"buffer"))
+                });
+                key.into()
+            }
         };
         Keyed {
             key: CacheKey {
                 resource: self.resource,
-                path: origin_target[..key_len].into(),
+                path,
             },
             origin_target,
         }
@@ -214,11 +227,15 @@ impl KeyRule {
 }
 
 /// Appends `?` and the query without `md5` and `expires` (any case), which neither the origin
-/// nor the cache key sees; appends nothing when no parameter is left.
-fn push_forwarded_query(out: &mut Vec<u8>, args: &[u8]) {
+/// nor the cache key sees, and without the parameters `keep` refuses (by name); appends
+/// nothing when no parameter is left.
+fn push_forwarded_query(out: &mut Vec<u8>, args: &[u8], keep: impl Fn(&[u8]) -> bool) {
     let mut first = true;
     for p in params(args) {
-        if p.name.eq_ignore_ascii_case(b"md5") || p.name.eq_ignore_ascii_case(b"expires") {
+        if p.name.eq_ignore_ascii_case(b"md5")
+            || p.name.eq_ignore_ascii_case(b"expires")
+            || !keep(p.name)
+        {
             continue;
         }
         out.push(if first { b'?' } else { b'&' });
@@ -324,7 +341,7 @@ mod tests {
     #[test]
     fn token_params_never_reach_the_key_or_the_origin() {
         let rule = KeyRule::of_unknown(1);
-        let k = |t| key(rule, t).0;
+        let k = |t| key(rule.clone(), t).0;
         assert_eq!(k("/a?md5=a&expires=1"), "/a");
         assert_eq!(k("/a?x=1&MD5=a&y=2&Expires=3"), "/a?x=1&y=2");
         assert_eq!(k("/a?md5x=1&&expiresy=2"), "/a?md5x=1&expiresy=2");
@@ -335,11 +352,49 @@ mod tests {
     fn ignore_query_string_keeps_the_query_for_the_origin_only() {
         let rule = KeyRule {
             resource: 1,
-            with_query: false,
+            query: QueryKey::Nothing,
+            without_rate: false,
         };
         assert_eq!(
-            key(rule, "/a?x=1&md5=z"),
+            key(rule.clone(), "/a?x=1&md5=z"),
             ("/a".to_owned(), "/a?x=1".to_owned())
         );
+    }
+
+    #[test]
+    fn whitelist_blacklist_and_rate_parameters_shape_the_key_only() {
+        let only = QueryKey::Only(vec!["q".into(), "lang".into()]);
+        let rule = KeyRule {
+            resource: 1,
+            query: only,
+            without_rate: false,
+        };
+        assert_eq!(
+            key(rule, "/a?utm=1&q=x&md5=z&lang=fr"),
+            (
+                "/a?q=x&lang=fr".to_owned(),
+                "/a?utm=1&q=x&lang=fr".to_owned()
+            )
+        );
+        let except = QueryKey::Except(vec!["utm".into()]);
+        let rule = KeyRule {
+            resource: 1,
+            query: except,
+            without_rate: true,
+        };
+        assert_eq!(
+            key(rule, "/a?utm=1&q=x&speed=50k&buffer=1m"),
+            (
+                "/a?q=x".to_owned(),
+                "/a?utm=1&q=x&speed=50k&buffer=1m".to_owned()
+            )
+        );
+        let all = QueryKey::All;
+        let rule = KeyRule {
+            resource: 1,
+            query: all,
+            without_rate: true,
+        };
+        assert_eq!(key(rule, "/a?speed=1k").0, "/a");
     }
 }

@@ -19,6 +19,7 @@ mod disk;
 mod fetch;
 mod flights;
 mod follow;
+mod geoip;
 // Public for the fuzz target only (`fuzz/fuzz_targets/freshness.rs`).
 #[doc(hidden)]
 pub mod freshness;
@@ -35,6 +36,7 @@ mod respond;
 mod routes;
 mod server;
 mod slices;
+mod throttle;
 mod tls;
 mod upstreams;
 
@@ -82,6 +84,8 @@ pub struct EdgeConfig {
     pub access_log: Option<PathBuf>,
     /// Trust anchors for HTTPS origins, besides the system's.
     pub origin_ca: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The MaxMind-format database of `country_acl` (`--geoip-db`).
+    pub geoip: Option<PathBuf>,
 }
 
 impl Default for EdgeConfig {
@@ -99,6 +103,7 @@ impl Default for EdgeConfig {
             limits: Limits::default(),
             access_log: None,
             origin_ca: Vec::new(),
+            geoip: None,
         }
     }
 }
@@ -129,6 +134,8 @@ pub struct Edge {
     config_refused: std::sync::atomic::AtomicU64,
     /// Why the edge is not fit to serve, for `/healthz` (503 while there is one).
     problem: std::sync::Mutex<Option<String>>,
+    /// Countries by address, for `country_acl`.
+    geoip: Option<geoip::Countries>,
 }
 
 impl Edge {
@@ -157,7 +164,12 @@ impl Edge {
                 })?,
             )),
         };
+        let geoip = match &config.geoip {
+            Some(p) => Some(geoip::Countries::open(p).map_err(std::io::Error::other)?),
+            None => None,
+        };
         Ok(Edge {
+            geoip,
             routes: ArcSwap::from_pointee(routes),
             tiers: Tiers { memory, disk },
             large: LargeKeys::default(),
@@ -196,6 +208,31 @@ impl Edge {
             .clone()
     }
 
+    /// Says on stderr which of `resources` enforce `country_acl` while this edge has no GeoIP
+    /// database: their requests are refused (503) until it has one, never let through.
+    pub fn warn_without_geoip<'a>(
+        &self,
+        resources: impl IntoIterator<Item = &'a tollgate_model::ValidResource>,
+    ) {
+        if self.geoip.is_some() {
+            return;
+        }
+        for r in resources {
+            if r.access.needs_country() {
+                eprintln!(
+                    "tollgate edge: resource {} ({}) enforces country_acl but this edge has no \
+                     GeoIP database (--geoip-db): its requests are refused with 503",
+                    r.id, r.resource.cname
+                );
+            }
+        }
+    }
+
+    /// Whether the edge can tell countries (`--geoip-db`).
+    pub fn has_geoip(&self) -> bool {
+        self.geoip.is_some()
+    }
+
     /// Replaces the routing table; requests in flight finish with the one they started with.
     pub fn replace_routes<I>(&self, resources: I)
     where
@@ -213,7 +250,7 @@ impl Edge {
         let rule = held
             .resource(p.resource)
             .map_or(KeyRule::of_unknown(p.resource), |r| KeyRule::of(r));
-        self.tiers.memory.remove_purged(rule, &p.what);
+        self.tiers.memory.remove_purged(rule.clone(), &p.what);
         if let Some(disk) = &self.tiers.disk {
             disk.purge(rule, &p.what);
         }

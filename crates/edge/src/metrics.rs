@@ -21,7 +21,7 @@ pub enum Outcome {
     OriginError(&'static str),
 }
 
-const REASONS: [&str; 8] = [
+const REASONS: [&str; 13] = [
     "bad_request",
     "missing_token",
     "missing_expires",
@@ -29,6 +29,13 @@ const REASONS: [&str; 8] = [
     "bad_token",
     "token_mismatch",
     "expired",
+    // The access lists, checked after the token.
+    "referrer_acl",
+    "ip_address_acl",
+    "user_agent_acl",
+    "country_acl",
+    // `country_acl` on an edge without a GeoIP database: refused, never let through.
+    "no_geoip_db",
     // The token crate's reason codes are non-exhaustive; a new one is counted here, not lost.
     "other",
 ];

@@ -189,7 +189,9 @@ async fn warm(edge: &Arc<Edge>, site: &Arc<Site>, path: &str) -> Result<(), Stri
                     return Err(format!("not cacheable (status {})", resp.status().as_u16()))
                 }
                 Led::Answer(Answer::Failed(e)) => return Err(e.reason().into()),
-                Led::Answer(Answer::Refused(_)) => return Err("refused".into()),
+                Led::Answer(
+                    Answer::Refused(_) | Answer::Redirect(_) | Answer::Preflight { .. },
+                ) => return Err("refused".into()),
                 Led::Stream => return Err("not stored (too large, or not cacheable)".into()),
                 Led::Again => continue,
             },

@@ -112,12 +112,15 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
         Ok(site) => site,
         Err(refused) => return Answer::Refused(refused),
     };
+    if let Some(answer) = redirect_to_https(ctx, site).or_else(|| preflight(ctx, site)) {
+        return answer;
+    }
     let raw = raw_target(ctx.req);
     let target = match parse_target(raw) {
         Ok(t) => t,
         Err(refused) => return Answer::Refused(refused),
     };
-    if let Err(refused) = gate(site, &target, ctx.client) {
+    if let Err(refused) = gate(site, &target, ctx.client).and_then(|()| access(ctx, site)) {
         return Answer::Refused(refused);
     }
     let mut keyed = plan(ctx, shaping, site, &target);
@@ -205,6 +208,54 @@ fn route<'c>(ctx: &'c Ctx<'_>) -> Result<&'c Arc<Site>, Refusal> {
     Ok(site)
 }
 
+/// Phase 1, `redirect_http_to_https`: a request that came without TLS gets a 301 to the same
+/// URL over HTTPS, its query (the token with it) kept.
+fn redirect_to_https(ctx: &Ctx<'_>, site: &Site) -> Option<Answer> {
+    if !site.res.redirect_https || ctx.tls {
+        return None;
+    }
+    let authority = ctx
+        .req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| ctx.req.headers().get(header::HOST)?.to_str().ok())
+        .unwrap_or(&ctx.host);
+    // The viewer's port is the HTTP one: the HTTPS URL takes the default port.
+    let host = tollgate_token::url::host_of_authority(authority.as_bytes());
+    let host = std::str::from_utf8(host).unwrap_or(&ctx.host);
+    let location = format!("https://{host}{}", raw_target(ctx.req));
+    Some(match http::HeaderValue::from_str(&location) {
+        Ok(v) => Answer::Redirect(v),
+        Err(_) => Answer::Refused(Refusal::Own {
+            status: StatusCode::BAD_REQUEST,
+            text: "400 Bad Request: the Host header is not a hostname\n",
+            reason: "bad_host",
+        }),
+    })
+}
+
+/// Phase 1, `cors`: a CORS preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`, the method allowed by `allowedHttpMethods`) answered by the
+/// edge itself, before the token: a preflight carries no credentials and gets no content, and
+/// answering it lets the player read the token gate's 403 or 410 of the request that follows.
+fn preflight(ctx: &Ctx<'_>, site: &Site) -> Option<Answer> {
+    let cors = site.res.cors.as_ref()?;
+    let h = ctx.req.headers();
+    if ctx.req.method() != Method::OPTIONS || !h.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return None;
+    }
+    let origin = h.get(header::ORIGIN)?;
+    Some(Answer::Preflight {
+        allow_origin: cors
+            .allow_origin(Some(origin.as_bytes()))
+            .and_then(|v| http::HeaderValue::from_bytes(v).ok()),
+        methods: site.res.methods,
+        headers: h.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned(),
+    })
+}
+
 /// Phase 2: the request target as nginx reads it.
 fn parse_target(raw: &str) -> Result<Target<'_>, Refusal> {
     Target::parse(raw.as_bytes()).map_err(|_| Refusal::Gate {
@@ -232,6 +283,40 @@ fn gate(site: &Site, target: &Target<'_>, client: IpAddr) -> Result<(), Refusal>
         status: r.status(),
         reason: r.reason(),
     })
+}
+
+/// Phase 3, after the token (nginx runs `secure_link`'s `if` in its rewrite phase, before
+/// the access phase of `allow`/`deny`; a link that expired is told so, whoever asks): the
+/// resource's access lists. A resource with `country_acl` on an edge without a GeoIP database
+/// is refused (503), never let through.
+fn access(ctx: &Ctx<'_>, site: &Site) -> Result<(), Refusal> {
+    let access = &site.res.access;
+    if access.is_empty() {
+        return Ok(());
+    }
+    let country = if access.needs_country() {
+        let Some(db) = &ctx.edge.geoip else {
+            return Err(Refusal::Gate {
+                status: 503,
+                reason: "no_geoip_db",
+            });
+        };
+        db.country(ctx.client)
+    } else {
+        None
+    };
+    let h = ctx.req.headers();
+    access
+        .check(&tollgate_model::Seen {
+            client: ctx.client,
+            referer: h.get(header::REFERER).map(|v| v.as_bytes()),
+            user_agent: h.get(header::USER_AGENT).map(|v| v.as_bytes()),
+            country,
+        })
+        .map_err(|reason| Refusal::Gate {
+            status: 403,
+            reason,
+        })
 }
 
 /// Phase 4: the manifest rewrite (and with it the headers honoured), and the cache key.
@@ -322,7 +407,13 @@ pub(crate) async fn lookup_disk(edge: &Edge, keyed: &Keyed, up: Upstream<'_>) ->
         return None;
     }
     let mark = tiers.memory.purge_mark();
-    let obj = disk.load(&keyed.key).await?;
+    let mut obj = disk.load(&keyed.key).await?;
+    // The disk keeps the stale window, not the resource's `stale: updating`, read again here.
+    if up.site.res.stale.is_some_and(|on| on.updating()) {
+        if let Some(o) = Arc::get_mut(&mut obj) {
+            o.updating_until = o.updating_until.max(o.stale_until);
+        }
+    }
     crate::fetch::attach_origin(edge, up, &obj);
     let now = Instant::now();
     if now >= obj.keep_until {
@@ -446,7 +537,7 @@ pub(crate) async fn lead(
     // within it.
     if let Some(stale) = stored
         .as_ref()
-        .filter(|o| fetched.calls_for_stale() && Instant::now() < o.stale_until)
+        .filter(|o| fetched.calls_for_stale(up.site.res.stale) && Instant::now() < o.stale_until)
         .cloned()
     {
         leader.finish(Shared::Stored(Arc::clone(&stale)));
@@ -662,14 +753,42 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
         }
     }
     if let Some(site) = &ctx.site {
-        crate::respond::browser_cache(
-            site.res.browser_cache_secs,
-            &mut done.resp,
-            SystemTime::now(),
-        );
-        crate::respond::add_headers(&site.res.response_headers, &mut done.resp);
+        let res = &site.res;
+        if let Some(hiding) = &res.hiding {
+            crate::respond::hide_headers(hiding, &mut done.resp);
+        }
+        if let Some(cors) = &res.cors {
+            let origin = ctx.req.headers().get(header::ORIGIN);
+            crate::respond::cors(cors, origin, &mut done.resp);
+        }
+        crate::respond::browser_cache(res.browser_cache_secs, &mut done.resp, SystemTime::now());
+        crate::respond::add_headers(&res.response_headers, &mut done.resp);
+        if let Some(limit) = res.bandwidth {
+            throttle(limit, ctx.req, &mut done.resp);
+        }
     }
     done
+}
+
+/// `limit_bandwidth` on an answer with a body: its rate from the option, or with `dynamic` from
+/// the request's `speed` and `buffer` (no limit without a valid `speed`).
+fn throttle(limit: tollgate_model::Bandwidth, req: &Request<()>, resp: &mut Response<EdgeBody>) {
+    let (rate, after) = match limit {
+        tollgate_model::Bandwidth::Static { rate, after } => (rate, after),
+        tollgate_model::Bandwidth::Dynamic => {
+            let args = req.uri().query().unwrap_or("").as_bytes();
+            match crate::throttle::from_query(args) {
+                Some(figures) => figures,
+                None => return,
+            }
+        }
+    };
+    if http_body::Body::is_end_stream(resp.body()) {
+        return;
+    }
+    let body = std::mem::replace(resp.body_mut(), EdgeBody::empty());
+    *resp.body_mut() =
+        EdgeBody::Rewritten(Box::new(crate::throttle::Throttled::new(body, rate, after)));
 }
 
 /// Phase 8: the resource's counters, and a log line for every response (refusals of unknown

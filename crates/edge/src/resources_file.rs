@@ -50,6 +50,12 @@ pub fn reload_on_hangup(edge: Arc<Edge>, path: PathBuf) -> std::io::Result<()> {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match load_resources(&path) {
+                Ok(r) if !edge.has_geoip() && r.iter().any(|r| r.access.needs_country()) => {
+                    eprintln!(
+                        "tollgate edge: reload refused, keeping the old resources: a resource \
+                         enforces country_acl and this edge has no --geoip-db"
+                    )
+                }
                 Ok(r) => {
                     let n = r.len();
                     edge.replace_routes(r);

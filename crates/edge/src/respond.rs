@@ -49,6 +49,15 @@ pub(crate) enum Answer {
     /// The origin's response, streamed through unstored.
     Streamed(Response<Incoming>),
     Failed(OriginError),
+    /// A 301 to this `Location` (`redirect_http_to_https`).
+    Redirect(HeaderValue),
+    /// The edge's answer to a CORS preflight (`cors`): the origin allowed, if it is, the
+    /// resource's methods, and the request headers asked for.
+    Preflight {
+        allow_origin: Option<HeaderValue>,
+        methods: tollgate_model::Methods,
+        headers: Option<HeaderValue>,
+    },
 }
 
 /// How an object answer came about; its `Cache` header.
@@ -166,6 +175,10 @@ pub(crate) fn render(
             let (code, text) = match status {
                 400 => (StatusCode::BAD_REQUEST, "400 Bad Request\n"),
                 410 => (StatusCode::GONE, "410 Gone\n"),
+                503 => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "503 Service Unavailable: country_acl needs a GeoIP database on this edge\n",
+                ),
                 _ => (StatusCode::FORBIDDEN, "403 Forbidden\n"),
             };
             short(code, text, Some(Outcome::Refused(reason)), reason)
@@ -210,6 +223,53 @@ pub(crate) fn render(
             }
         }
         Answer::Streamed(resp) => streamed(resp, head, timeouts),
+        Answer::Redirect(location) => {
+            let mut r = short(
+                StatusCode::MOVED_PERMANENTLY,
+                "301 Moved Permanently\n",
+                None,
+                "redirect_https",
+            );
+            r.resp.headers_mut().insert(header::LOCATION, location);
+            r
+        }
+        Answer::Preflight {
+            allow_origin,
+            methods,
+            headers,
+        } => {
+            let mut resp = Response::new(EdgeBody::empty());
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            let h = resp.headers_mut();
+            if let Some(o) = allow_origin {
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+            }
+            let allow = methods.names().collect::<Vec<_>>().join(", ");
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
+            }
+            if let Some(v) = headers {
+                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
+            }
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
+            h.append(
+                header::VARY,
+                HeaderValue::from_static(
+                    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+                ),
+            );
+            Rendered {
+                resp,
+                outcome: None,
+                served: None,
+                tier: None,
+                reason: "cors_preflight",
+                bytes: 0,
+            }
+        }
     }
 }
 
@@ -279,6 +339,43 @@ pub(crate) fn add_headers(list: &[tollgate_model::ResponseHeader], resp: &mut Re
                 resp.headers_mut().append(name.clone(), v);
             }
         }
+    }
+}
+
+/// `response_headers_hiding_policy`: the headers it hides dropped from the answer (before the
+/// edge adds its own: `cors`, `browser_cache_settings`, `static_response_headers`).
+pub(crate) fn hide_headers(hiding: &tollgate_model::Hiding, resp: &mut Response<EdgeBody>) {
+    let h = resp.headers_mut();
+    let hidden: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| hiding.hides(n.as_str()))
+        .cloned()
+        .collect();
+    for n in hidden {
+        h.remove(n);
+    }
+}
+
+/// `cors`: `Access-Control-Allow-Origin` for the request's `origin` when it gets one (on the
+/// statuses of [`decorated`], or every one with `always`), and `Vary: Origin` whenever the
+/// value depends on it, so that a browser's cache keeps one answer per origin.
+pub(crate) fn cors(
+    cors: &tollgate_model::ValidCors,
+    origin: Option<&HeaderValue>,
+    resp: &mut Response<EdgeBody>,
+) {
+    if !cors.always && !decorated(resp.status()) {
+        return;
+    }
+    let h = resp.headers_mut();
+    if cors.varies() {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    let allow = cors
+        .allow_origin(origin.map(|o| o.as_bytes()))
+        .and_then(|v| HeaderValue::from_bytes(v).ok());
+    if let Some(v) = allow {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
     }
 }
 

@@ -6,6 +6,7 @@
 //! resource into a [`ValidResource`] whose keys, hostnames and origin are known to be usable,
 //! collecting every problem rather than stopping at the first.
 
+mod cidr;
 mod duration;
 mod host;
 mod options;
@@ -15,9 +16,15 @@ mod serving;
 mod snapshot;
 mod validate;
 
+pub use cidr::Cidr;
 pub use duration::parse_gcore_duration;
 pub use options::methods::{Methods, METHODS};
 pub use options::GCORE_OPTIONS;
+pub use options::{
+    parse_size, Access, Acl, AllowOrigin, Bandwidth, Cors, HideMode, Hiding, HidingPolicy,
+    LimitBandwidth, LimitType, Policy, QueryKey, Seen, StaleOn, ValidCors, MAX_ACL_ENTRIES,
+    STALE_CONDITIONS,
+};
 pub use options::{
     EdgeCacheSettings, ForwardKeys, Forwarding, OptionToggle, Options, QueryStringForwarding,
     ResponseHeader, SecureKey, SecureKeyType, StaticResponseHeaders, StatusTimes, ValidSecureKey,

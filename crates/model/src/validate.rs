@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use crate::options::{self, cache, forwarding, host_header, methods, secure_key, static_headers};
+use crate::options::{
+    self, cache, delivery, forwarding, host_header, methods, secure_key, static_headers,
+};
 use crate::options::{Forwarding, ValidSecureKey};
 use crate::origin_group::Origins;
 use crate::resource::{self, Resource};
@@ -73,8 +75,9 @@ pub struct ValidResource {
     pub secure_key: Option<ValidSecureKey>,
     /// Host header for origin requests.
     pub host_header: String,
-    /// Leave the query string out of the cache key.
-    pub ignore_query_string: bool,
+    /// Which query parameters make up the cache key (`ignoreQueryString`,
+    /// `query_params_whitelist`, `query_params_blacklist`).
+    pub query_key: crate::options::QueryKey,
     /// Cache time that overrides the origin's headers.
     pub cache_override_secs: Option<u64>,
     /// Cache time when the origin sends no cache headers.
@@ -93,6 +96,20 @@ pub struct ValidResource {
     pub slice: bool,
     /// The methods the resource answers (`allowedHttpMethods`).
     pub methods: crate::Methods,
+    /// `Access-Control-Allow-Origin` on the answers (`cors`), when on.
+    pub cors: Option<crate::options::ValidCors>,
+    /// The access lists in force.
+    pub access: crate::options::Access,
+    /// When a stored copy is served past its freshness (`stale`), when set.
+    pub stale: Option<crate::options::StaleOn>,
+    /// The per-connection speed limit (`limit_bandwidth`), when on.
+    pub bandwidth: Option<crate::options::Bandwidth>,
+    /// 301 from `http://` to `https://` (`redirect_http_to_https`).
+    pub redirect_https: bool,
+    /// Responses with `Set-Cookie` stored once, without it (`ignore_cookie`).
+    pub ignore_cookie: bool,
+    /// Origin headers kept from viewers (`response_headers_hiding_policy`), when on.
+    pub hiding: Option<crate::options::Hiding>,
 }
 
 impl ValidResource {
@@ -139,9 +156,16 @@ impl Resource {
         let response_headers =
             options::response_headers::validate(o.static_response_headers.as_ref(), e);
         let origin_headers = static_headers::validate(o.static_request_headers.as_ref(), e);
-        let ignore_query_string = options::ignore_query_string(o.ignore_query_string.as_ref());
+        let query_key = delivery::query_key(o, e);
         let slice = options::slice(o.slice.as_ref());
         let methods = methods::validate(o.allowed_http_methods.as_ref(), e);
+        let cors = options::cors::validate(o.cors.as_ref(), e);
+        let access = options::access::validate(o, e);
+        let stale = delivery::stale(o.stale.as_ref(), e);
+        let bandwidth = delivery::bandwidth(o.limit_bandwidth.as_ref(), e);
+        let redirect_https = delivery::switch(o.redirect_http_to_https.as_ref());
+        let ignore_cookie = delivery::switch(o.ignore_cookie.as_ref());
+        let hiding = delivery::hiding(o.response_headers_hiding_policy.as_ref(), e);
 
         if !errors.0.is_empty() {
             return Err(errors.0);
@@ -152,7 +176,7 @@ impl Resource {
             origins,
             secure_key,
             host_header,
-            ignore_query_string,
+            query_key,
             cache_override_secs,
             cache_default_secs,
             cache_by_status,
@@ -162,6 +186,13 @@ impl Resource {
             forwarding,
             slice,
             methods,
+            cors,
+            access,
+            stale,
+            bandwidth,
+            redirect_https,
+            ignore_cookie,
+            hiding,
             resource: self,
         })
     }

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::validate::FieldErrors;
 
+pub(crate) mod access;
 pub(crate) mod cache;
+pub(crate) mod cors;
+pub(crate) mod delivery;
 pub(crate) mod forwarding;
 pub(crate) mod host_header;
 pub(crate) mod methods;
@@ -17,7 +20,13 @@ pub(crate) mod response_headers;
 pub(crate) mod secure_key;
 pub(crate) mod static_headers;
 
+pub use access::{Access, Acl, Policy, Seen, MAX_ACL_ENTRIES};
 pub use cache::{EdgeCacheSettings, StatusTimes, DEFAULT_CACHE_SECS, MAX_CACHE_SECS};
+pub use cors::{AllowOrigin, Cors, ValidCors};
+pub use delivery::{
+    parse_size, Bandwidth, HideMode, Hiding, HidingPolicy, LimitBandwidth, LimitType, QueryKey,
+    StaleOn, STALE_CONDITIONS,
+};
 pub use forwarding::{ForwardKeys, Forwarding, QueryStringForwarding};
 pub use response_headers::{ResponseHeader, StaticResponseHeaders};
 pub use secure_key::{SecureKey, SecureKeyType, ValidSecureKey};
@@ -79,6 +88,42 @@ pub struct Options {
     /// Headers added to the answers to viewers (nginx's `add_header`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_response_headers: Option<StaticResponseHeaders>,
+    /// `Access-Control-Allow-Origin` on the answers (`cors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+    /// Access by the `Referer`'s domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_acl: Option<Acl>,
+    /// Access by the client's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address_acl: Option<Acl>,
+    /// Access by `User-Agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent_acl: Option<Acl>,
+    /// Access by the client's country (the edge's GeoIP database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_acl: Option<Acl>,
+    /// "Always online": when a stored copy is served past its freshness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<OptionToggle<Vec<String>>>,
+    /// Per-connection speed limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_bandwidth: Option<LimitBandwidth>,
+    /// 301 from `http://` to `https://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_http_to_https: Option<OptionToggle<bool>>,
+    /// Only these query parameters make up the cache key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_params_whitelist: Option<OptionToggle<Vec<String>>>,
+    /// These query parameters stay out of the cache key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_params_blacklist: Option<OptionToggle<Vec<String>>>,
+    /// Responses with `Set-Cookie` stored once, without the cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_cookie: Option<OptionToggle<bool>>,
+    /// Origin headers kept from viewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers_hiding_policy: Option<HidingPolicy>,
     /// Gcore's other options, by name, as given: accepted only turned off (see [`GCORE_OPTIONS`]).
     #[serde(flatten)]
     pub not_implemented: BTreeMap<String, serde_json::Value>,

@@ -48,7 +48,7 @@ const RESERVED: [&str; 10] = [
 ];
 
 /// RFC 9110 5.6.2: a token.
-fn is_token(s: &str) -> bool {
+pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
