@@ -26,14 +26,7 @@ fn testdata(name: &str) -> String {
 /// The SDK's virtual environment, made by `scripts/install-test-deps`; a test that needs it
 /// fails without it (never skips).
 fn sdk_python() -> PathBuf {
-    let py = repo().join("tests/sdk/.venv/bin/python");
-    assert!(
-        py.is_file(),
-        "{} is missing: run scripts/install-test-deps (it installs Gcore's SDK from \
-         tests/sdk/requirements.txt)",
-        py.display()
-    );
-    py
+    tollgate_testkit::tools::test_python()
 }
 
 /// A signed target (type 2: no client IP), as a site owner's code makes it.

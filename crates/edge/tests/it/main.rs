@@ -12,6 +12,7 @@ mod large;
 mod methods;
 mod nginx_diff;
 mod nginx_origin;
+mod options;
 mod origin_groups;
 mod revalidate;
 mod slice;
