@@ -43,6 +43,10 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     api_token: Option<String>,
+    /// The edges have a GeoIP database (`tollgate edge --geoip-db`): resources may enforce
+    /// `country_acl` (refused without it). `tollgate serve` sets it with its `--geoip-db`.
+    #[arg(long)]
+    edges_geoip: bool,
 }
 
 /// Limits on request bodies, for `control` and `serve`.
@@ -198,6 +202,7 @@ async fn start_control(
     .await
     .context("opening the store")??;
     control.add_edge_addresses(&args.edge_address);
+    control.set_edges_geoip(args.edges_geoip);
     let listener = tollgate_edge::bind(listen)
         .with_context(|| format!("cannot bind the control listener {listen}"))?;
     let addr = listener.local_addr()?;
@@ -237,6 +242,7 @@ pub fn run_control(args: ControlArgs) -> Result<()> {
 pub fn run_serve(mut args: ServeArgs) -> Result<()> {
     // A disk tier under the data directory unless told otherwise: 1 GiB, modest enough for a
     // laptop, and a restart keeps the cache.
+    args.store.edges_geoip |= args.edge.geoip_db.is_some();
     if args.edge.cache_dir.is_none() {
         args.edge.cache_dir = Some(args.store.data.join("cache"));
         args.edge.disk_cache_size.get_or_insert(1 << 30);

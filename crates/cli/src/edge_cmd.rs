@@ -108,7 +108,7 @@ pub struct EdgeOptions {
     /// MaxMind-format database (GeoLite2/GeoIP2 Country or City) giving the clients' countries
     /// to `country_acl`; without it, resources that enforce `country_acl` are refused (503).
     #[arg(long, value_name = "FILE")]
-    geoip_db: Option<PathBuf>,
+    pub(crate) geoip_db: Option<PathBuf>,
 }
 
 fn load(path: &Path) -> Result<Vec<tollgate_model::ValidResource>> {

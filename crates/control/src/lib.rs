@@ -56,6 +56,8 @@ pub struct Control {
     /// Unix time of the poll).
     edge_versions: std::sync::Mutex<HashMap<(u64, String), (u64, u64)>>,
     stopping: watch::Sender<bool>,
+    /// Whether the edges have a GeoIP database, so that resources may enforce `country_acl`.
+    edges_geoip: std::sync::atomic::AtomicBool,
 }
 
 /// The oldest version held by an edge that polled lately (`None`: no edge polls).
@@ -103,7 +105,16 @@ impl Control {
             edge_addresses: Default::default(),
             edge_versions: Default::default(),
             stopping: watch::channel(false).0,
+            edges_geoip: Default::default(),
         }))
+    }
+
+    /// Says whether the edges have a GeoIP database (`tollgate edge --geoip-db`): without one,
+    /// a resource enforcing `country_acl` is refused with a 400 saying so, rather than stored
+    /// for edges that would refuse its every request.
+    pub fn set_edges_geoip(&self, yes: bool) {
+        self.edges_geoip
+            .store(yes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Creates the first API token when there is none: `given`, or a random one. Returns the

@@ -133,7 +133,16 @@ async fn resource_from(
     }
     // Read-only fields went first; those set since are the resource's own.
     let res: Resource = parse_body(m, &[])?;
-    res.validate().map_err(ApiError::fields)
+    let valid = res.validate().map_err(ApiError::fields)?;
+    if valid.access.needs_country() && !c.edges_geoip.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::invalid(
+            "options.country_acl",
+            "needs a GeoIP database on the edges, which this control plane was not told they \
+             have: start the edges with --geoip-db FILE and the control plane with \
+             --edges-geoip (tollgate serve: --geoip-db)",
+        ));
+    }
+    Ok(valid)
 }
 
 /// A resource as Gcore answers it: its fields, and the read-only ones Gcore adds (`status`
