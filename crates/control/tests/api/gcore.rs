@@ -418,10 +418,28 @@ fn gcore_top_level_fields_and_option_names_are_accepted_when_they_ask_for_nothin
             "not supported by Tollgate",
         ),
         (
+            "/options/gzipOn",
+            json!({"enabled": true, "value": true}),
+            "options.gzipOn",
+            "option gzipOn is not supported by Tollgate",
+        ),
+        (
             "/options/cors",
-            json!({"enabled": true, "value": ["*"]}),
-            "options.cors",
-            "option cors is not supported by Tollgate",
+            json!({"enabled": true, "value": ["*", "a.com"]}),
+            "options.cors.value[0]",
+            "stands alone",
+        ),
+        (
+            "/options/ip_address_acl",
+            json!({"enabled": true, "policy_type": "deny", "excepted_values": ["10.0.0.0/33"]}),
+            "options.ip_address_acl.excepted_values[0]",
+            "prefix length",
+        ),
+        (
+            "/options/country_acl",
+            json!({"enabled": true, "policy_type": "deny", "excepted_values": ["DE"]}),
+            "options.country_acl",
+            "GeoIP database",
         ),
         (
             "/options/force_return",
