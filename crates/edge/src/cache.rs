@@ -39,6 +39,10 @@ pub struct Object {
     pub etag: Option<HeaderValue>,
     /// `Last-Modified`, for conditional requests.
     pub last_modified: Option<SystemTime>,
+    /// A whole body compressed (`compress::Encoding::index`: Brotli, gzip), made on its first
+    /// compressed answer and kept with the object (not weighed in the tier's budget: at most
+    /// the body's size again, for the compressible types only).
+    pub encoded: [std::sync::OnceLock<bytes::Bytes>; 2],
 }
 
 /// A stored body.
@@ -110,6 +114,7 @@ impl Object {
             keep_until: now + Duration::from_secs(60),
             etag: None,
             last_modified: None,
+            encoded: Default::default(),
         })
     }
 }

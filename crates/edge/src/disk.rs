@@ -1284,6 +1284,7 @@ impl Meta {
             keep_until,
             etag,
             last_modified,
+            encoded: Default::default(),
         }
     }
 

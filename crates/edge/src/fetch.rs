@@ -303,6 +303,8 @@ fn refreshed(
         stale_until: life.stale_until,
         updating_until: life.updating_until,
         keep_until: life.keep_until,
+        // The 304 kept the body: its encoded copies would be the same, but are made again.
+        encoded: Default::default(),
     })
 }
 
@@ -622,6 +624,7 @@ async fn fetch_object(
         keep_until: life.keep_until,
         etag,
         last_modified,
+        encoded: Default::default(),
     });
     Fetched::Storable {
         obj,

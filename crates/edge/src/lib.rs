@@ -13,6 +13,7 @@ mod access_log;
 mod body;
 mod cache;
 mod client_io;
+pub mod compress;
 mod conn_limit;
 mod control_client;
 mod disk;

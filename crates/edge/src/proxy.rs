@@ -740,6 +740,11 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
         read: ctx.edge.origin.timeouts.read,
         send: ctx.edge.send_timeout,
     };
+    // A stored object answering as it is (not rewritten): its body may be compressed once.
+    let stored = match &answer {
+        Answer::Object { obj, .. } if shaping.rewrite.is_none() => Some(Arc::clone(obj)),
+        _ => None,
+    };
     let mut done = crate::respond::render(
         answer,
         &shaping.headers,
@@ -754,10 +759,27 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
     }
     if let Some(site) = &ctx.site {
         let res = &site.res;
+        if res.compression.is_on() {
+            let req = ctx.req.headers();
+            let sent = crate::compress::apply(
+                &res.compression,
+                req,
+                ctx.head,
+                stored.as_deref(),
+                &mut done.resp,
+            );
+            if let Some(n) = sent {
+                done.bytes = n;
+            }
+        }
         if let Some(hiding) = &res.hiding {
             crate::respond::hide_headers(hiding, &mut done.resp);
         }
-        if let Some(cors) = &res.cors {
+        if let Some(cors) = res
+            .cors
+            .as_ref()
+            .filter(|_| done.reason != "cors_preflight")
+        {
             let origin = ctx.req.headers().get(header::ORIGIN);
             crate::respond::cors(cors, origin, &mut done.resp);
         }

@@ -21,9 +21,9 @@ pub use duration::parse_gcore_duration;
 pub use options::methods::{Methods, METHODS};
 pub use options::GCORE_OPTIONS;
 pub use options::{
-    parse_size, Access, Acl, AllowOrigin, Bandwidth, Cors, HideMode, Hiding, HidingPolicy,
-    LimitBandwidth, LimitType, Policy, QueryKey, Seen, StaleOn, ValidCors, MAX_ACL_ENTRIES,
-    STALE_CONDITIONS,
+    parse_size, Access, Acl, AllowOrigin, Bandwidth, Compression, Cors, HideMode, Hiding,
+    HidingPolicy, LimitBandwidth, LimitType, Policy, QueryKey, Seen, StaleOn, ValidCors,
+    BROTLI_TYPES, GZIP_TYPES, MAX_ACL_ENTRIES, STALE_CONDITIONS,
 };
 pub use options::{
     EdgeCacheSettings, ForwardKeys, Forwarding, OptionToggle, Options, QueryStringForwarding,

@@ -110,6 +110,8 @@ pub struct ValidResource {
     pub ignore_cookie: bool,
     /// Origin headers kept from viewers (`response_headers_hiding_policy`), when on.
     pub hiding: Option<crate::options::Hiding>,
+    /// Compression at the edge (`gzipOn`, `brotli_compression`).
+    pub compression: crate::options::Compression,
 }
 
 impl ValidResource {
@@ -166,6 +168,7 @@ impl Resource {
         let redirect_https = delivery::switch(o.redirect_http_to_https.as_ref());
         let ignore_cookie = delivery::switch(o.ignore_cookie.as_ref());
         let hiding = delivery::hiding(o.response_headers_hiding_policy.as_ref(), e);
+        let compression = delivery::compression(o, e);
 
         if !errors.0.is_empty() {
             return Err(errors.0);
@@ -193,6 +196,7 @@ impl Resource {
             redirect_https,
             ignore_cookie,
             hiding,
+            compression,
             resource: self,
         })
     }

@@ -15,7 +15,8 @@
 //! - `/say/...?status=503&h=Name:Value&h=...&delay_ms=N`: that status (default 200) and those
 //!   headers (`%XX` decoded), after N ms, body `origin <path>`: an origin that misbehaves as a
 //!   test asks (an `ETag` among the headers is honoured: its `If-None-Match` gets a 304 with
-//!   the other headers; `echo=Name` puts the request's `Name` header in the body);
+//!   the other headers; `echo=Name` puts the request's `Name` header in the body; `pad=N`
+//!   makes the body at least N bytes of playlist-like lines);
 //! - `/drip/...?total=N&chunk=C&every_ms=M`: `Content-Length: N`, sent `C` bytes at a time every
 //!   `M` ms (an origin too slow to finish, or one that stalls after its first chunk);
 //! - `/hls/N/...`: an HLS media playlist of at least N bytes (4 s segments `seg<i>.ts`), for
@@ -463,6 +464,14 @@ fn serve(
             // `echo=Name`: the body names the value of that request header (a response that
             // varies on it).
             let mut body = format!("origin {path}\n");
+            // `pad=N`: playlist-like lines up to N bytes (a compressible body).
+            if let Some(n) = param("pad").first().and_then(|v| v.parse::<usize>().ok()) {
+                let mut i = 0u64;
+                while body.len() < n {
+                    body.push_str(&format!("#EXTINF:4.000,\nseg{i}.ts\n"));
+                    i += 1;
+                }
+            }
             for name in param("echo") {
                 let name = name.to_ascii_lowercase();
                 let value = received

@@ -197,7 +197,8 @@ fn a_resource_as_gcore_documents_it_is_refused_naming_what_is_unsupported_then_e
     doc["originProtocol"] = json!("HTTP");
 
     // As it is: every unsupported part named, as "not supported by Tollgate", in one answer,
-    // and the example's two query lists at once (which Gcore refuses too).
+    // and what Gcore refuses too: the example's two query lists at once, its compression with
+    // slice.
     let (s, e) = api.call("POST", "/cdn/resources", Some(&doc));
     assert_eq!(s, 400, "{e}");
     let errors = e["errors"].as_array().unwrap();
@@ -208,6 +209,10 @@ fn a_resource_as_gcore_documents_it_is_refused_naming_what_is_unsupported_then_e
         );
         match f {
             "options" => assert!(m.contains("cannot be enabled together"), "{err}"),
+            // The example has slice on with both: Gcore refuses that too.
+            "options.gzipOn" | "options.brotli_compression" => {
+                assert!(m.contains("not with slice"), "{err}")
+            }
             _ => assert!(m.contains("not supported by Tollgate"), "{err}"),
         }
     }

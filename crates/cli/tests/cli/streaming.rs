@@ -147,23 +147,42 @@ fn setup(sign_each_directory: bool) -> Setup {
 
 /// [`setup`] with more edge flags.
 fn setup_with(sign_each_directory: bool, flags: &[&str]) -> Setup {
+    setup_full(sign_each_directory, flags, true, json!({}))
+}
+
+/// [`setup_with`], the origin sending `Access-Control-Allow-Origin: *` or not, and more
+/// options on the resource.
+fn setup_full(
+    sign_each_directory: bool,
+    flags: &[&str],
+    origin_cors: bool,
+    options: Value,
+) -> Setup {
     let root = content();
+    let cors = if origin_cors {
+        "add_header Access-Control-Allow-Origin *;"
+    } else {
+        ""
+    };
     let origin = tollgate_testkit::free_port();
     let nginx = Nginx::start(&[origin], |_| {
         format!(
             "events {{}}\nhttp {{\n access_log off;\n types {{ text/html html; application/javascript js; application/vnd.apple.mpegurl m3u8; video/mp2t ts; application/dash+xml mpd; video/mp4 mp4 m4s; }}\n\
-             server {{\n  listen 127.0.0.1:{origin};\n  root {};\n  add_header Access-Control-Allow-Origin *;\n }}\n}}\n",
+             server {{\n  listen 127.0.0.1:{origin};\n  root {};\n  {cors}\n }}\n}}\n",
             root.display()
         )
     });
     let dir = TempDir::new("streams");
-    let res = json!([{"id": 1, "cname": "127.0.0.1", "origin": format!("127.0.0.1:{origin}"),
+    let mut res = json!([{"id": 1, "cname": "127.0.0.1", "origin": format!("127.0.0.1:{origin}"),
         "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 0},
             "query_string_forwarding": {"enabled": true,
                 "forward_from_file_types": ["m3u8", "mpd"],
                 "forward_to_file_types": ["ts", "m4s", "mp4", "m3u8", "key", "aac", "vtt"],
                 "forward_only_keys": ["md5", "expires"],
                 "sign_each_directory": sign_each_directory}}}]);
+    for (k, v) in options.as_object().into_iter().flatten() {
+        res[0]["options"][k] = v.clone();
+    }
     let file = dir.path("resources.json");
     std::fs::write(&file, res.to_string()).unwrap();
     let log = dir.0.join("access.log");
@@ -467,4 +486,114 @@ fn playlists_too_large_to_cache_are_rewritten_too() {
         lines.iter().filter(|(p, _)| p.ends_with(".ts")).count() >= segments,
         "{lines:?}"
     );
+}
+
+/// Where hls.js stands on `page` after up to `secs` seconds: playback time and its errors.
+async fn playback(c: &fantoccini::Client, page: &str, secs: u64) -> (f64, Value) {
+    c.goto(page).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let (mut time, mut errors) = (0.0, Value::Null);
+    while std::time::Instant::now() < deadline {
+        let v = c
+            .execute(
+                "return [document.getElementById('video').currentTime, window.playerErrors];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        time = v[0].as_f64().unwrap_or(0.0);
+        errors = v[1].clone();
+        let fatal = errors.as_array().is_some_and(|e| {
+            e.iter()
+                .any(|x| x.as_str().is_some_and(|s| s.contains("fatal")))
+        });
+        if time > 2.0 || fatal {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    (time, errors)
+}
+
+/// What a page's script reads of a cross-origin `fetch` of `url`: the status, or the error.
+async fn fetched(c: &fantoccini::Client, url: &str) -> Value {
+    c.execute_async(
+        "const done = arguments[arguments.length - 1];
+         fetch(arguments[0]).then(r => done(r.status)).catch(e => done('error: ' + e));",
+        vec![json!(url)],
+    )
+    .await
+    .unwrap()
+}
+
+#[test]
+fn hls_js_on_another_origin_plays_with_cors_and_reads_the_expired_status_with_always() {
+    install_player();
+    let (_driver, driver_port) = crate::panel_browser::start_driver();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // An origin that sends no CORS header itself: the player's page (served by it, another
+    // origin than the edge's) needs the edge's.
+    let page_of = |s: &Setup| {
+        let master = signed("/vod/master.m3u8", tollgate_testkit::now() + 600);
+        let src = format!("http://127.0.0.1:{}{master}", s.port);
+        format!(
+            "http://127.0.0.1:{}/player/player.html?src={}",
+            s.origin,
+            src.replace('%', "%25")
+                .replace('&', "%26")
+                .replace('?', "%3F")
+                .replace('=', "%3D")
+        )
+    };
+    let expired = |s: &Setup| {
+        let seg = signed("/vod/360p/seg000.ts", tollgate_testkit::now() - 30);
+        format!("http://127.0.0.1:{}{seg}", s.port)
+    };
+    let without = setup_full(true, &[], false, json!({}));
+    let plain = setup_full(
+        true,
+        &[],
+        false,
+        json!({"cors": {"enabled": true, "value": ["*"]}}),
+    );
+    let always = setup_full(
+        true,
+        &[],
+        false,
+        json!({"cors": {"enabled": true, "value": ["127.0.0.1"], "always": true}}),
+    );
+    rt.block_on(async {
+        let c = crate::panel_browser::chromium(
+            driver_port,
+            &["--autoplay-policy=no-user-gesture-required"],
+        )
+        .await;
+        let (time, errors) = playback(&c, &page_of(&without), 8).await;
+        assert!(
+            time < 0.5 && errors.to_string().contains("manifestLoadError"),
+            "without cors the player cannot read the playlist: {time} {errors}"
+        );
+        let (time, errors) = playback(&c, &page_of(&plain), 30).await;
+        assert!(time > 2.0, "with cors: playback at {time}, errors {errors}");
+        // A refusal without `always` has no CORS header: the script sees a network error.
+        let seen = fetched(&c, &expired(&plain)).await;
+        assert!(
+            seen.as_str().is_some_and(|s| s.starts_with("error")),
+            "{seen}"
+        );
+        let (time, errors) = playback(&c, &page_of(&always), 30).await;
+        assert!(time > 2.0, "cors with a domain list: {time}, {errors}");
+        let seen = fetched(&c, &expired(&always)).await;
+        assert_eq!(seen, json!(410), "with always the script reads the 410");
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(
+            crate::panel_browser::screenshots_dir().join("player-hls-cors.png"),
+            png,
+        )
+        .unwrap();
+        c.close().await.unwrap();
+    });
 }

@@ -418,10 +418,10 @@ fn gcore_top_level_fields_and_option_names_are_accepted_when_they_ask_for_nothin
             "not supported by Tollgate",
         ),
         (
-            "/options/gzipOn",
+            "/options/websockets",
             json!({"enabled": true, "value": true}),
-            "options.gzipOn",
-            "option gzipOn is not supported by Tollgate",
+            "options.websockets",
+            "option websockets is not supported by Tollgate",
         ),
         (
             "/options/cors",

@@ -13,6 +13,7 @@ mod methods;
 mod nginx_diff;
 mod nginx_origin;
 mod options;
+mod options_diff;
 mod origin_groups;
 mod revalidate;
 mod slice;

@@ -499,3 +499,116 @@ fn response_headers_hiding_policy_in_both_modes() {
         "the edge's own headers stay"
     );
 }
+
+/// `body` decoded from `encoding` (`gzip`, `br`).
+fn decoded(encoding: &str, body: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match encoding {
+        "gzip" => flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut out)
+            .unwrap(),
+        "br" => brotli::Decompressor::new(body, 4096)
+            .read_to_end(&mut out)
+            .unwrap(),
+        other => panic!("{other}"),
+    };
+    out
+}
+
+#[test]
+fn gzip_and_brotli_compress_a_stored_copy_once_for_those_that_accept_them() {
+    let origin = TestOrigin::start();
+    let e = edge_with(
+        &origin,
+        serde_json::json!({
+            "gzipOn": {"enabled": true, "value": true},
+            "brotli_compression": {"enabled": true, "value": ["text/html", "text/plain"]}}),
+        EdgeConfig::default(),
+    );
+    let (path, target) = say(
+        "index.m3u8",
+        "pad=20000&h=Content-Type:%20application/vnd.apple.mpegurl&h=ETag:%20%22p1%22",
+    );
+    let plain = e.get(HOST, &target, &[]);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert!(plain.body.len() >= 20_000);
+    for _ in 0..2 {
+        let gz = e.get(HOST, &target, &[("Accept-Encoding", "gzip, deflate, br")]);
+        assert_eq!(gz.header("cache"), Some("HIT"));
+        assert_eq!(
+            gz.header("content-encoding"),
+            Some("gzip"),
+            "br is not listed for m3u8"
+        );
+        assert_eq!(gz.header("etag"), Some("W/\"p1\""));
+        assert_eq!(
+            gz.header("content-length"),
+            Some(gz.body.len().to_string().as_str())
+        );
+        assert!(gz.body.len() * 5 < plain.body.len(), "{}", gz.body.len());
+        assert_eq!(decoded("gzip", &gz.body), plain.body);
+    }
+    let (_, page) = say(
+        "page.html",
+        "pad=5000&h=Content-Type:%20text/html;%20charset=utf-8",
+    );
+    let br = e.get(HOST, &page, &[("Accept-Encoding", "gzip;q=0.5, br")]);
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    let plain_page = e.get(HOST, &page, &[("Accept-Encoding", "br;q=0, gzip;q=0")]);
+    assert_eq!(plain_page.header("content-encoding"), None);
+    assert_eq!(decoded("br", &br.body), plain_page.body);
+    // A range is of the identity bytes; a type not listed, and a small body, stay as they are.
+    let r = e.get(
+        HOST,
+        &target,
+        &[("Accept-Encoding", "gzip"), ("Range", "bytes=0-9")],
+    );
+    assert_eq!((r.status, r.header("content-encoding")), (206, None));
+    let (_, ts) = say("seg.ts", "pad=5000&h=Content-Type:%20video/mp2t");
+    let r = e.get(HOST, &ts, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(
+        (r.header("content-encoding"), r.header("vary")),
+        (None, None)
+    );
+    let (_, small) = say("s.txt", "h=Content-Type:%20text/plain");
+    let r = e.get(HOST, &small, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(r.header("content-encoding"), None, "under 128 bytes");
+    let head = e.send(
+        Ipv4Addr::LOCALHOST,
+        "HEAD",
+        HOST,
+        &target,
+        &[("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+    assert_eq!(origin.hits(&path), 1, "one stored copy");
+}
+
+#[test]
+fn a_rewritten_playlist_is_compressed_per_response() {
+    let origin = TestOrigin::start();
+    let e = edge_with(
+        &origin,
+        serde_json::json!({
+            "gzipOn": {"enabled": true, "value": true},
+            "query_string_forwarding": {"enabled": true,
+                "forward_from_file_types": ["m3u8"], "forward_to_file_types": ["ts"]}}),
+        EdgeConfig::default(),
+    );
+    let (_, target) = say(
+        "vod/index.m3u8",
+        "pad=30000&h=Content-Type:%20application/vnd.apple.mpegurl",
+    );
+    let plain = e.get(HOST, &target, &[]);
+    assert!(String::from_utf8_lossy(&plain.body).contains("seg1.ts?md5="));
+    let gz = e.get(HOST, &target, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        gz.header("content-length"),
+        None,
+        "sent as it is compressed"
+    );
+    assert_eq!(decoded("gzip", &gz.body), plain.body);
+}

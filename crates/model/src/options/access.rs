@@ -98,35 +98,31 @@ impl Domain {
 }
 
 /// A `user_agent_acl` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Agent {
     /// The whole header, byte for byte; `""` for a request without one (or an empty one).
     Exact(String),
     /// `~regex` (case-sensitive) or `~*regex` (case-insensitive), found anywhere in the header
-    /// as nginx's `~` does; the text as given, for comparing.
-    Pattern(regex::Regex, String),
+    /// as nginx's `~` does: the pattern in `regex` syntax, flags included.
+    Pattern(String),
 }
 
-impl PartialEq for Agent {
-    fn eq(&self, other: &Agent) -> bool {
-        match (self, other) {
-            (Agent::Exact(a), Agent::Exact(b)) => a == b,
-            (Agent::Pattern(_, a), Agent::Pattern(_, b)) => a == b,
-            _ => false,
-        }
+/// A list's patterns compiled into one automaton (one program and one lazy DFA cache for the
+/// list, both bounded, however many patterns it has).
+#[derive(Debug, Clone)]
+pub struct Patterns(regex::RegexSet);
+
+impl PartialEq for Patterns {
+    fn eq(&self, other: &Patterns) -> bool {
+        self.0.patterns() == other.0.patterns()
     }
 }
 
-impl Eq for Agent {}
+impl Eq for Patterns {}
 
-impl Agent {
-    fn matches(&self, ua: &str) -> bool {
-        match self {
-            Agent::Exact(s) => s == ua,
-            Agent::Pattern(re, _) => re.is_match(ua),
-        }
-    }
-}
+/// Bounds of one list's compiled patterns: the program, and its lazy DFA's cache.
+const PATTERNS_BYTES: usize = 4 << 20;
+const PATTERNS_CACHE_BYTES: usize = 2 << 20;
 
 /// What the edge knows of a request, for [`Access::check`].
 #[derive(Debug, Clone, Copy)]
@@ -147,6 +143,8 @@ pub struct Access {
     referrer: Option<List<Domain>>,
     ip: Option<List<Cidr>>,
     user_agent: Option<List<Agent>>,
+    /// `user_agent_acl`'s patterns, compiled together.
+    agents: Option<Patterns>,
     country: Option<List<[u8; 2]>>,
 }
 
@@ -187,7 +185,12 @@ impl Access {
                 .user_agent
                 .map(String::from_utf8_lossy)
                 .unwrap_or_default();
-            if !l.admits(l.entries.iter().any(|a| a.matches(&ua))) {
+            let exact = l
+                .entries
+                .iter()
+                .any(|a| matches!(a, Agent::Exact(s) if *s == ua));
+            let pattern = self.agents.as_ref().is_some_and(|p| p.0.is_match(&ua));
+            if !l.admits(exact || pattern) {
                 return Err("user_agent_acl");
             }
         }
@@ -221,31 +224,61 @@ pub fn referer_host(r: &[u8]) -> Option<String> {
 
 /// The access lists in force, each checked whenever given (they are stored and served back).
 pub(crate) fn validate(o: &crate::Options, errors: &mut FieldErrors) -> Access {
+    let referrer = list(
+        o.referrer_acl.as_ref(),
+        "referrer_acl",
+        errors,
+        Domain::parse,
+    );
+    let ip = list(o.ip_address_acl.as_ref(), "ip_address_acl", errors, |v| {
+        v.parse::<Cidr>()
+    });
+    let user_agent = list(o.user_agent_acl.as_ref(), "user_agent_acl", errors, |v| {
+        let (pattern, flags) = if let Some(p) = v.strip_prefix("~*") {
+            (p, "(?i)")
+        } else if let Some(p) = v.strip_prefix('~') {
+            (p, "")
+        } else {
+            return Ok(Agent::Exact(v.to_owned()));
+        };
+        // Checked alone, for an error naming the entry.
+        regex::RegexBuilder::new(pattern)
+            .size_limit(PATTERNS_BYTES)
+            .build()
+            .map(|_| Agent::Pattern(format!("{flags}{pattern}")))
+            .map_err(|e| format!("{v:?} is not a regular expression: {e}"))
+    });
+    let patterns: Vec<&str> = user_agent
+        .iter()
+        .flat_map(|l| &l.entries)
+        .filter_map(|a| match a {
+            Agent::Pattern(p) => Some(p.as_str()),
+            Agent::Exact(_) => None,
+        })
+        .collect();
+    let agents = if patterns.is_empty() {
+        None
+    } else {
+        match regex::RegexSetBuilder::new(&patterns)
+            .size_limit(PATTERNS_BYTES)
+            .dfa_size_limit(PATTERNS_CACHE_BYTES)
+            .build()
+        {
+            Ok(set) => Some(Patterns(set)),
+            Err(e) => {
+                errors.push(
+                    "options.user_agent_acl.excepted_values",
+                    format!("the patterns together are too large: {e}"),
+                );
+                None
+            }
+        }
+    };
     Access {
-        referrer: list(
-            o.referrer_acl.as_ref(),
-            "referrer_acl",
-            errors,
-            Domain::parse,
-        ),
-        ip: list(o.ip_address_acl.as_ref(), "ip_address_acl", errors, |v| {
-            v.parse::<Cidr>()
-        }),
-        user_agent: list(o.user_agent_acl.as_ref(), "user_agent_acl", errors, |v| {
-            let (pattern, insensitive) = if let Some(p) = v.strip_prefix("~*") {
-                (p, true)
-            } else if let Some(p) = v.strip_prefix('~') {
-                (p, false)
-            } else {
-                return Ok(Agent::Exact(v.to_owned()));
-            };
-            regex::RegexBuilder::new(pattern)
-                .case_insensitive(insensitive)
-                .size_limit(1 << 20)
-                .build()
-                .map(|re| Agent::Pattern(re, v.to_owned()))
-                .map_err(|e| format!("{v:?} is not a regular expression: {e}"))
-        }),
+        referrer,
+        ip,
+        user_agent,
+        agents,
         country: list(o.country_acl.as_ref(), "country_acl", errors, |v| {
             let b = v.as_bytes();
             if b.len() == 2 && b.iter().all(u8::is_ascii_uppercase) {

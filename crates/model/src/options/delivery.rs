@@ -330,6 +330,109 @@ pub(crate) fn hiding(h: Option<&HidingPolicy>, errors: &mut FieldErrors) -> Opti
     })
 }
 
+/// The types `gzipOn` compresses: Gcore's fixed list.
+pub const GZIP_TYPES: [&str; 15] = [
+    "application/dash+xml",
+    "application/javascript",
+    "application/json",
+    "application/x-javascript",
+    "application/xml",
+    "application/vnd.apple.mpegurl",
+    "application/xml+rss",
+    "application/wasm",
+    "text/css",
+    "text/html",
+    "text/javascript",
+    "text/plain",
+    "text/vtt",
+    "text/xml",
+    "image/svg+xml",
+];
+
+/// The types `brotli_compression` may list: Gcore's.
+pub const BROTLI_TYPES: [&str; 15] = [
+    "application/javascript",
+    "application/json",
+    "application/vnd.ms-fontobject",
+    "application/wasm",
+    "application/x-font-ttf",
+    "application/x-javascript",
+    "application/xml",
+    "application/xml+rss",
+    "image/svg+xml",
+    "image/x-icon",
+    "text/css",
+    "text/html",
+    "text/javascript",
+    "text/plain",
+    "text/xml",
+];
+
+/// Edge compression in force (`gzipOn`, `brotli_compression`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compression {
+    /// `gzipOn`: [`GZIP_TYPES`] in gzip.
+    pub gzip: bool,
+    /// `brotli_compression`: these types in Brotli (for clients that take `br`).
+    pub brotli: Vec<String>,
+}
+
+impl Compression {
+    /// Whether the resource compresses anything.
+    pub fn is_on(&self) -> bool {
+        self.gzip || !self.brotli.is_empty()
+    }
+
+    /// The encodings a response of `content_type` (its media type, any case, parameters
+    /// allowed) may be compressed in: (brotli, gzip).
+    pub fn for_type(&self, content_type: &str) -> (bool, bool) {
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        let is = |t: &&str| t.eq_ignore_ascii_case(media);
+        (
+            self.brotli.iter().map(String::as_str).any(|t| is(&t)),
+            self.gzip && GZIP_TYPES.iter().any(is),
+        )
+    }
+}
+
+/// `gzipOn` and `brotli_compression` in force; neither goes with `slice` (Gcore's rule: a
+/// slice is a range of the origin's bytes).
+pub(crate) fn compression(o: &crate::Options, errors: &mut FieldErrors) -> Compression {
+    let gzip = switch(o.gzip_on.as_ref());
+    let mut brotli = Vec::new();
+    if let Some(b) = &o.brotli_compression {
+        for (i, t) in b.value.iter().enumerate() {
+            if !BROTLI_TYPES.contains(&t.as_str()) {
+                errors.push(
+                    format!("options.brotli_compression.value[{i}]"),
+                    format!("{t:?} is not one of {}", BROTLI_TYPES.join(", ")),
+                );
+            }
+        }
+        if b.enabled && !b.value.iter().any(|t| t == "text/html") {
+            errors.push(
+                "options.brotli_compression.value",
+                "text/html is always compressed: list it (Gcore's rule)",
+            );
+        }
+        if b.enabled {
+            brotli = b.value.clone();
+        }
+    }
+    if crate::options::slice(o.slice.as_ref()) {
+        for (on, name) in [(gzip, "gzipOn"), (!brotli.is_empty(), "brotli_compression")] {
+            if on {
+                errors.push(
+                    format!("options.{name}"),
+                    "not with slice: a slice is a range of the origin's bytes, which compression \
+                     would change (Gcore does not combine them either)",
+                );
+            }
+        }
+    }
+    Compression { gzip, brotli }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +517,31 @@ mod tests {
             "query_params_blacklist": {"enabled": true, "value": ["a b"]}}"#);
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].contains("value[0]") && e[1].contains("cannot be enabled together"));
+    }
+
+    #[test]
+    fn compression_types_and_slice() {
+        let c = |json: &str| {
+            let mut e = FieldErrors::default();
+            let v = compression(&opts(json), &mut e);
+            (v, e.into_messages())
+        };
+        let (v, e) = c(r#"{"gzipOn": {"enabled": true, "value": true},
+            "brotli_compression": {"enabled": true, "value": ["text/html", "application/json"]}}"#);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(v.for_type("application/vnd.apple.mpegurl"), (false, true));
+        assert_eq!(v.for_type("Application/JSON; charset=utf-8"), (true, true));
+        assert_eq!(v.for_type("video/mp2t"), (false, false));
+        let (_, e) =
+            c(r#"{"brotli_compression": {"enabled": true, "value": ["text/css", "video/mp4"]}}"#);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].contains("value[1]") && e[1].contains("text/html"));
+        let (_, e) = c(r#"{"gzipOn": {"enabled": true, "value": true},
+            "slice": {"enabled": true, "value": true}}"#);
+        assert!(e[0].starts_with("options.gzipOn: not with slice"), "{e:?}");
+        assert!(!c(r#"{"gzipOn": {"enabled": true, "value": false}}"#)
+            .0
+            .is_on());
     }
 
     #[test]

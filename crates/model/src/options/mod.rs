@@ -24,8 +24,8 @@ pub use access::{Access, Acl, Policy, Seen, MAX_ACL_ENTRIES};
 pub use cache::{EdgeCacheSettings, StatusTimes, DEFAULT_CACHE_SECS, MAX_CACHE_SECS};
 pub use cors::{AllowOrigin, Cors, ValidCors};
 pub use delivery::{
-    parse_size, Bandwidth, HideMode, Hiding, HidingPolicy, LimitBandwidth, LimitType, QueryKey,
-    StaleOn, STALE_CONDITIONS,
+    parse_size, Bandwidth, Compression, HideMode, Hiding, HidingPolicy, LimitBandwidth, LimitType,
+    QueryKey, StaleOn, BROTLI_TYPES, GZIP_TYPES, STALE_CONDITIONS,
 };
 pub use forwarding::{ForwardKeys, Forwarding, QueryStringForwarding};
 pub use response_headers::{ResponseHeader, StaticResponseHeaders};
@@ -124,6 +124,12 @@ pub struct Options {
     /// Origin headers kept from viewers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers_hiding_policy: Option<HidingPolicy>,
+    /// gzip at the edge, for Gcore's fixed list of types.
+    #[serde(rename = "gzipOn", default, skip_serializing_if = "Option::is_none")]
+    pub gzip_on: Option<OptionToggle<bool>>,
+    /// Brotli at the edge, for the types listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brotli_compression: Option<OptionToggle<Vec<String>>>,
     /// Gcore's other options, by name, as given: accepted only turned off (see [`GCORE_OPTIONS`]).
     #[serde(flatten)]
     pub not_implemented: BTreeMap<String, serde_json::Value>,
