@@ -74,6 +74,9 @@ class Origin(http.server.BaseHTTPRequestHandler):
 class ThreadedServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request, client_address):
+        pass  # an edge closing an idle origin connection is not news
+
 
 def viewers(port, n, seconds, target):
     """n threads polling target once a second on keep-alive connections; latencies (s) of the

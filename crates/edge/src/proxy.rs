@@ -741,8 +741,11 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
         send: ctx.edge.send_timeout,
     };
     // A stored object answering as it is (not rewritten): its body may be compressed once.
+    let compresses = ctx.site.as_ref().is_some_and(|s| s.res.compression.is_on());
     let stored = match &answer {
-        Answer::Object { obj, .. } if shaping.rewrite.is_none() => Some(Arc::clone(obj)),
+        Answer::Object { obj, .. } if compresses && shaping.rewrite.is_none() => {
+            Some(Arc::clone(obj))
+        }
         _ => None,
     };
     let mut done = crate::respond::render(
