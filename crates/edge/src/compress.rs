@@ -2,7 +2,7 @@
 //! viewers whose `Accept-Encoding` takes it (Brotli first, then gzip), with `Vary:
 //! Accept-Encoding` on every answer of those types. The origin is asked for the identity
 //! encoding and one copy is stored: a stored body held whole is compressed once, on its first
-//! compressed answer, and the result kept with it ([`crate::cache::Object`]'s encoded copies);
+//! compressed answer, and the result kept with it (the stored object's encoded copies);
 //! anything else (a body read from slices, a stream, a rewritten manifest, which differs per
 //! viewer) is compressed as it is sent, at a fast level. Only 200 answers are compressed: a
 //! range (206) refers to the identity bytes, and a body already encoded stays as it is. The
@@ -174,7 +174,7 @@ pub fn whole_body(encoding: Encoding, body: &[u8]) -> Bytes {
 }
 
 /// `body` compressed at the level of a body compressed as it is sent (a rewritten playlist),
-/// in one piece: what [`Encoded`] sends, for benchmarks.
+/// in one piece: what a body compressed as it is sent amounts to, for benchmarks.
 pub fn per_response(encoding: Encoding, body: &[u8]) -> Vec<u8> {
     let mut enc = Encoder::new(encoding, GZIP_STREAM, BROTLI_STREAM);
     enc.write(body);

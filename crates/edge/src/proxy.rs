@@ -2,16 +2,21 @@
 //! below in the order it runs:
 //!
 //! 1. [`route`]: the Host header names a resource (`routes`; 404, 400 for two Host headers);
-//!    the resource answers the method (405);
+//!    the resource answers the method (405); then the resource's own answers that need no
+//!    token: [`redirect_to_https`] (`redirect_http_to_https`, 301) and [`preflight`] (`cors`,
+//!    204);
 //! 2. [`parse_target`]: the path as nginx's `$uri` (400), with `tollgate-token`'s parser;
-//! 3. [`gate`]: the secure token (403 / 410); nothing below runs for a refused request;
+//! 3. [`gate`]: the secure token (403 / 410), then [`access`]: the access lists (403; 503 for
+//!    `country_acl` without a GeoIP database); nothing below runs for a refused request;
 //! 4. [`plan`]: whether the response is a manifest to rewrite (`manifests`), and the cache
 //!    key with the origin's target (`key`);
 //! 5. [`lookup`]: a fresh object in the cache (`cache`) is a hit;
 //! 6. [`fetch_on_miss`]: one origin fetch per key however many miss it (`flights`), the
 //!    response stored or streamed (`fetch`), a stale copy if the origin fails;
 //! 7. [`respond`]: the response, in one place (`respond`: Range, conditional, HEAD), then the
-//!    manifest rewrite (`manifests`);
+//!    manifest rewrite (`manifests`), compression (`compress`), the resource's header options
+//!    (hiding, `cors`, `browser_cache_settings`, `static_response_headers`) and
+//!    `limit_bandwidth` (`throttle`);
 //! 8. [`log_and_count`]: the resource's counters and the access log line.
 
 use std::borrow::Cow;
@@ -742,6 +747,8 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
     };
     // A stored object answering as it is (not rewritten): its body may be compressed once.
     let compresses = ctx.site.as_ref().is_some_and(|s| s.res.compression.is_on());
+    // A preflight carries its CORS headers already.
+    let is_preflight = matches!(answer, Answer::Preflight { .. });
     let stored = match &answer {
         Answer::Object { obj, .. } if compresses && shaping.rewrite.is_none() => {
             Some(Arc::clone(obj))
@@ -778,11 +785,7 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
         if let Some(hiding) = &res.hiding {
             crate::respond::hide_headers(hiding, &mut done.resp);
         }
-        if let Some(cors) = res
-            .cors
-            .as_ref()
-            .filter(|_| done.reason != "cors_preflight")
-        {
+        if let Some(cors) = res.cors.as_ref().filter(|_| !is_preflight) {
             let origin = ctx.req.headers().get(header::ORIGIN);
             crate::respond::cors(cors, origin, &mut done.resp);
         }
