@@ -79,6 +79,7 @@ const READ_ONLY: &[&str] = &[
     "full_custom_enabled",
     "vp_enabled",
     "waap_domain_id",
+    "secure_key_strength",
 ];
 
 /// Parses and validates a resource from a request body, as resource `id`: read-only answer
@@ -184,8 +185,25 @@ fn answer(deployed: Deployment, r: &Resource, version: u64) -> Value {
         for k in ["name", "description"] {
             m.entry(k).or_insert(Value::Null);
         }
+        if let Some(strength) = key_strengths(r) {
+            m.insert("secure_key_strength".into(), strength);
+        }
     }
     v
+}
+
+/// Tollgate's read-only `secure_key_strength`: the strength of the resource's key and previous
+/// key, with a warning in numbers for a weak one (`None` without a key).
+fn key_strengths(r: &Resource) -> Option<Value> {
+    let sk = r.options.secure_key.as_ref()?;
+    let mut m = Map::new();
+    for (name, key) in [("key", &sk.key), ("previous_key", &sk.previous_key)] {
+        if let Some(k) = key {
+            let s = serde_json::to_value(tollgate_model::key_strength(k)).ok()?;
+            m.insert(name.into(), s);
+        }
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
 }
 
 /// The answer of resource `id`, read from the store with the version of its last change.

@@ -42,6 +42,8 @@ pub struct Series {
     pub forbidden: Vec<u64>,
     /// 410 answers.
     pub gone: Vec<u64>,
+    /// Served in `secure_key` report mode though the token would have refused them.
+    pub reported: Vec<u64>,
 }
 
 impl Stats {
@@ -89,6 +91,7 @@ impl Stats {
             hits: points.iter().map(|c| c.hits).collect(),
             forbidden: points.iter().map(|c| c.forbidden).collect(),
             gone: points.iter().map(|c| c.gone).collect(),
+            reported: points.iter().map(|c| c.reported).collect(),
         }
     }
 }

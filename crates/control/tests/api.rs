@@ -16,6 +16,8 @@ use tollgate_testkit::TempDir;
 
 #[path = "api/gcore.rs"]
 mod gcore;
+#[path = "api/token_ext.rs"]
+mod token_ext;
 
 const TOKEN: &str = "tg_api_test_token_0123456789";
 const EDGE_TOKEN: &str = "tg_edge_test_token_0123456789";

@@ -39,6 +39,8 @@ const REASONS: [&str; 13] = [
     // The token crate's reason codes are non-exhaustive; a new one is counted here, not lost.
     "other",
 ];
+/// The token's reasons lead [`REASONS`]: what report mode counts.
+const TOKEN_REASONS: usize = 7;
 const ORIGIN_REASONS: [&str; 5] = [
     "origin_unreachable",
     "origin_timeout",
@@ -76,6 +78,12 @@ struct Shard {
     origin_latency: [AtomicU64; 11],
     origin_latency_sum_us: AtomicU64,
     origin_next: AtomicU64,
+    /// `secure_key.mode: "report"`: requests the token would have refused, by reason.
+    reported: [AtomicU64; REASONS.len()],
+    /// Links that matched the current key (0) and the previous one (1).
+    key_matches: [AtomicU64; 2],
+    /// Unix time of the last match of each key (the largest of the shards is the last).
+    key_last_match: [AtomicU64; 2],
 }
 
 thread_local! {
@@ -152,7 +160,36 @@ impl ResourceMetrics {
             origin_errors: (0..ORIGIN_REASONS.len())
                 .map(|i| self.sum(|s| &s.origin_error[i]))
                 .sum(),
+            reported: (0..REASONS.len())
+                .map(|i| self.sum(|s| &s.reported[i]))
+                .sum(),
         }
+    }
+
+    /// Counts a link that matched key `index` (0: current, 1: previous) at Unix time `now`.
+    pub fn key_matched(&self, index: usize, now: i64) {
+        let s = self.shard();
+        if let (Some(c), Some(t)) = (s.key_matches.get(index), s.key_last_match.get(index)) {
+            c.fetch_add(1, Relaxed);
+            t.fetch_max(u64::try_from(now).unwrap_or(0), Relaxed);
+        }
+    }
+
+    /// Counts a request the token would have refused for `reason` (report mode).
+    pub fn reported(&self, reason: &'static str) {
+        self.shard().reported[slot(&REASONS, reason)].fetch_add(1, Relaxed);
+    }
+
+    /// Matches of key `index`, and the Unix time of its last one (0: never).
+    pub fn key_usage(&self, index: usize) -> (u64, u64) {
+        let last = self.shards.get().map_or(0, |shards| {
+            shards
+                .iter()
+                .map(|s| s.key_last_match[index].load(Relaxed))
+                .max()
+                .unwrap_or(0)
+        });
+        (self.sum(|s| &s.key_matches[index]), last)
     }
 
     /// Counts an origin request moved on to the next source of the resource's origin group.
@@ -267,6 +304,53 @@ pub fn render(
             let _ = writeln!(
                 out,
                 "tollgate_cache_bytes_sent_total{{resource=\"{id}\",cache=\"{cache}\"}} {v}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "tollgate_token_reported_total",
+        "counter",
+        "secure_key mode report: requests the token would have refused, by reason (served all \
+         the same).",
+    );
+    for (id, m) in resources {
+        for (i, r) in REASONS.iter().enumerate().take(TOKEN_REASONS) {
+            let _ = writeln!(
+                out,
+                "tollgate_token_reported_total{{resource=\"{id}\",reason=\"{r}\"}} {}",
+                m.sum(|s| &s.reported[i])
+            );
+        }
+    }
+    family(
+        &mut out,
+        "tollgate_token_key_matches_total",
+        "counter",
+        "Links that matched the resource's current or previous key.",
+    );
+    for (id, m) in resources {
+        for (i, key) in ["current", "previous"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "tollgate_token_key_matches_total{{resource=\"{id}\",key=\"{key}\"}} {}",
+                m.key_usage(i).0
+            );
+        }
+    }
+    family(
+        &mut out,
+        "tollgate_token_key_last_match_seconds",
+        "gauge",
+        "Unix time of the last link that matched the current or previous key (0: none since the \
+         edge started).",
+    );
+    for (id, m) in resources {
+        for (i, key) in ["current", "previous"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "tollgate_token_key_last_match_seconds{{resource=\"{id}\",key=\"{key}\"}} {}",
+                m.key_usage(i).1
             );
         }
     }

@@ -63,6 +63,8 @@ struct Ctx<'r> {
     /// The resource serving the host, if any (looked up once: the site's Arc outlives a
     /// reload in flight).
     site: Option<Arc<Site>>,
+    /// In `report` mode, why the token would have refused the request (for the log line).
+    reported: std::sync::OnceLock<&'static str>,
 }
 
 /// What phase 4 decides about the response, for the respond phase.
@@ -100,6 +102,7 @@ pub(crate) async fn handle(
         ),
         tls,
         head: req.method() == Method::HEAD,
+        reported: std::sync::OnceLock::new(),
     };
     let mut shaping = Shaping {
         rewrite: None,
@@ -125,7 +128,15 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
         Ok(t) => t,
         Err(refused) => return Answer::Refused(refused),
     };
-    if let Err(refused) = gate(site, &target, ctx.client).and_then(|()| access(ctx, site)) {
+    match gate(site, &target, ctx.client) {
+        Ok(reported) => {
+            if let Some(reason) = reported {
+                let _ = ctx.reported.set(reason);
+            }
+        }
+        Err(refused) => return Answer::Refused(refused),
+    }
+    if let Err(refused) = access(ctx, site) {
         return Answer::Refused(refused);
     }
     let mut keyed = plan(ctx, shaping, site, &target);
@@ -269,10 +280,13 @@ fn parse_target(raw: &str) -> Result<Target<'_>, Refusal> {
     })
 }
 
-/// Phase 3: the secure token, when the resource has one.
-fn gate(site: &Site, target: &Target<'_>, client: IpAddr) -> Result<(), Refusal> {
+/// Phase 3: the secure token, when the resource has one. A link that matched counts for its
+/// key (current or previous, with when: the data a key rotation is decided on). In `report`
+/// mode a link the token would refuse is counted with its reason and let through: the reason
+/// comes back for the access log.
+fn gate(site: &Site, target: &Target<'_>, client: IpAddr) -> Result<Option<&'static str>, Refusal> {
     let Some(sk) = &site.res.secure_key else {
-        return Ok(());
+        return Ok(None);
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -284,10 +298,20 @@ fn gate(site: &Site, target: &Target<'_>, client: IpAddr) -> Result<(), Refusal>
     } else {
         verify(target, &sk.keys, ip, now)
     };
-    verdict.map(|_| ()).map_err(|r| Refusal::Gate {
-        status: r.status(),
-        reason: r.reason(),
-    })
+    match verdict {
+        Ok(v) => {
+            site.metrics.key_matched(v.key_index, now);
+            Ok(None)
+        }
+        Err(r) if sk.report => {
+            site.metrics.reported(r.reason());
+            Ok(Some(r.reason()))
+        }
+        Err(r) => Err(Refusal::Gate {
+            status: r.status(),
+            reason: r.reason(),
+        }),
+    }
 }
 
 /// Phase 3, after the token (nginx runs `secure_link`'s `if` in its rewrite phase, before
@@ -838,6 +862,7 @@ fn log_and_count(ctx: &Ctx<'_>, done: &Rendered) {
         "path": path,
         "status": done.resp.status().as_u16(),
         "reason": done.reason,
+        "token_report": ctx.reported.get().copied(),
         "cache": done.served.map(Served::as_str),
         "tier": done.tier.map(Tier::as_str),
         "bytes": done.bytes,

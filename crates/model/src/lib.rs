@@ -9,6 +9,7 @@
 mod cidr;
 mod duration;
 mod host;
+mod key_strength;
 mod options;
 mod origin_group;
 mod resource;
@@ -18,6 +19,7 @@ mod validate;
 
 pub use cidr::Cidr;
 pub use duration::parse_gcore_duration;
+pub use key_strength::{key_strength, KeyStrength, WARN_BELOW_BITS};
 pub use options::methods::{Methods, METHODS};
 pub use options::GCORE_OPTIONS;
 pub use options::{
@@ -27,8 +29,8 @@ pub use options::{
 };
 pub use options::{
     EdgeCacheSettings, ForwardKeys, Forwarding, OptionToggle, Options, QueryStringForwarding,
-    ResponseHeader, SecureKey, SecureKeyType, StaticResponseHeaders, StatusTimes, ValidSecureKey,
-    DEFAULT_CACHE_SECS, MAX_CACHE_SECS,
+    ResponseHeader, SecureKey, SecureKeyMode, SecureKeyType, StaticResponseHeaders, StatusTimes,
+    ValidSecureKey, DEFAULT_CACHE_SECS, MAX_CACHE_SECS,
 };
 pub use origin_group::{default_next_upstream, NextUpstream, OriginGroup, OriginSource, Origins};
 pub use resource::{OriginProtocol, Resource};

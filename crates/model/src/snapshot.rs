@@ -197,6 +197,11 @@ pub struct Counters {
     pub bad_request: u64,
     /// Answered 502/504 because the origin failed.
     pub origin_errors: u64,
+    /// `secure_key.mode: "report"`: served though the token would have refused them. Sent only
+    /// when not 0, so that a control plane before report mode takes the reports of an edge
+    /// whose resources do not use it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reported: u64,
 }
 
 impl Counters {
@@ -211,6 +216,7 @@ impl Counters {
             gone: d(self.gone, earlier.gone),
             bad_request: d(self.bad_request, earlier.bad_request),
             origin_errors: d(self.origin_errors, earlier.origin_errors),
+            reported: d(self.reported, earlier.reported),
         }
     }
 
@@ -222,6 +228,7 @@ impl Counters {
         self.gone += other.gone;
         self.bad_request += other.bad_request;
         self.origin_errors += other.origin_errors;
+        self.reported += other.reported;
     }
 }
 

@@ -18,6 +18,7 @@ mod origin_groups;
 mod revalidate;
 mod slice;
 mod tls_h2;
+mod token_ext;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;

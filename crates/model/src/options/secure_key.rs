@@ -23,6 +23,21 @@ pub struct SecureKey {
     /// signs), kept while links signed with it age out. Absent in Gcore's API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_key: Option<String>,
+    /// Tollgate's extension for a safe rollout: `"report"` checks and counts every link as
+    /// `"enforce"` (the default) would, but serves the request whatever the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SecureKeyMode>,
+}
+
+/// `secure_key.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureKeyMode {
+    /// Refuse what the token refuses (nginx's `secure_link`, Gcore's).
+    #[default]
+    Enforce,
+    /// Count what would be refused, and serve it.
+    Report,
 }
 
 /// The keys are secrets that sign every link of the resource, and a resource is formatted with
@@ -36,6 +51,7 @@ impl fmt::Debug for SecureKey {
             key,
             kind,
             previous_key,
+            mode,
         } = self;
         let redacted = |k: &Option<String>| k.as_ref().map(|_| Redacted);
         f.debug_struct("SecureKey")
@@ -43,6 +59,7 @@ impl fmt::Debug for SecureKey {
             .field("key", &redacted(key))
             .field("kind", kind)
             .field("previous_key", &redacted(previous_key))
+            .field("mode", mode)
             .finish()
     }
 }
@@ -97,6 +114,8 @@ pub struct ValidSecureKey {
     pub keys: Vec<Key>,
     /// Whether tokens include the client address (type 0).
     pub bind_client_ip: bool,
+    /// `mode: "report"`: what the token would refuse is counted and served.
+    pub report: bool,
 }
 
 impl ValidSecureKey {
@@ -147,5 +166,6 @@ pub(crate) fn validate(sk: Option<&SecureKey>, errors: &mut FieldErrors) -> Opti
     Some(ValidSecureKey {
         keys,
         bind_client_ip: sk.kind == SecureKeyType::WithClientIp,
+        report: sk.mode == Some(SecureKeyMode::Report),
     })
 }

@@ -1,0 +1,130 @@
+//! Tollgate's extensions of the secure token through a running edge: report mode (a safe
+//! rollout) and key usage (the data a key rotation is decided on).
+
+use tollgate_edge::EdgeConfig;
+use tollgate_testkit::origin::TestOrigin;
+use tollgate_testkit::{link, now};
+
+use crate::RunningEdge;
+
+const HOST: &str = "cdn.example.com";
+
+fn edge(origin: &TestOrigin, secure_key: serde_json::Value, log: Option<&str>) -> RunningEdge {
+    let json = serde_json::json!([{"id": 1, "cname": HOST,
+        "origin": format!("127.0.0.1:{}", origin.port), "options": {"secure_key": secure_key}}]);
+    RunningEdge::start(
+        &json.to_string(),
+        EdgeConfig {
+            access_log: log.map(Into::into),
+            ..EdgeConfig::default()
+        },
+    )
+}
+
+/// The value of the `/metrics` sample `name{labels}`.
+fn sample(e: &RunningEdge, series: &str) -> Option<f64> {
+    e.edge
+        .render_metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[test]
+fn report_mode_serves_what_it_would_refuse_and_counts_it() {
+    let origin = TestOrigin::start();
+    let dir = tollgate_testkit::TempDir::new("report-log");
+    let log = dir.path("access.log");
+    let e = edge(
+        &origin,
+        serde_json::json!({"enabled": true, "key": "secret_key", "type": 2, "mode": "report"}),
+        Some(&log),
+    );
+    let good = link("/a.txt", now() + 60, None);
+    let expired = link("/a.txt", now() - 60, None);
+    let wrong = format!("/a.txt?md5=AAAAAAAAAAAAAAAAAAAAAA&expires={}", now() + 60);
+    for target in [good.as_str(), &expired, &wrong, "/a.txt"] {
+        assert_eq!(e.get(HOST, target, &[]).status, 200, "{target}");
+    }
+    let reported = |reason: &str| {
+        sample(
+            &e,
+            &format!("tollgate_token_reported_total{{resource=\"1\",reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(reported("expired"), Some(1.0));
+    assert_eq!(reported("token_mismatch"), Some(1.0));
+    assert_eq!(reported("missing_token"), Some(1.0));
+    assert_eq!(
+        sample(
+            &e,
+            "tollgate_token_key_matches_total{resource=\"1\",key=\"current\"}"
+        ),
+        Some(1.0)
+    );
+    drop(e);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let reports: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["token_report"].clone())
+        .collect();
+    assert_eq!(
+        reports,
+        [
+            serde_json::Value::Null,
+            "expired".into(),
+            "token_mismatch".into(),
+            "missing_token".into()
+        ]
+    );
+
+    // Enforced, the same links as before: nothing else changed.
+    let origin = TestOrigin::start();
+    let e = edge(
+        &origin,
+        serde_json::json!({"enabled": true, "key": "secret_key", "type": 2, "mode": "enforce"}),
+        None,
+    );
+    let statuses: Vec<u16> = [good.as_str(), &expired, &wrong, "/a.txt"]
+        .iter()
+        .map(|t| e.get(HOST, t, &[]).status)
+        .collect();
+    assert_eq!(statuses, [200, 410, 403, 403]);
+}
+
+#[test]
+fn key_usage_tells_when_the_previous_key_last_matched() {
+    let origin = TestOrigin::start();
+    let e = edge(
+        &origin,
+        serde_json::json!({"enabled": true, "key": "new_secret_key", "previous_key": "secret_key",
+            "type": 2}),
+        None,
+    );
+    let usage = |key: &str| {
+        (
+            sample(
+                &e,
+                &format!("tollgate_token_key_matches_total{{resource=\"1\",key=\"{key}\"}}"),
+            ),
+            sample(
+                &e,
+                &format!("tollgate_token_key_last_match_seconds{{resource=\"1\",key=\"{key}\"}}"),
+            ),
+        )
+    };
+    // `link` signs with the tests' key, the previous one here.
+    let old = link("/b.txt", now() + 60, None);
+    let before = now();
+    for _ in 0..3 {
+        assert_eq!(e.get(HOST, &old, &[]).status, 200);
+    }
+    let (n, last) = usage("previous");
+    assert_eq!(n, Some(3.0));
+    let last = last.unwrap() as i64;
+    assert!((before..=now()).contains(&last), "{last}");
+    assert_eq!(
+        usage("current"),
+        (Some(0.0), Some(0.0)),
+        "never matched yet"
+    );
+}
