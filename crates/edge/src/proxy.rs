@@ -65,6 +65,16 @@ struct Ctx<'r> {
     site: Option<Arc<Site>>,
     /// In `report` mode, why the token would have refused the request (for the log line).
     reported: std::sync::OnceLock<&'static str>,
+    /// The token's refusal explained, for a request with the resource's debug secret.
+    debug: std::sync::OnceLock<Debug>,
+}
+
+/// The token's refusal explained to an operator (`X-Tollgate-Debug`).
+struct Debug {
+    reason: &'static str,
+    detail: String,
+    /// For a wrong token: the string the current key hashes, the key masked.
+    hashed: Option<String>,
 }
 
 /// What phase 4 decides about the response, for the respond phase.
@@ -103,6 +113,7 @@ pub(crate) async fn handle(
         tls,
         head: req.method() == Method::HEAD,
         reported: std::sync::OnceLock::new(),
+        debug: std::sync::OnceLock::new(),
     };
     let mut shaping = Shaping {
         rewrite: None,
@@ -128,7 +139,7 @@ async fn decide<'r>(ctx: &Ctx<'r>, shaping: &mut Shaping<'r>) -> Answer {
         Ok(t) => t,
         Err(refused) => return Answer::Refused(refused),
     };
-    match gate(site, &target, ctx.client) {
+    match gate(ctx, site, &target) {
         Ok(reported) => {
             if let Some(reason) = reported {
                 let _ = ctx.reported.set(reason);
@@ -284,20 +295,23 @@ fn parse_target(raw: &str) -> Result<Target<'_>, Refusal> {
 /// key (current or previous, with when: the data a key rotation is decided on). In `report`
 /// mode a link the token would refuse is counted with its reason and let through: the reason
 /// comes back for the access log.
-fn gate(site: &Site, target: &Target<'_>, client: IpAddr) -> Result<Option<&'static str>, Refusal> {
+fn gate(ctx: &Ctx<'_>, site: &Site, target: &Target<'_>) -> Result<Option<&'static str>, Refusal> {
     let Some(sk) = &site.res.secure_key else {
         return Ok(None);
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let ip = sk.bind_client_ip.then_some(client);
+    let ip = sk.bind_client_ip.then_some(ctx.client);
     // With query string forwarding, a token for the file's directory is accepted too.
     let verdict = if site.res.forwarding.is_some() {
         verify_in_directory(target, &sk.keys, ip, now)
     } else {
         verify(target, &sk.keys, ip, now)
     };
+    if verdict.is_err() {
+        explain_to_operator(ctx, sk, ip, now);
+    }
     match verdict {
         Ok(v) => {
             site.metrics.key_matched(v.key_index, now);
@@ -312,6 +326,32 @@ fn gate(site: &Site, target: &Target<'_>, client: IpAddr) -> Result<Option<&'sta
             reason: r.reason(),
         }),
     }
+}
+
+/// With the resource's debug secret in `X-Tollgate-Debug` (compared in constant time, never
+/// logged), the token's refusal explained for the answer's headers: its reason, the detail
+/// `tollgate verify` gives, and for a wrong token the string the current key hashes (the key
+/// masked). Without it nothing changes.
+fn explain_to_operator(
+    ctx: &Ctx<'_>,
+    sk: &tollgate_model::ValidSecureKey,
+    ip: Option<IpAddr>,
+    now: i64,
+) {
+    let Some(given) = ctx.req.headers().get("x-tollgate-debug") else {
+        return;
+    };
+    if !sk.debug_allowed(given.as_bytes()) {
+        return;
+    }
+    let e = tollgate_token::explain(raw_target(ctx.req).as_bytes(), &sk.keys, ip, now);
+    let v = e.verdict();
+    let hashed = e.expected.first().map(|(h, _)| h.clone());
+    let _ = ctx.debug.set(Debug {
+        reason: v.reason,
+        detail: v.detail,
+        hashed: hashed.filter(|_| v.reason == "token_mismatch"),
+    });
 }
 
 /// Phase 3, after the token (nginx runs `secure_link`'s `if` in its rewrite phase, before
@@ -817,6 +857,32 @@ fn respond(ctx: &Ctx<'_>, shaping: Shaping<'_>, answer: Answer) -> Rendered {
         crate::respond::add_headers(&res.response_headers, &mut done.resp);
         if let Some(limit) = res.bandwidth {
             throttle(limit, ctx.req, &mut done.resp);
+        }
+    }
+    if let Some(d) = ctx.debug.get() {
+        let h = done.resp.headers_mut();
+        let text = |s: &str| {
+            // Visible ASCII only: a path's other bytes become `?`.
+            let clean: String = s
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() || c == ' ' {
+                        c
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
+            http::HeaderValue::from_str(&clean).ok()
+        };
+        for (name, value) in [
+            ("x-tollgate-reason", Some(d.reason.to_owned())),
+            ("x-tollgate-detail", Some(d.detail.clone())),
+            ("x-tollgate-hashed", d.hashed.clone()),
+        ] {
+            if let Some(v) = value.as_deref().and_then(text) {
+                h.insert(http::HeaderName::from_static(name), v);
+            }
         }
     }
     done

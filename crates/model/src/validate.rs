@@ -264,6 +264,14 @@ mod tests {
                 "secure_key.type",
             ),
             (GOOD.replace("127.0.0.1:8081", "http://x"), "origin"),
+            (
+                GOOD.replace(r#""type": 2"#, r#""type": 2, "debug_secret": "short""#),
+                "options.secure_key.debug_secret: 16 to 128",
+            ),
+            (
+                GOOD.replace(r#""type": 2"#, r#""type": 2, "mode": "audit""#),
+                "unknown variant `audit`",
+            ),
             (GOOD.replace("cdn.example.com", "bad host"), "cname"),
             (
                 GOOD.replace(r#""id": 1,"#, r#""id": 1, "bogus": 1,"#),
@@ -392,7 +400,7 @@ mod tests {
         assert_eq!(
             format!("{sk:?}"),
             "SecureKey { enabled: true, key: Some(<redacted>), kind: WithoutClientIp, \
-             previous_key: Some(<redacted>), mode: None }"
+             previous_key: Some(<redacted>), mode: None, debug_secret: None }"
         );
         // The JSON keeps them: the API returns a resource to its owner.
         let out = serde_json::to_string(&valid.resource).unwrap();

@@ -128,3 +128,57 @@ fn key_usage_tells_when_the_previous_key_last_matched() {
         "never matched yet"
     );
 }
+
+#[test]
+fn the_debug_secret_explains_refusals_and_nothing_changes_without_it() {
+    let origin = TestOrigin::start();
+    let secret = "0123456789abcdef-debug";
+    let e = edge(
+        &origin,
+        serde_json::json!({"enabled": true, "key": "secret_key", "type": 2,
+            "debug_secret": secret}),
+        None,
+    );
+    let expired = link("/c.txt", now() - 35, None);
+    let wrong = format!("/c.txt?md5=AAAAAAAAAAAAAAAAAAAAAA&expires={}", now() + 60);
+    // The whole answer but its Date (a clock, not the request, sets it).
+    let answer = |target: &str, debug: Option<&str>| {
+        let h: Vec<(&str, &str)> = debug.map(|d| ("X-Tollgate-Debug", d)).into_iter().collect();
+        let mut r = e.get(HOST, target, &h);
+        r.headers.retain(|(k, _)| k != "date");
+        r
+    };
+    for target in [expired.as_str(), &wrong, "/c.txt"] {
+        let plain = answer(target, None);
+        let wrong_secret = answer(target, Some("not-the-secret-at-all"));
+        assert_eq!(
+            (&plain.status, &plain.headers, &plain.body),
+            (
+                &wrong_secret.status,
+                &wrong_secret.headers,
+                &wrong_secret.body
+            ),
+            "{target}"
+        );
+        assert!(plain.header("x-tollgate-reason").is_none());
+    }
+    let r = answer(&expired, Some(secret));
+    assert_eq!(r.status, 410);
+    assert_eq!(r.header("x-tollgate-reason"), Some("expired"));
+    let detail = r.header("x-tollgate-detail").unwrap();
+    assert!(
+        detail.contains("35 s ago") || detail.contains("36 s ago"),
+        "{detail}"
+    );
+    let r = answer(&wrong, Some(secret));
+    assert_eq!(r.header("x-tollgate-reason"), Some("token_mismatch"));
+    let hashed = r.header("x-tollgate-hashed").unwrap();
+    assert!(
+        hashed.contains("/c.txt s********y"),
+        "the key masked: {hashed}"
+    );
+    assert!(!hashed.contains("secret_key"));
+    // A valid link: nothing to explain.
+    let ok = answer(&link("/c.txt", now() + 60, None), Some(secret));
+    assert_eq!((ok.status, ok.header("x-tollgate-reason")), (200, None));
+}

@@ -27,6 +27,11 @@ pub struct SecureKey {
     /// `"enforce"` (the default) would, but serves the request whatever the outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<SecureKeyMode>,
+    /// Tollgate's extension for operators: a request carrying `X-Tollgate-Debug` with this
+    /// secret gets the token's reason and detail in response headers (16 to 128 printable
+    /// ASCII characters). Without it, answers are as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_secret: Option<String>,
 }
 
 /// `secure_key.mode`.
@@ -52,6 +57,7 @@ impl fmt::Debug for SecureKey {
             kind,
             previous_key,
             mode,
+            debug_secret,
         } = self;
         let redacted = |k: &Option<String>| k.as_ref().map(|_| Redacted);
         f.debug_struct("SecureKey")
@@ -60,6 +66,7 @@ impl fmt::Debug for SecureKey {
             .field("kind", kind)
             .field("previous_key", &redacted(previous_key))
             .field("mode", mode)
+            .field("debug_secret", &redacted(debug_secret))
             .finish()
     }
 }
@@ -116,6 +123,19 @@ pub struct ValidSecureKey {
     pub bind_client_ip: bool,
     /// `mode: "report"`: what the token would refuse is counted and served.
     pub report: bool,
+    /// The operators' secret of `X-Tollgate-Debug`, when set.
+    pub debug_secret: Option<String>,
+}
+
+impl ValidSecureKey {
+    /// Whether `given` (an `X-Tollgate-Debug` value) is the resource's debug secret, compared
+    /// in constant time.
+    pub fn debug_allowed(&self, given: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.debug_secret
+            .as_deref()
+            .is_some_and(|s| bool::from(s.as_bytes().ct_eq(given)))
+    }
 }
 
 impl ValidSecureKey {
@@ -128,8 +148,20 @@ impl ValidSecureKey {
 }
 
 /// The keys in force, `Some` when links must be signed.
+/// `debug_secret`: 16 to 128 printable ASCII characters, no whitespace.
+fn check_debug_secret(s: Option<&str>, errors: &mut FieldErrors) {
+    let Some(s) = s else { return };
+    if !(16..=128).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        errors.push(
+            "options.secure_key.debug_secret",
+            "16 to 128 printable ASCII characters, no spaces (tollgate keygen makes one)",
+        );
+    }
+}
+
 pub(crate) fn validate(sk: Option<&SecureKey>, errors: &mut FieldErrors) -> Option<ValidSecureKey> {
     let sk = sk?;
+    check_debug_secret(sk.debug_secret.as_deref(), errors);
     if !sk.enabled {
         // Off, but stored and served back: what is stored is valid all the same, so that
         // turning it on later cannot enable a key the API never checked.
@@ -167,5 +199,6 @@ pub(crate) fn validate(sk: Option<&SecureKey>, errors: &mut FieldErrors) -> Opti
         keys,
         bind_client_ip: sk.kind == SecureKeyType::WithClientIp,
         report: sk.mode == Some(SecureKeyMode::Report),
+        debug_secret: sk.debug_secret.clone(),
     })
 }
