@@ -159,6 +159,8 @@ pub async fn stats(State(c): State<Arc<Control>>, body: Bytes) -> Result<StatusC
         })
         .await?;
     }
-    c.stats.record(&counters, crate::unix_now());
+    let now = crate::unix_now();
+    c.stats.record(&counters, now);
+    c.key_usage.record(&counters, now);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -47,6 +47,8 @@ pub struct Control {
     version: watch::Sender<u64>,
     /// Recent answers of the edges.
     pub stats: Stats,
+    /// How often each resource's keys matched, over the edges.
+    pub key_usage: stats::KeyUsage,
     /// Hashes of edge tokens that live only in this process (the embedded edge of `serve`).
     static_edge_hashes: Vec<String>,
     /// Addresses edges fetch from: configured ones (never expire) and those seen polling, with
@@ -101,6 +103,7 @@ impl Control {
             store,
             version: watch::channel(version).0,
             stats: Stats::default(),
+            key_usage: Default::default(),
             static_edge_hashes: edge_tokens.iter().map(|t| auth::hash(t)).collect(),
             edge_addresses: Default::default(),
             edge_versions: Default::default(),

@@ -80,6 +80,7 @@ const READ_ONLY: &[&str] = &[
     "vp_enabled",
     "waap_domain_id",
     "secure_key_strength",
+    "secure_key_usage",
 ];
 
 /// Parses and validates a resource from a request body, as resource `id`: read-only answer
@@ -148,7 +149,7 @@ async fn resource_from(
 
 /// A resource as Gcore answers it: its fields, and the read-only ones Gcore adds (`status`
 /// from where the edges stand: `processed` until every edge holds the change, then `active`).
-fn answer(deployed: Deployment, r: &Resource, version: u64) -> Value {
+fn answer(c: &Control, deployed: Deployment, r: &Resource, version: u64) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or_default();
     if let Value::Object(m) = &mut v {
         let group_name = m
@@ -187,9 +188,22 @@ fn answer(deployed: Deployment, r: &Resource, version: u64) -> Value {
         }
         if let Some(strength) = key_strengths(r) {
             m.insert("secure_key_strength".into(), strength);
+            m.insert("secure_key_usage".into(), key_usage(c.key_usage.get(r.id)));
         }
     }
     v
+}
+
+/// Tollgate's read-only `secure_key_usage`: for `key` and `previous_key`, the links that
+/// matched it on the edges reporting to this node, and when it last did (RFC 3339).
+fn key_usage(u: crate::stats::Usage) -> Value {
+    let one = |k: crate::stats::KeyUse| {
+        serde_json::json!({
+            "matches": k.matches,
+            "last_match": k.last_match.map(listing::rfc3339),
+        })
+    };
+    serde_json::json!({"key": one(u.key), "previous_key": one(u.previous_key)})
 }
 
 /// Tollgate's read-only `secure_key_strength`: the strength of the resource's key and previous
@@ -213,7 +227,7 @@ async fn one(c: &Arc<Control>, id: u64) -> Result<Json<Value>, ApiError> {
         .resources
         .first()
         .ok_or(ApiError::not_found("resource"))?;
-    Ok(Json(answer(c.deployment(), r, *version)))
+    Ok(Json(answer(c, c.deployment(), r, *version)))
 }
 
 /// The filters of `GET /cdn/resources`, Gcore's, each compared with the answer's field.
@@ -356,7 +370,10 @@ pub async fn list(
     };
     let found = c.blocking(move |s| s.select(&which)).await?;
     let deployed = c.deployment();
-    let answers = found.resources.iter().map(|(r, v)| answer(deployed, r, *v));
+    let answers = found
+        .resources
+        .iter()
+        .map(|(r, v)| answer(&c, deployed, r, *v));
     let (count, page) = if paged {
         let total = usize::try_from(found.total).unwrap_or(usize::MAX);
         (total, answers.collect())
@@ -400,11 +417,27 @@ pub async fn replace(
     let mut m = object(&body)?;
     check_body_id(&m, id)?;
     let current = c.blocking(move |s| s.get(id)).await?;
-    m.entry("cname").or_insert(Value::from(current.cname));
+    m.entry("cname")
+        .or_insert(Value::from(current.cname.clone()));
     let valid = resource_from(&c, m, id).await?;
+    forget_usage_of_changed_keys(&c, &current, &valid);
     let updated = c.blocking(move |s| s.update(&valid, &who.name)).await?;
     c.changed().await;
     one(&c, updated.id).await
+}
+
+/// A key's usage counts belong to the key in its slot: when the keys change (a rotation), the
+/// counts start again.
+fn forget_usage_of_changed_keys(c: &Control, current: &Resource, valid: &ValidResource) {
+    let keys = |r: &Resource| {
+        r.options
+            .secure_key
+            .as_ref()
+            .map(|k| (k.key.clone(), k.previous_key.clone()))
+    };
+    if keys(current) != keys(&valid.resource) {
+        c.key_usage.forget(current.id);
+    }
 }
 
 /// `PATCH /cdn/resources/{id}`: the fields given replace the stored ones; inside `options`,
@@ -441,6 +474,7 @@ pub async fn patch(
     }
     merge(&mut merged, changes);
     let valid = resource_from(&c, merged, id).await?;
+    forget_usage_of_changed_keys(&c, &current, &valid);
     let updated = c.blocking(move |s| s.update(&valid, &who.name)).await?;
     c.changed().await;
     one(&c, updated.id).await

@@ -96,6 +96,72 @@ impl Stats {
     }
 }
 
+/// How often each key of each resource matched, over every edge that reports to this node, and
+/// when it last did (the time of the report that said so: within a report interval). In memory:
+/// an edge's restart loses nothing here (its reports are increases), a control plane's restart
+/// starts the counts again.
+#[derive(Default)]
+pub struct KeyUsage {
+    inner: Mutex<HashMap<u64, Usage>>,
+}
+
+/// One resource's key usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// The current (signing) key.
+    pub key: KeyUse,
+    /// The previous (verify-only) key.
+    pub previous_key: KeyUse,
+}
+
+/// One key's usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct KeyUse {
+    /// Links that matched it.
+    pub matches: u64,
+    /// Unix time of the report of its last match (`None`: none since this node started).
+    pub last_match: Option<u64>,
+}
+
+impl KeyUse {
+    fn add(&mut self, n: u64, now: u64) {
+        if n > 0 {
+            self.matches = self.matches.saturating_add(n);
+            self.last_match = Some(now);
+        }
+    }
+}
+
+impl KeyUsage {
+    /// Adds an edge's report received at `now`.
+    pub fn record(&self, report: &EdgeReport, now: u64) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for (res, c) in &report.resources {
+            if c.current_key == 0 && c.previous_key == 0 {
+                continue;
+            }
+            if m.len() >= MAX_RESOURCES && !m.contains_key(res) {
+                continue;
+            }
+            let u = m.entry(*res).or_default();
+            u.key.add(c.current_key, now);
+            u.previous_key.add(c.previous_key, now);
+        }
+    }
+
+    /// Resource `id`'s usage.
+    pub fn get(&self, id: u64) -> Usage {
+        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&id).copied().unwrap_or_default()
+    }
+
+    /// Drops resource `id`'s usage (its key changed: the counts were another key's).
+    pub fn forget(&self, id: u64) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(&id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

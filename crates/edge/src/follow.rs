@@ -418,6 +418,13 @@ pub async fn follow(
     reporter.abort();
 }
 
+/// A report's counters without the fields a control plane before them refuses.
+fn strip_extensions(report: &mut EdgeReport) {
+    for c in report.resources.values_mut() {
+        *c = c.without_extensions();
+    }
+}
+
 /// Sends, every [`REPORT_EVERY`], each resource's increase since the last report the control
 /// plane accepted (a failed report is folded into the next one).
 async fn report(edge: Arc<Edge>, name: String, client: ControlClient) {
@@ -425,6 +432,7 @@ async fn report(edge: Arc<Edge>, name: String, client: ControlClient) {
     use tollgate_model::Counters;
 
     let mut sent: BTreeMap<u64, Counters> = BTreeMap::new();
+    let mut legacy = false;
     let mut tick = tokio::time::interval(REPORT_EVERY);
     loop {
         tick.tick().await;
@@ -455,20 +463,36 @@ async fn report(edge: Arc<Edge>, name: String, client: ControlClient) {
             resources,
             prefetch_failures,
         };
-        let Ok(body) = serde_json::to_vec(&report) else {
-            continue;
+        let send = |report: &EdgeReport| {
+            let body = serde_json::to_vec(report).unwrap_or_default();
+            let client = &client;
+            async move {
+                // Reports are best effort: the chart shows a gap, nothing else depends on them.
+                client
+                    .call(
+                        Method::POST,
+                        "/edge/v1/stats",
+                        Some(body),
+                        64 << 10,
+                        REPORT_EVERY,
+                    )
+                    .await
+                    .map(|(status, _)| status)
+            }
         };
-        // Reports are best effort: the chart shows a gap, nothing else depends on them.
-        let sent_ok = client
-            .call(
-                Method::POST,
-                "/edge/v1/stats",
-                Some(body),
-                64 << 10,
-                REPORT_EVERY,
-            )
-            .await
-            .is_ok_and(|(status, _)| status.is_success());
+        let mut report = report;
+        if legacy {
+            strip_extensions(&mut report);
+        }
+        let mut status = send(&report).await;
+        // A control plane before report mode and key usage refuses their fields (it refuses
+        // unknown fields): it is sent the rest from now on, so that a fleet upgrades in any order.
+        if !legacy && matches!(status, Ok(s) if s == http::StatusCode::BAD_REQUEST) {
+            legacy = true;
+            strip_extensions(&mut report);
+            status = send(&report).await;
+        }
+        let sent_ok = status.is_ok_and(|s| s.is_success());
         if sent_ok {
             sent = now;
         } else {

@@ -163,6 +163,8 @@ impl ResourceMetrics {
             reported: (0..REASONS.len())
                 .map(|i| self.sum(|s| &s.reported[i]))
                 .sum(),
+            current_key: self.key_usage(0).0,
+            previous_key: self.key_usage(1).0,
         }
     }
 

@@ -202,6 +202,12 @@ pub struct Counters {
     /// whose resources do not use it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reported: u64,
+    /// Links that matched the resource's current key (left out at 0, as `reported`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub current_key: u64,
+    /// Links that matched its previous key.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub previous_key: u64,
 }
 
 impl Counters {
@@ -217,6 +223,8 @@ impl Counters {
             bad_request: d(self.bad_request, earlier.bad_request),
             origin_errors: d(self.origin_errors, earlier.origin_errors),
             reported: d(self.reported, earlier.reported),
+            current_key: d(self.current_key, earlier.current_key),
+            previous_key: d(self.previous_key, earlier.previous_key),
         }
     }
 
@@ -229,6 +237,17 @@ impl Counters {
         self.bad_request += other.bad_request;
         self.origin_errors += other.origin_errors;
         self.reported += other.reported;
+        self.current_key += other.current_key;
+        self.previous_key += other.previous_key;
+    }
+
+    /// These counters as a control plane before report mode and key usage reads them: the
+    /// fields it does not know at 0 (they are then left out).
+    pub fn without_extensions(mut self) -> Counters {
+        self.reported = 0;
+        self.current_key = 0;
+        self.previous_key = 0;
+        self
     }
 }
 

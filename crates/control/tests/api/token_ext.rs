@@ -51,3 +51,51 @@ fn report_mode_and_key_strength_in_the_answers() {
     );
     assert!(plain.get("secure_key_strength").is_none(), "{plain}");
 }
+
+#[test]
+fn key_usage_sums_the_edges_reports_and_starts_again_at_a_rotation() {
+    let r = start("key-usage");
+    let api = &r.api;
+    let (s, res) = api.call(
+        "POST",
+        "/cdn/resources",
+        Some(&json!({"cname": "k.example.com", "origin": "o.example",
+            "options": {"secure_key": {"enabled": true, "key": "new_secret_key",
+                "previous_key": "old_secret_key", "type": 2}}})),
+    );
+    assert_eq!(s, 201, "{res}");
+    let id = res["id"].as_u64().unwrap();
+    assert_eq!(res["secure_key_usage"]["previous_key"]["matches"], 0);
+    assert!(res["secure_key_usage"]["previous_key"]["last_match"].is_null());
+    let edge = crate::edge_api(api);
+    let report = |name: &str, current: u64, previous: u64| {
+        let body = json!({"edge": name, "resources": {id.to_string(): {"served": current + previous,
+            "hits": 0, "forbidden": 0, "gone": 0, "bad_request": 0, "origin_errors": 0,
+            "current_key": current, "previous_key": previous}}});
+        assert_eq!(edge.call("POST", "/edge/v1/stats", Some(&body)).0, 204);
+    };
+    // Two edges; the first restarts (its reports are increases: a new process starts at 0).
+    report("e1", 10, 3);
+    report("e2", 5, 0);
+    report("e1", 1, 1);
+    let (_, got) = api.call("GET", &format!("/cdn/resources/{id}"), None);
+    let usage = &got["secure_key_usage"];
+    assert_eq!(usage["key"]["matches"], 16, "{usage}");
+    assert_eq!(usage["previous_key"]["matches"], 4, "{usage}");
+    let last = usage["previous_key"]["last_match"].as_str().unwrap();
+    assert!(last.ends_with('Z'), "{last}");
+    // An edge before key usage sends no such fields: taken as it was.
+    let old = json!({"edge": "e3", "resources": {id.to_string(): {"served": 1, "hits": 0,
+        "forbidden": 0, "gone": 0, "bad_request": 0, "origin_errors": 0}}});
+    assert_eq!(edge.call("POST", "/edge/v1/stats", Some(&old)).0, 204);
+    // A rotation: the counts were the old slots' keys.
+    let (s, _) = api.call(
+        "PATCH",
+        &format!("/cdn/resources/{id}"),
+        Some(&json!({"options": {"secure_key": {"enabled": true, "key": "newest_secret_key",
+            "previous_key": "new_secret_key", "type": 2}}})),
+    );
+    assert_eq!(s, 200);
+    let (_, got) = api.call("GET", &format!("/cdn/resources/{id}"), None);
+    assert_eq!(got["secure_key_usage"]["key"]["matches"], 0, "{got}");
+}
