@@ -785,3 +785,50 @@ fn a_prefetch_fills_every_edge_and_a_path_that_fails_reaches_the_audit_log() {
     let (_, audit) = api.call("GET", "/tollgate/audit", None);
     assert!(audit.to_string().contains("resource.prefetch"), "{audit}");
 }
+
+#[test]
+fn key_usage_of_two_edges_is_summed_and_survives_an_edge_restart() {
+    let origin = TestOrigin::start();
+    let data = TempDir::new("key-usage");
+    let (_ctl, api) = control(&["--data", &data.path("d")]);
+    let token = edge_token(&api, "edges");
+    let (e1, p1) = edge(api.port, &token, &data.path("e1"));
+    let (_e2, p2) = edge(api.port, &token, &data.path("e2"));
+    let mut body = resource(origin.port, 2);
+    body["options"]["secure_key"]["key"] = json!("rotated_new_key");
+    body["options"]["secure_key"]["previous_key"] = json!("secret_key");
+    let id = create(&api, &body);
+    // Signed with the previous key, as links still out there are.
+    let old = tollgate_testkit::link("/size/10", tollgate_testkit::now() + 300, None);
+    for port in [p1, p2] {
+        until(Duration::from_secs(2), "both edges serve", || {
+            get(port, Ipv4Addr::LOCALHOST, HOST, &old) == 200
+        });
+    }
+    for _ in 0..2 {
+        assert_eq!(get(p1, Ipv4Addr::LOCALHOST, HOST, &old), 200);
+        assert_eq!(get(p2, Ipv4Addr::LOCALHOST, HOST, &old), 200);
+    }
+    let previous = || {
+        let (_, r) = api.call("GET", &format!("/cdn/resources/{id}"), None);
+        r["secure_key_usage"]["previous_key"]["matches"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    // 3 on each edge, reported every 2 s.
+    until(Duration::from_secs(8), "both edges' matches summed", || {
+        previous() == 6
+    });
+    // An edge restarts (its own counters start at 0): what it had reported stays.
+    drop(e1);
+    let (_e1, p1) = edge(api.port, &token, &data.path("e1"));
+    until(Duration::from_secs(2), "the restarted edge serves", || {
+        get(p1, Ipv4Addr::LOCALHOST, HOST, &old) == 200
+    });
+    until(Duration::from_secs(8), "one more after the restart", || {
+        previous() == 7
+    });
+    let (_, r) = api.call("GET", &format!("/cdn/resources/{id}"), None);
+    assert_eq!(r["secure_key_usage"]["key"]["matches"], 0, "{r}");
+    assert!(r["secure_key_usage"]["previous_key"]["last_match"].is_string());
+}

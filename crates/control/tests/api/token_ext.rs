@@ -92,8 +92,10 @@ fn key_usage_sums_the_edges_reports_and_starts_again_at_a_rotation() {
     let (s, _) = api.call(
         "PATCH",
         &format!("/cdn/resources/{id}"),
-        Some(&json!({"options": {"secure_key": {"enabled": true, "key": "newest_secret_key",
-            "previous_key": "new_secret_key", "type": 2}}})),
+        Some(
+            &json!({"options": {"secure_key": {"enabled": true, "key": "newest_secret_key",
+            "previous_key": "new_secret_key", "type": 2}}}),
+        ),
     );
     assert_eq!(s, 200);
     let (_, got) = api.call("GET", &format!("/cdn/resources/{id}"), None);
