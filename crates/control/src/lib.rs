@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod origin_groups;
 pub mod panel;
 pub mod resources;
+pub mod revocations;
 pub mod snippets;
 pub mod stats;
 
@@ -262,6 +263,14 @@ impl Control {
                     .delete(resources::delete),
             )
             .route("/cdn/resources/{id}/purge", post(resources::purge))
+            .route(
+                "/cdn/resources/{id}/secure_key/revocations",
+                get(revocations::list).post(revocations::create),
+            )
+            .route(
+                "/cdn/resources/{id}/secure_key/revocations/{rid}",
+                axum::routing::delete(revocations::delete),
+            )
             .route("/cdn/purge_statuses", get(resources::purge_statuses))
             .route(
                 "/cdn/origin_groups",

@@ -81,17 +81,24 @@ const READ_ONLY: &[&str] = &[
     "waap_domain_id",
     "secure_key_strength",
     "secure_key_usage",
+    "secure_key_revocations",
 ];
 
 /// Parses and validates a resource from a request body, as resource `id`: read-only answer
-/// fields dropped, `originGroup` resolved, the change's time set.
-async fn resource_from(
+/// fields dropped, `originGroup` resolved, the change's time set, and `revocations` (changed
+/// only through their own routes) as the resource's.
+pub(crate) async fn resource_from(
     c: &Control,
     mut m: Map<String, Value>,
     id: u64,
+    revocations: Vec<tollgate_model::Revocation>,
 ) -> Result<ValidResource, ApiError> {
     for f in READ_ONLY {
         m.remove(*f);
+    }
+    if !revocations.is_empty() {
+        let list = serde_json::to_value(revocations).map_err(ApiError::internal)?;
+        m.insert("secure_key_revocations".into(), list);
     }
     match m.remove("rules") {
         None | Some(Value::Null) => {}
@@ -399,7 +406,7 @@ pub async fn create(
     Extension(who): Extension<TokenInfo>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let valid = resource_from(&c, object(&body)?, 0).await?;
+    let valid = resource_from(&c, object(&body)?, 0, Vec::new()).await?;
     let created = c.blocking(move |s| s.create(&valid, &who.name)).await?;
     c.changed().await;
     Ok((StatusCode::CREATED, one(&c, created.id).await?).into_response())
@@ -419,7 +426,8 @@ pub async fn replace(
     let current = c.blocking(move |s| s.get(id)).await?;
     m.entry("cname")
         .or_insert(Value::from(current.cname.clone()));
-    let valid = resource_from(&c, m, id).await?;
+    let kept = kept_revocations(&current);
+    let valid = resource_from(&c, m, id, kept).await?;
     forget_usage_of_changed_keys(&c, &current, &valid);
     let updated = c.blocking(move |s| s.update(&valid, &who.name)).await?;
     c.changed().await;
@@ -473,11 +481,23 @@ pub async fn patch(
         (true, true) => {}
     }
     merge(&mut merged, changes);
-    let valid = resource_from(&c, merged, id).await?;
+    let kept = kept_revocations(&current);
+    let valid = resource_from(&c, merged, id, kept).await?;
     forget_usage_of_changed_keys(&c, &current, &valid);
     let updated = c.blocking(move |s| s.update(&valid, &who.name)).await?;
     c.changed().await;
     one(&c, updated.id).await
+}
+
+/// The revocations a change of the resource keeps: those that could still match a link.
+fn kept_revocations(current: &Resource) -> Vec<tollgate_model::Revocation> {
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    current
+        .secure_key_revocations
+        .iter()
+        .filter(|v| !v.is_spent(now))
+        .cloned()
+        .collect()
 }
 
 pub(crate) fn check_body_id(m: &Map<String, Value>, id: u64) -> Result<(), ApiError> {

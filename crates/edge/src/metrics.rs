@@ -21,7 +21,7 @@ pub enum Outcome {
     OriginError(&'static str),
 }
 
-const REASONS: [&str; 13] = [
+const REASONS: [&str; 14] = [
     "bad_request",
     "missing_token",
     "missing_expires",
@@ -29,6 +29,8 @@ const REASONS: [&str; 13] = [
     "bad_token",
     "token_mismatch",
     "expired",
+    // A valid link revoked (`secure_key_revocations`).
+    "revoked",
     // The access lists, checked after the token.
     "referrer_acl",
     "ip_address_acl",
@@ -40,7 +42,7 @@ const REASONS: [&str; 13] = [
     "other",
 ];
 /// The token's reasons lead [`REASONS`]: what report mode counts.
-const TOKEN_REASONS: usize = 7;
+const TOKEN_REASONS: usize = 8;
 const ORIGIN_REASONS: [&str; 5] = [
     "origin_unreachable",
     "origin_timeout",

@@ -309,23 +309,32 @@ fn gate(ctx: &Ctx<'_>, site: &Site, target: &Target<'_>) -> Result<Option<&'stat
     } else {
         verify(target, &sk.keys, ip, now)
     };
-    if verdict.is_err() {
-        explain_to_operator(ctx, sk, ip, now);
-    }
-    match verdict {
-        Ok(v) => {
-            site.metrics.key_matched(v.key_index, now);
-            Ok(None)
+    // A valid link may have been revoked (`secure_key_revocations`).
+    let revoked = |expires: i64| {
+        let list = &site.res.revocations;
+        !list.is_empty() && {
+            let md5 = tollgate_token::verify::LinkParams::from_args(target.args()).md5;
+            list.revokes(md5.unwrap_or_default(), target.uri(), expires)
         }
-        Err(r) if sk.report => {
-            site.metrics.reported(r.reason());
-            Ok(Some(r.reason()))
+    };
+    let outcome = match verdict {
+        Ok(v) if revoked(v.expires) => Err((403, "revoked")),
+        Ok(v) => Ok(v.key_index),
+        Err(r) => Err((r.status(), r.reason())),
+    };
+    let (status, reason) = match outcome {
+        Ok(key_index) => {
+            site.metrics.key_matched(key_index, now);
+            return Ok(None);
         }
-        Err(r) => Err(Refusal::Gate {
-            status: r.status(),
-            reason: r.reason(),
-        }),
+        Err(refused) => refused,
+    };
+    explain_to_operator(ctx, sk, ip, now, reason);
+    if sk.report {
+        site.metrics.reported(reason);
+        return Ok(Some(reason));
     }
+    Err(Refusal::Gate { status, reason })
 }
 
 /// With the resource's debug secret in `X-Tollgate-Debug` (compared in constant time, never
@@ -337,11 +346,20 @@ fn explain_to_operator(
     sk: &tollgate_model::ValidSecureKey,
     ip: Option<IpAddr>,
     now: i64,
+    reason: &'static str,
 ) {
     let Some(given) = ctx.req.headers().get("x-tollgate-debug") else {
         return;
     };
     if !sk.debug_allowed(given.as_bytes()) {
+        return;
+    }
+    if reason == "revoked" {
+        let _ = ctx.debug.set(Debug {
+            reason,
+            detail: "a valid link, revoked (secure_key_revocations)".into(),
+            hashed: None,
+        });
         return;
     }
     let e = tollgate_token::explain(raw_target(ctx.req).as_bytes(), &sk.keys, ip, now);

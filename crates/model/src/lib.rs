@@ -13,6 +13,7 @@ mod key_strength;
 mod options;
 mod origin_group;
 mod resource;
+mod revocation;
 mod serving;
 mod snapshot;
 mod validate;
@@ -34,6 +35,7 @@ pub use options::{
 };
 pub use origin_group::{default_next_upstream, NextUpstream, OriginGroup, OriginSource, Origins};
 pub use resource::{OriginProtocol, Resource};
+pub use revocation::{Revocation, Revocations, MAX_REVOCATIONS};
 pub use snapshot::{
     glob_match, query_component, Counters, EdgeReport, Prefetch, PrefetchFailure, PrefetchRequest,
     Purge, PurgeRequest, Snapshot, MAX_PURGE_ENTRIES,

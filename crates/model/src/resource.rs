@@ -81,6 +81,14 @@ pub struct Resource {
     /// When the resource was last changed, RFC 3339 (set by the control plane).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<String>,
+    /// Links revoked before they expire (a Tollgate extension, changed only through
+    /// `/cdn/resources/{id}/secure_key/revocations`).
+    #[serde(
+        rename = "secure_key_revocations",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub secure_key_revocations: Vec<crate::Revocation>,
 }
 
 fn yes() -> bool {

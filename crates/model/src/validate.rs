@@ -112,6 +112,8 @@ pub struct ValidResource {
     pub hiding: Option<crate::options::Hiding>,
     /// Compression at the edge (`gzipOn`, `brotli_compression`).
     pub compression: crate::options::Compression,
+    /// Links revoked before they expire (`secure_key_revocations`).
+    pub revocations: crate::Revocations,
 }
 
 impl ValidResource {
@@ -169,6 +171,7 @@ impl Resource {
         let ignore_cookie = delivery::switch(o.ignore_cookie.as_ref());
         let hiding = delivery::hiding(o.response_headers_hiding_policy.as_ref(), e);
         let compression = delivery::compression(o, e);
+        let revocations = crate::revocation::validate(&self.secure_key_revocations, e);
 
         if !errors.0.is_empty() {
             return Err(errors.0);
@@ -197,6 +200,7 @@ impl Resource {
             ignore_cookie,
             hiding,
             compression,
+            revocations,
             resource: self,
         })
     }

@@ -832,3 +832,70 @@ fn key_usage_of_two_edges_is_summed_and_survives_an_edge_restart() {
     assert_eq!(r["secure_key_usage"]["key"]["matches"], 0, "{r}");
     assert!(r["secure_key_usage"]["previous_key"]["last_match"].is_string());
 }
+
+#[test]
+fn a_revoked_link_is_refused_by_two_edges_of_a_postgres_control_plane_within_a_second() {
+    let db = tollgate_testkit::pg::TempDb::create("revoke");
+    let origin = TestOrigin::start();
+    let data = TempDir::new("revoke");
+    let (_ctl, api) = control(&["--database", &db.url]);
+    let token = edge_token(&api, "edges");
+    let (_e1, p1) = edge(api.port, &token, &data.path("e1"));
+    let (_e2, p2) = edge(api.port, &token, &data.path("e2"));
+    let id = create(&api, &resource(origin.port, 2));
+    let leaked = sign(&api, id, "/size/10", None);
+    let other = sign(&api, id, "/size/20", None);
+    for port in [p1, p2] {
+        until(Duration::from_secs(2), "both edges serve", || {
+            get(port, Ipv4Addr::LOCALHOST, HOST, &leaked) == 200
+        });
+    }
+    let (s, rev) = api.call(
+        "POST",
+        &format!("/cdn/resources/{id}/secure_key/revocations"),
+        Some(&json!({"link": format!("https://{HOST}{leaked}")})),
+    );
+    assert_eq!(s, 201, "{rev}");
+    for port in [p1, p2] {
+        let took = until(Duration::from_secs(1), "the revoked link refused", || {
+            get(port, Ipv4Addr::LOCALHOST, HOST, &leaked) == 403
+        });
+        eprintln!("edge on {port}: revoked -> refused in {took:?}");
+        assert_eq!(get(port, Ipv4Addr::LOCALHOST, HOST, &other), 200);
+    }
+    // Dropped, the link works again.
+    let rid = rev["id"].as_u64().unwrap();
+    let (s, _) = api.call(
+        "DELETE",
+        &format!("/cdn/resources/{id}/secure_key/revocations/{rid}"),
+        None,
+    );
+    assert_eq!(s, 204);
+    for port in [p1, p2] {
+        until(Duration::from_secs(1), "the link served again", || {
+            get(port, Ipv4Addr::LOCALHOST, HOST, &leaked) == 200
+        });
+    }
+    // One that expires goes by itself once its links have expired.
+    let soon = tollgate_testkit::now() + 2;
+    let (s, r) = api.call(
+        "POST",
+        &format!("/cdn/resources/{id}/secure_key/revocations"),
+        Some(&json!({"token": "AAAAAAAAAAAAAAAAAAAAAA", "expires": soon})),
+    );
+    assert_eq!(s, 201, "{r}");
+    let count = || {
+        api.call(
+            "GET",
+            &format!("/cdn/resources/{id}/secure_key/revocations"),
+            None,
+        )
+        .1["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(count(), 1);
+    until(Duration::from_secs(5), "the spent revocation gone", || {
+        count() == 0
+    });
+}

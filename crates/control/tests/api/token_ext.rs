@@ -101,3 +101,88 @@ fn key_usage_sums_the_edges_reports_and_starts_again_at_a_rotation() {
     let (_, got) = api.call("GET", &format!("/cdn/resources/{id}"), None);
     assert_eq!(got["secure_key_usage"]["key"]["matches"], 0, "{got}");
 }
+
+#[test]
+fn revocations_are_made_listed_bounded_in_shape_and_kept_by_the_resources_own_writes() {
+    let r = start("revocations");
+    let api = &r.api;
+    let (_, res) = api.call(
+        "POST",
+        "/cdn/resources",
+        Some(&json!({"cname": "v.example.com", "origin": "o.example",
+            "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 2}}})),
+    );
+    let id = res["id"].as_u64().unwrap();
+    let path = format!("/cdn/resources/{id}/secure_key/revocations");
+    let exp = tollgate_testkit::now() + 600;
+    let link = tollgate_testkit::link("/a.mp4", exp, None);
+    let (s, rev) = api.call("POST", &path, Some(&json!({ "link": link })));
+    assert_eq!(s, 201, "{rev}");
+    assert_eq!(
+        (rev["id"].as_u64(), rev["expires"].as_i64()),
+        (Some(1), Some(exp))
+    );
+    let (s, rev) = api.call(
+        "POST",
+        &path,
+        Some(&json!({"path": "/course/", "prefix": true})),
+    );
+    assert_eq!((s, rev["id"].as_u64()), (201, Some(2)), "{rev}");
+    for (bad, field) in [
+        (json!({"link": "/a.mp4"}), "link"),
+        (
+            json!({"token": "AAAAAAAAAAAAAAAAAAAAAA"}),
+            "secure_key_revocations[2].expires",
+        ),
+        (
+            json!({"path": "/dir", "prefix": true}),
+            "secure_key_revocations[2].path",
+        ),
+        (json!({"path": "/x", "color": 1}), ""),
+        (
+            json!({"token": "AAAAAAAAAAAAAAAAAAAAAA", "expires": 1}),
+            "expires",
+        ),
+    ] {
+        let (s, e) = api.call("POST", &path, Some(&bad));
+        assert_eq!(s, 400, "{bad} -> {e}");
+        let got = e["field"].as_str().or(e["errors"][0]["field"].as_str());
+        assert_eq!(got, Some(field), "{bad} -> {e}");
+    }
+    // The resource's own PUT and PATCH (a Gcore client's) keep them.
+    let (_, got) = api.call("GET", &format!("/cdn/resources/{id}"), None);
+    assert_eq!(got["secure_key_revocations"].as_array().unwrap().len(), 2);
+    let mut gcore_put = got.clone();
+    gcore_put
+        .as_object_mut()
+        .unwrap()
+        .remove("secure_key_revocations");
+    assert_eq!(
+        api.call("PUT", &format!("/cdn/resources/{id}"), Some(&gcore_put))
+            .0,
+        200
+    );
+    let (_, list) = api.call("GET", &path, None);
+    assert_eq!(list["count"], 2, "{list}");
+    // The audit names the change.
+    let (_, audit) = api.call("GET", "/tollgate/audit", None);
+    assert!(
+        audit.to_string().contains("secure_key_revocations"),
+        "{audit}"
+    );
+    assert_eq!(api.call("DELETE", &format!("{path}/1"), None).0, 204);
+    assert_eq!(api.call("DELETE", &format!("{path}/1"), None).0, 404);
+    // Without a secure key there is nothing to revoke.
+    let (_, plain) = api.call(
+        "POST",
+        "/cdn/resources",
+        Some(&json!({"cname": "p2.example.com", "origin": "o.example"})),
+    );
+    let pid = plain["id"].as_u64().unwrap();
+    let (s, _) = api.call(
+        "POST",
+        &format!("/cdn/resources/{pid}/secure_key/revocations"),
+        Some(&json!({"path": "/x"})),
+    );
+    assert_eq!(s, 400);
+}

@@ -182,3 +182,46 @@ fn the_debug_secret_explains_refusals_and_nothing_changes_without_it() {
     let ok = answer(&link("/c.txt", now() + 60, None), Some(secret));
     assert_eq!((ok.status, ok.header("x-tollgate-reason")), (200, None));
 }
+
+#[test]
+fn revoked_links_are_refused_as_revoked_and_others_served() {
+    let origin = TestOrigin::start();
+    let leaked = link("/one.mp4", now() + 600, None);
+    let md5 = leaked
+        .split("md5=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let json = serde_json::json!([{"id": 1, "cname": HOST,
+        "origin": format!("127.0.0.1:{}", origin.port),
+        "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 2}},
+        "secure_key_revocations": [
+            {"id": 1, "token": md5, "expires": now() + 600},
+            {"id": 2, "path": "/pulled.mp4"},
+            {"id": 3, "path": "/course/", "prefix": true, "expires_at_or_below": now() + 300}]}]);
+    let e = RunningEdge::start(&json.to_string(), EdgeConfig::default());
+    let status = |t: &str| e.get(HOST, t, &[]).status;
+    assert_eq!(status(&leaked), 403);
+    assert_eq!(
+        status(&link("/one.mp4", now() + 601, None)),
+        200,
+        "a new link"
+    );
+    assert_eq!(status(&link("/pulled.mp4", now() + 99_999, None)), 403);
+    assert_eq!(status(&link("/course/w1/a.mp4", now() + 300, None)), 403);
+    assert_eq!(
+        status(&link("/course/w1/a.mp4", now() + 301, None)),
+        200,
+        "issued after the cut-off"
+    );
+    assert_eq!(status(&link("/courses/a.mp4", now() + 60, None)), 200);
+    assert_eq!(
+        sample(
+            &e,
+            "tollgate_requests_total{resource=\"1\",outcome=\"refused\",reason=\"revoked\"}"
+        ),
+        Some(3.0)
+    );
+}
