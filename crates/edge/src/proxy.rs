@@ -310,15 +310,9 @@ fn gate(ctx: &Ctx<'_>, site: &Site, target: &Target<'_>) -> Result<Option<&'stat
         verify(target, &sk.keys, ip, now)
     };
     // A valid link may have been revoked (`secure_key_revocations`).
-    let revoked = |expires: i64| {
-        let list = &site.res.revocations;
-        !list.is_empty() && {
-            let md5 = tollgate_token::verify::LinkParams::from_args(target.args()).md5;
-            list.revokes(md5.unwrap_or_default(), target.uri(), expires)
-        }
-    };
+    let revocations = &site.res.revocations;
     let outcome = match verdict {
-        Ok(v) if revoked(v.expires) => Err((403, "revoked")),
+        Ok(v) if revocations.revokes(&v.token, target.uri(), v.expires) => Err((403, "revoked")),
         Ok(v) => Ok(v.key_index),
         Err(r) => Err((r.status(), r.reason())),
     };

@@ -152,6 +152,8 @@ pub struct Verified {
     pub key_index: usize,
     /// The link's expiry time.
     pub expires: i64,
+    /// The link's token, decoded (what a revocation by token is kept as).
+    pub token: [u8; 16],
 }
 
 /// Verifies the link in a parsed target.
@@ -226,7 +228,11 @@ fn verify_signed_path(
     if expires < now {
         return Err(Refusal::Expired { expires, now });
     }
-    Ok(Verified { key_index, expires })
+    Ok(Verified {
+        key_index,
+        expires,
+        token: given,
+    })
 }
 
 /// Parses a raw origin-form request target and verifies it: the whole decision of the edge.
@@ -310,7 +316,8 @@ mod tests {
             v(&good, None, now),
             Ok(Verified {
                 key_index: 0,
-                expires: now + 10
+                expires: now + 10,
+                token: v(&good, None, now).unwrap().token,
             })
         );
         // The expiry second itself is still valid; one second later it is not.
