@@ -19,7 +19,7 @@ fn benches(c: &mut Criterion) {
     let spec = BatchSpec {
         key: &key,
         expires: 2147483647,
-        ip: None,
+        client: None,
         base: "https://cdn.example.com",
         token_only: false,
     };

@@ -4,9 +4,8 @@
 //! large writes, so the cost per line is the MD5 and the encoding, not allocation or syscalls.
 
 use std::io::{self, BufRead, Write};
-use std::net::IpAddr;
 
-use tollgate_token::{sign_link, Key, SignError};
+use tollgate_token::{sign_link_as, Key, SignError};
 
 /// What every link of a batch shares.
 pub struct BatchSpec<'a> {
@@ -15,7 +14,8 @@ pub struct BatchSpec<'a> {
     /// Expiry time of every link.
     pub expires: i64,
     /// Client address the links are bound to, if any.
-    pub ip: Option<IpAddr>,
+    /// What links are bound to: the client's address or network, or nothing.
+    pub client: Option<tollgate_token::RemoteAddr>,
     /// Prefix of every link, e.g. `https://cdn.example.com`.
     pub base: &'a str,
     /// Print only the token instead of the link.
@@ -88,7 +88,14 @@ pub fn sign_lines(
             continue;
         }
         let mark = out.len();
-        match sign_link(&mut out, spec.base, spec.key, spec.expires, path, spec.ip) {
+        match sign_link_as(
+            &mut out,
+            spec.base,
+            spec.key,
+            spec.expires,
+            path,
+            spec.client.as_ref(),
+        ) {
             Ok(token) => {
                 if spec.token_only {
                     out.truncate(mark);
@@ -122,7 +129,7 @@ mod tests {
         BatchSpec {
             key,
             expires: 2147483647,
-            ip: None,
+            client: None,
             base: "http://cdn.site.com",
             token_only: false,
         }

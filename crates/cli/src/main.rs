@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tollgate::batch::{sign_lines, BatchSpec};
 use tollgate::{keygen, target::request_target_owned};
-use tollgate_token::{explain, sign_link, Key};
+use tollgate_token::{explain_as, sign_link_as, Key};
 
 // mimalloc rather than glibc's allocator: an edge evicting small objects spent a fifth of its
 // time in glibc's malloc and free (consolidating freed chunks); with mimalloc the misses cost
@@ -112,6 +112,10 @@ struct SignArgs {
     /// Bind the link to this client address (resources of secure_key type 0).
     #[arg(long)]
     ip: Option<IpAddr>,
+    /// Bind the link to the --ip's network instead (secure_key.ip_prefix): V4,V6 prefix
+    /// lengths, e.g. 24,64.
+    #[arg(long, value_name = "V4,V6", requires = "ip", value_parser = parse_prefix)]
+    ip_prefix: Option<(u8, u8)>,
     /// Expiry as a Unix time.
     #[arg(
         long,
@@ -142,6 +146,9 @@ struct VerifyArgs {
     /// Client address, for resources that bind tokens to it (secure_key type 0).
     #[arg(long)]
     ip: Option<IpAddr>,
+    /// The resource binds links to the client's network (secure_key.ip_prefix): V4,V6.
+    #[arg(long, value_name = "V4,V6", requires = "ip", value_parser = parse_prefix)]
+    ip_prefix: Option<(u8, u8)>,
     /// Time of the check as a Unix time (default: now).
     #[arg(long)]
     now: Option<i64>,
@@ -150,6 +157,27 @@ struct VerifyArgs {
     json: bool,
     /// The link: a full URL, or a path with its query.
     link: String,
+}
+
+/// `--ip-prefix`: `V4,V6` lengths (1 to 32, 1 to 128).
+fn parse_prefix(s: &str) -> Result<(u8, u8), String> {
+    let bad = || format!("{s:?}: give V4,V6 prefix lengths, e.g. 24,64 (1 to 32, 1 to 128)");
+    let (a, b) = s.split_once(',').ok_or_else(bad)?;
+    let v4: u8 = a.trim().parse().map_err(|_| bad())?;
+    let v6: u8 = b.trim().parse().map_err(|_| bad())?;
+    if !(1..=32).contains(&v4) || !(1..=128).contains(&v6) {
+        return Err(bad());
+    }
+    Ok((v4, v6))
+}
+
+/// What a link is bound to: the address, its network with `--ip-prefix`, or nothing.
+fn client(ip: Option<IpAddr>, prefix: Option<(u8, u8)>) -> Option<tollgate_token::RemoteAddr> {
+    let ip = ip?;
+    Some(match prefix {
+        Some((v4, v6)) => tollgate_token::RemoteAddr::network(ip, v4, v6),
+        None => tollgate_token::RemoteAddr::new(ip),
+    })
 }
 
 fn now() -> Result<i64> {
@@ -180,7 +208,7 @@ fn sign(args: SignArgs) -> Result<ExitCode> {
         let spec = BatchSpec {
             key: &keys[0],
             expires,
-            ip: args.ip,
+            client: client(args.ip, args.ip_prefix),
             base: &args.base,
             token_only: args.token_only,
         };
@@ -216,13 +244,13 @@ fn sign(args: SignArgs) -> Result<ExitCode> {
     }
     let path = args.path.unwrap_or_default();
     let mut out = Vec::new();
-    let token = sign_link(
+    let token = sign_link_as(
         &mut out,
         &args.base,
         &keys[0],
         expires,
         path.as_bytes(),
-        args.ip,
+        client(args.ip, args.ip_prefix).as_ref(),
     )
     .map_err(|e| anyhow!("--path: {e}"))?;
     if args.token_only {
@@ -241,7 +269,12 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         None => now()?,
     };
     let target = request_target_owned(&args.link);
-    let ex = explain(target.as_bytes(), &keys, args.ip, now);
+    let ex = explain_as(
+        target.as_bytes(),
+        &keys,
+        client(args.ip, args.ip_prefix),
+        now,
+    );
     // Keys count from 1 in the text and in --json alike: the order of the --key flags.
     let v = ex.verdict();
     let status = v.status;

@@ -129,16 +129,26 @@ pub async fn sign(
             "must be http:// or https:// and a host",
         ));
     }
+    // The address, or with `ip_prefix` its network (`1.2.3.0/24`): what the link is bound to.
+    let bound = ip.and_then(|a| sk.binding(a));
     let mut url = Vec::new();
-    let token = tollgate_token::sign_link(&mut url, &base, key, expires, req.path.as_bytes(), ip)
-        .map_err(|e| {
+    let token = tollgate_token::sign_link_as(
+        &mut url,
+        &base,
+        key,
+        expires,
+        req.path.as_bytes(),
+        bound.as_ref(),
+    )
+    .map_err(|e| {
         let field = match e {
             tollgate_token::SignError::ExpiresNotPositive => "expires",
             _ => "path",
         };
         ApiError::invalid(field, e.to_string())
     })?;
-    let ip_text = ip.map(|a| tollgate_token::RemoteAddr::new(a).to_string());
+    // The snippets hash the text given as `ip`: the network's, for a subnet-bound resource.
+    let ip_text = bound.map(|b| b.to_string());
     let snippets = snippets::render(&snippets::Values {
         key: key.expose_secret(),
         path: &req.path,

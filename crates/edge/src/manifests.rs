@@ -60,7 +60,7 @@ pub fn plan(res: &ValidResource, target: &Target<'_>, client: IpAddr) -> Option<
             // Validation gives a resource with the token on a key; without one, no rewrite.
             sk.signing_key()?;
             let expires = LinkParams::from_args(target.args()).expires?.to_vec();
-            let ip = sk.bind_client_ip.then(|| RemoteAddr::new(client));
+            let ip = sk.binding(client);
             (expires, Some(Signing { ip }))
         }
         _ => {

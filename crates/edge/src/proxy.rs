@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tollgate_token::{verify, verify_in_directory, Target};
+use tollgate_token::{verify_as, verify_in_directory_as, Target};
 
 use crate::body::EdgeBody;
 use crate::cache::{Body, Found, Object};
@@ -302,12 +302,12 @@ fn gate(ctx: &Ctx<'_>, site: &Site, target: &Target<'_>) -> Result<Option<&'stat
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let ip = sk.bind_client_ip.then_some(ctx.client);
+    let bound = sk.binding(ctx.client);
     // With query string forwarding, a token for the file's directory is accepted too.
     let verdict = if site.res.forwarding.is_some() {
-        verify_in_directory(target, &sk.keys, ip, now)
+        verify_in_directory_as(target, &sk.keys, bound.as_ref(), now)
     } else {
-        verify(target, &sk.keys, ip, now)
+        verify_as(target, &sk.keys, bound.as_ref(), now)
     };
     // A valid link may have been revoked (`secure_key_revocations`).
     let revocations = &site.res.revocations;
@@ -323,7 +323,7 @@ fn gate(ctx: &Ctx<'_>, site: &Site, target: &Target<'_>) -> Result<Option<&'stat
         }
         Err(refused) => refused,
     };
-    explain_to_operator(ctx, sk, ip, now, reason);
+    explain_to_operator(ctx, sk, bound, now, reason);
     if sk.report {
         site.metrics.reported(reason);
         return Ok(Some(reason));
@@ -338,7 +338,7 @@ fn gate(ctx: &Ctx<'_>, site: &Site, target: &Target<'_>) -> Result<Option<&'stat
 fn explain_to_operator(
     ctx: &Ctx<'_>,
     sk: &tollgate_model::ValidSecureKey,
-    ip: Option<IpAddr>,
+    bound: Option<tollgate_token::RemoteAddr>,
     now: i64,
     reason: &'static str,
 ) {
@@ -356,7 +356,7 @@ fn explain_to_operator(
         });
         return;
     }
-    let e = tollgate_token::explain(raw_target(ctx.req).as_bytes(), &sk.keys, ip, now);
+    let e = tollgate_token::explain_as(raw_target(ctx.req).as_bytes(), &sk.keys, bound, now);
     let v = e.verdict();
     let hashed = e.expected.first().map(|(h, _)| h.clone());
     let _ = ctx.debug.set(Debug {

@@ -29,9 +29,9 @@ pub use options::{
     BROTLI_TYPES, GZIP_TYPES, MAX_ACL_ENTRIES, STALE_CONDITIONS,
 };
 pub use options::{
-    EdgeCacheSettings, ForwardKeys, Forwarding, OptionToggle, Options, QueryStringForwarding,
-    ResponseHeader, SecureKey, SecureKeyMode, SecureKeyType, StaticResponseHeaders, StatusTimes,
-    ValidSecureKey, DEFAULT_CACHE_SECS, MAX_CACHE_SECS,
+    EdgeCacheSettings, ForwardKeys, Forwarding, IpPrefix, OptionToggle, Options,
+    QueryStringForwarding, ResponseHeader, SecureKey, SecureKeyMode, SecureKeyType,
+    StaticResponseHeaders, StatusTimes, ValidSecureKey, DEFAULT_CACHE_SECS, MAX_CACHE_SECS,
 };
 pub use origin_group::{default_next_upstream, NextUpstream, OriginGroup, OriginSource, Origins};
 pub use resource::{OriginProtocol, Resource};

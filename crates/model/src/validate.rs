@@ -404,7 +404,7 @@ mod tests {
         assert_eq!(
             format!("{sk:?}"),
             "SecureKey { enabled: true, key: Some(<redacted>), kind: WithoutClientIp, \
-             previous_key: Some(<redacted>), mode: None, debug_secret: None }"
+             previous_key: Some(<redacted>), mode: None, debug_secret: None, ip_prefix: None }"
         );
         // The JSON keeps them: the API returns a resource to its owner.
         let out = serde_json::to_string(&valid.resource).unwrap();

@@ -10,8 +10,9 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
-/// Longest text form: `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255` is 45 bytes.
-const MAX_LEN: usize = 46;
+/// Longest text form: `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255` is 45 bytes, and a
+/// network's `/128` four more.
+const MAX_LEN: usize = 50;
 
 /// `$remote_addr` for an address, on the stack.
 #[derive(Clone, Copy)]
@@ -34,6 +35,30 @@ impl RemoteAddr {
         s
     }
 
+    /// The network of `ip` in CIDR text, for links bound to the client's network rather than its
+    /// address (Tollgate's `secure_key.ip_prefix`): the address with the bits past the prefix
+    /// cleared, written as [`RemoteAddr::new`] writes an address, then `/` and the length
+    /// (`203.0.113.0/24`, `2001:db8:1:2::/64`). `v4` and `v6` are the lengths for each family
+    /// (clamped to 32 and 128).
+    pub fn network(ip: IpAddr, v4: u8, v6: u8) -> RemoteAddr {
+        let (net, len) = match ip {
+            IpAddr::V4(a) => {
+                let len = v4.min(32);
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                (IpAddr::V4((u32::from(a) & mask).into()), len)
+            }
+            IpAddr::V6(a) => {
+                let len = v6.min(128);
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                (IpAddr::V6((u128::from(a) & mask).into()), len)
+            }
+        };
+        let mut s = RemoteAddr::new(net);
+        s.push(b'/');
+        s.push_dec(len);
+        s
+    }
+
     /// The text as bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len as usize]
@@ -41,7 +66,7 @@ impl RemoteAddr {
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        // Only ASCII digits, hex letters, '.' and ':' are ever written.
+        // Only ASCII digits, hex letters, '.', ':' and '/' are ever written.
         std::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
 }
@@ -158,6 +183,22 @@ fn write_inet6(out: &mut RemoteAddr, ip: &Ipv6Addr) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn networks_as_cidr_text() {
+        let n = |ip: &str, v4, v6| RemoteAddr::network(ip.parse().unwrap(), v4, v6).to_string();
+        assert_eq!(n("203.0.113.77", 24, 64), "203.0.113.0/24");
+        assert_eq!(n("203.0.113.77", 32, 64), "203.0.113.77/32");
+        assert_eq!(n("203.0.113.77", 0, 64), "0.0.0.0/0");
+        assert_eq!(n("10.1.2.3", 20, 64), "10.1.0.0/20");
+        assert_eq!(n("2001:db8:1:2:a:b:c:d", 24, 64), "2001:db8:1:2::/64");
+        assert_eq!(n("2001:db8:1:2:a:b:c:d", 24, 48), "2001:db8:1::/48");
+        assert_eq!(
+            n("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 24, 128),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"
+        );
+        assert_eq!(n("2001:db8::1", 24, 200), "2001:db8::1/128", "clamped");
+    }
+
     use super::*;
 
     fn fmt(s: &str) -> String {

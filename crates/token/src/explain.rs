@@ -6,7 +6,7 @@ use crate::addr::RemoteAddr;
 use crate::key::Key;
 use crate::sign::{digest, Token};
 use crate::target::{Normalisation, Target};
-use crate::verify::{verify, LinkParams, Refusal, Verified};
+use crate::verify::{verify_as, LinkParams, Refusal, Verified};
 
 /// Everything `verify` looked at, for a person to read.
 #[derive(Debug, Clone)]
@@ -135,6 +135,17 @@ impl std::fmt::Display for Explanation {
 
 /// Verifies like [`crate::verify_request`] and records the pieces of the decision.
 pub fn explain(target: &[u8], keys: &[Key], ip: Option<IpAddr>, now: i64) -> Explanation {
+    explain_as(target, keys, ip.map(RemoteAddr::new), now)
+}
+
+/// [`explain`] with the client part of the hashed string given as text (an address, or a
+/// network for subnet-bound links).
+pub fn explain_as(
+    target: &[u8],
+    keys: &[Key],
+    remote: Option<RemoteAddr>,
+    now: i64,
+) -> Explanation {
     let raw_path_end = target
         .iter()
         .position(|&b| b == b'?')
@@ -151,16 +162,15 @@ pub fn explain(target: &[u8], keys: &[Key], ip: Option<IpAddr>, now: i64) -> Exp
                 given_token: None,
                 given_expires: None,
                 expected: Vec::new(),
-                client: ip.map(RemoteAddr::new),
+                client: remote,
                 now,
             }
         }
     };
-    let outcome = verify(&parsed, keys, ip, now);
+    let outcome = verify_as(&parsed, keys, remote.as_ref(), now);
     let params = LinkParams::from_args(parsed.args());
     let lossy = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
     let expires_raw = params.expires.unwrap_or_default();
-    let remote = ip.map(RemoteAddr::new);
     let expected = keys
         .iter()
         .map(|key| {

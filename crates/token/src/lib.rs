@@ -38,8 +38,11 @@ pub mod url;
 pub mod verify;
 
 pub use addr::RemoteAddr;
-pub use explain::{explain, Explanation};
+pub use explain::{explain, explain_as, Explanation};
 pub use key::{Key, KeyError};
-pub use sign::{sign, sign_link, signed_url, SignError, Token};
+pub use sign::{sign, sign_as, sign_link, sign_link_as, signed_url, SignError, Token};
 pub use target::{Normalisation, Target, TargetError};
-pub use verify::{verify, verify_in_directory, verify_request, ExpiresError, Refusal, Verified};
+pub use verify::{
+    verify, verify_as, verify_in_directory, verify_in_directory_as, verify_request, ExpiresError,
+    Refusal, Verified,
+};

@@ -143,9 +143,20 @@ impl ExpiresText {
 /// tokens to the client address (Gcore `secure_key.type` 0) and to no address when it does not
 /// (type 2).
 pub fn sign(key: &Key, expires: i64, uri: &[u8], ip: Option<IpAddr>) -> Result<Token, SignError> {
+    sign_as(key, expires, uri, ip.map(RemoteAddr::new).as_ref())
+}
+
+/// [`sign`] with the client part of the hashed string given as text: the address
+/// ([`RemoteAddr::new`]), its network ([`RemoteAddr::network`], Tollgate's subnet binding), or
+/// `None`.
+pub fn sign_as(
+    key: &Key,
+    expires: i64,
+    uri: &[u8],
+    client: Option<&RemoteAddr>,
+) -> Result<Token, SignError> {
     let expires = ExpiresText::new(expires)?;
-    let ip = ip.map(RemoteAddr::new);
-    let d = digest(expires.as_bytes(), uri, ip.as_ref(), key);
+    let d = digest(expires.as_bytes(), uri, client, key);
     Ok(Token::from_digest(&d))
 }
 
@@ -231,8 +242,27 @@ pub fn sign_link(
     path: &[u8],
     ip: Option<IpAddr>,
 ) -> Result<Token, SignError> {
+    sign_link_as(
+        out,
+        base,
+        key,
+        expires,
+        path,
+        ip.map(RemoteAddr::new).as_ref(),
+    )
+}
+
+/// [`sign_link`] with the client part given as text, as [`sign_as`].
+pub fn sign_link_as(
+    out: &mut Vec<u8>,
+    base: &str,
+    key: &Key,
+    expires: i64,
+    path: &[u8],
+    client: Option<&RemoteAddr>,
+) -> Result<Token, SignError> {
     check_signable_path(path)?;
-    let token = sign(key, expires, path, ip)?;
+    let token = sign_as(key, expires, path, client)?;
     write_link(out, base, path, &token, expires);
     Ok(token)
 }

@@ -167,7 +167,19 @@ pub fn verify(
     ip: Option<IpAddr>,
     now: i64,
 ) -> Result<Verified, Refusal> {
-    verify_signed_path(target, target.uri(), keys, ip, now)
+    verify_as(target, keys, ip.map(RemoteAddr::new).as_ref(), now)
+}
+
+/// [`verify`] with the client part of the hashed string given as text: the address
+/// ([`RemoteAddr::new`]), its network ([`RemoteAddr::network`]), or `None` for links bound to
+/// no client.
+pub fn verify_as(
+    target: &Target<'_>,
+    keys: &[Key],
+    client: Option<&RemoteAddr>,
+    now: i64,
+) -> Result<Verified, Refusal> {
+    verify_signed_path(target, target.uri(), keys, client, now)
 }
 
 /// Like [`verify`], and also accepts a token signed over the directory of the path: `$uri` up
@@ -181,6 +193,16 @@ pub fn verify_in_directory(
     ip: Option<IpAddr>,
     now: i64,
 ) -> Result<Verified, Refusal> {
+    verify_in_directory_as(target, keys, ip.map(RemoteAddr::new).as_ref(), now)
+}
+
+/// [`verify_in_directory`] with the client part given as text, as [`verify_as`].
+pub fn verify_in_directory_as(
+    target: &Target<'_>,
+    keys: &[Key],
+    ip: Option<&RemoteAddr>,
+    now: i64,
+) -> Result<Verified, Refusal> {
     // The directory is tried first: behind a forwarding playlist, nearly every request is a
     // segment carrying its directory's token, so this order costs one MD5 where the other
     // would cost two.
@@ -189,10 +211,10 @@ pub fn verify_in_directory(
     // A path that is a directory already (or, never from `Target::parse`, has no `/`) has one
     // token: its own.
     if dir.is_empty() || dir.len() == uri.len() {
-        return verify(target, keys, ip, now);
+        return verify_as(target, keys, ip, now);
     }
     match verify_signed_path(target, dir, keys, ip, now) {
-        Err(Refusal::Mismatch) => verify(target, keys, ip, now),
+        Err(Refusal::Mismatch) => verify_as(target, keys, ip, now),
         other => other,
     }
 }
@@ -202,7 +224,7 @@ fn verify_signed_path(
     target: &Target<'_>,
     signed_path: &[u8],
     keys: &[Key],
-    ip: Option<IpAddr>,
+    ip: Option<&RemoteAddr>,
     now: i64,
 ) -> Result<Verified, Refusal> {
     let params = LinkParams::from_args(target.args());
@@ -216,11 +238,10 @@ fn verify_signed_path(
         .ok_or(Refusal::MissingExpires)?;
     let expires = parse_expires(expires_raw).map_err(Refusal::BadExpires)?;
     let given = decode_token(md5).map_err(Refusal::BadToken)?;
-    let ip = ip.map(RemoteAddr::new);
     let key_index = keys
         .iter()
         .position(|key| {
-            let want = digest(expires_raw, signed_path, ip.as_ref(), key);
+            let want = digest(expires_raw, signed_path, ip, key);
             bool::from(want.ct_eq(&given))
         })
         .ok_or(Refusal::Mismatch)?;

@@ -272,3 +272,88 @@ fn keygen_makes_valid_distinct_keys() {
     );
     assert!(o.status.success(), "{}", err(&o));
 }
+
+#[test]
+fn sign_and_verify_bind_links_to_the_clients_network_with_ip_prefix() {
+    let o = crate::tollgate(
+        &[
+            "sign",
+            "--key",
+            "secret_key",
+            "--path",
+            "/a.mp4",
+            "--expires",
+            "2147483647",
+            "--ip",
+            "203.0.113.7",
+            "--ip-prefix",
+            "24,64",
+            "--token-only",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let key = tollgate_token::Key::new("secret_key").unwrap();
+    let net = tollgate_token::RemoteAddr::network("203.0.113.99".parse().unwrap(), 24, 64);
+    let want = tollgate_token::sign_as(&key, 2147483647, b"/a.mp4", Some(&net)).unwrap();
+    assert_eq!(
+        token,
+        want.as_str(),
+        "the same network from another address of it"
+    );
+    let link = format!("/a.mp4?md5={token}&expires=2147483647");
+    let v = crate::tollgate(
+        &[
+            "verify",
+            "--key",
+            "secret_key",
+            "--ip",
+            "203.0.113.200",
+            "--ip-prefix",
+            "24,64",
+            "--now",
+            "1700000000",
+            &link,
+        ],
+        None,
+    );
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{out}");
+    assert!(out.contains("203.0.113.0/24"), "{out}");
+    let bad = crate::tollgate(
+        &[
+            "sign",
+            "--key",
+            "secret_key",
+            "--path",
+            "/a",
+            "--expires",
+            "9",
+            "--ip-prefix",
+            "24,64",
+        ],
+        None,
+    );
+    assert!(!bad.status.success());
+    let bad = crate::tollgate(
+        &[
+            "sign",
+            "--key",
+            "secret_key",
+            "--path",
+            "/a",
+            "--expires",
+            "9",
+            "--ip",
+            "1.2.3.4",
+            "--ip-prefix",
+            "33,64",
+        ],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--ip-prefix"),
+        "{bad:?}"
+    );
+}

@@ -186,3 +186,59 @@ fn revocations_are_made_listed_bounded_in_shape_and_kept_by_the_resources_own_wr
     );
     assert_eq!(s, 400);
 }
+
+#[test]
+fn subnet_bound_resources_sign_for_the_network_and_their_snippets_hash_it() {
+    let r = start("subnet");
+    let api = &r.api;
+    let (s, e) = api.call(
+        "POST",
+        "/cdn/resources",
+        Some(&json!({"cname": "n2.example.com", "origin": "o.example",
+            "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 2,
+                "ip_prefix": {"v4": 24, "v6": 64}}}})),
+    );
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (400, Some("options.secure_key.ip_prefix")),
+        "{e}"
+    );
+    let (s, e) = api.call(
+        "POST",
+        "/cdn/resources",
+        Some(&json!({"cname": "n3.example.com", "origin": "o.example",
+            "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 0,
+                "ip_prefix": {"v4": 33, "v6": 64}}}})),
+    );
+    assert_eq!(
+        (s, e["field"].as_str()),
+        (400, Some("options.secure_key.ip_prefix.v4")),
+        "{e}"
+    );
+    let (s, res) = api.call(
+        "POST",
+        "/cdn/resources",
+        Some(&json!({"cname": "n.example.com", "origin": "o.example",
+            "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 0,
+                "ip_prefix": {"v4": 24, "v6": 64}}}})),
+    );
+    assert_eq!(s, 201, "{res}");
+    let id = res["id"].as_u64().unwrap();
+    let (s, signed) = api.call(
+        "POST",
+        &format!("/cdn/resources/{id}/sign"),
+        Some(&json!({"path": "/a.mp4", "ip": "203.0.113.7", "expires": 2147483647})),
+    );
+    assert_eq!(s, 200, "{signed}");
+    let key = tollgate_token::Key::new("secret_key").unwrap();
+    let net = tollgate_token::RemoteAddr::network("203.0.113.7".parse().unwrap(), 24, 64);
+    let want = tollgate_token::sign_as(&key, 2147483647, b"/a.mp4", Some(&net)).unwrap();
+    assert!(
+        signed["url"].as_str().unwrap().contains(want.as_str()),
+        "{signed}"
+    );
+    assert!(
+        signed.to_string().contains("203.0.113.0/24"),
+        "the snippets hash the network: {signed}"
+    );
+}

@@ -225,3 +225,46 @@ fn revoked_links_are_refused_as_revoked_and_others_served() {
         Some(3.0)
     );
 }
+
+#[test]
+fn subnet_binding_accepts_the_network_and_refuses_outside_it_for_v4_and_v6() {
+    let origin = TestOrigin::start();
+    let json = serde_json::json!([{"id": 1, "cname": HOST,
+        "origin": format!("127.0.0.1:{}", origin.port),
+        "options": {"secure_key": {"enabled": true, "key": "secret_key", "type": 0,
+            "ip_prefix": {"v4": 24, "v6": 64}}}}]);
+    let e = RunningEdge::start(
+        &json.to_string(),
+        EdgeConfig {
+            trusted: tollgate_edge::TrustedProxies(vec!["127.0.0.1".parse().unwrap()]),
+            ..EdgeConfig::default()
+        },
+    );
+    let key = tollgate_token::Key::new("secret_key").unwrap();
+    let expires = now() + 60;
+    let signed_for = |ip: &str| {
+        let net = tollgate_token::RemoteAddr::network(ip.parse().unwrap(), 24, 64);
+        assert!(net.as_str().contains('/'));
+        let t = tollgate_token::sign_as(&key, expires, b"/m.ts", Some(&net)).unwrap();
+        format!("/m.ts?md5={t}&expires={expires}")
+    };
+    let from = |target: &str, xff: &str| e.get(HOST, target, &[("X-Forwarded-For", xff)]).status;
+    let v4 = signed_for("203.0.113.7");
+    assert_eq!(from(&v4, "203.0.113.7"), 200);
+    assert_eq!(
+        from(&v4, "203.0.113.250"),
+        200,
+        "another address of the /24"
+    );
+    assert_eq!(from(&v4, "203.0.114.7"), 403);
+    let v6 = signed_for("2001:db8:1:2::10");
+    assert_eq!(
+        from(&v6, "2001:db8:1:2:aaaa:bbbb:cccc:dddd"),
+        200,
+        "privacy address"
+    );
+    assert_eq!(from(&v6, "2001:db8:1:3::10"), 403);
+    // A link bound to the exact address (type 0 without ip_prefix) is not this resource's.
+    let exact = link("/m.ts", expires, Some("203.0.113.7"));
+    assert_eq!(from(&exact, "203.0.113.7"), 403);
+}

@@ -29,7 +29,7 @@ pub use delivery::{
 };
 pub use forwarding::{ForwardKeys, Forwarding, QueryStringForwarding};
 pub use response_headers::{ResponseHeader, StaticResponseHeaders};
-pub use secure_key::{SecureKey, SecureKeyMode, SecureKeyType, ValidSecureKey};
+pub use secure_key::{IpPrefix, SecureKey, SecureKeyMode, SecureKeyType, ValidSecureKey};
 
 /// Resource options. Gcore mixes snake_case and camelCase names; these are its names.
 ///

@@ -32,6 +32,21 @@ pub struct SecureKey {
     /// ASCII characters). Without it, answers are as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug_secret: Option<String>,
+    /// Tollgate's extension for viewers whose address changes within their provider's range:
+    /// type 0 links bound to the client's network (`1.2.3.0/24` in the hashed string) rather
+    /// than its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_prefix: Option<IpPrefix>,
+}
+
+/// `secure_key.ip_prefix`: the network lengths a link is bound to, per family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpPrefix {
+    /// IPv4 prefix length, 1 to 32.
+    pub v4: u8,
+    /// IPv6 prefix length, 1 to 128.
+    pub v6: u8,
 }
 
 /// `secure_key.mode`.
@@ -58,6 +73,7 @@ impl fmt::Debug for SecureKey {
             previous_key,
             mode,
             debug_secret,
+            ip_prefix,
         } = self;
         let redacted = |k: &Option<String>| k.as_ref().map(|_| Redacted);
         f.debug_struct("SecureKey")
@@ -67,6 +83,7 @@ impl fmt::Debug for SecureKey {
             .field("previous_key", &redacted(previous_key))
             .field("mode", mode)
             .field("debug_secret", &redacted(debug_secret))
+            .field("ip_prefix", ip_prefix)
             .finish()
     }
 }
@@ -125,9 +142,23 @@ pub struct ValidSecureKey {
     pub report: bool,
     /// The operators' secret of `X-Tollgate-Debug`, when set.
     pub debug_secret: Option<String>,
+    /// Links bound to the client's network of these lengths (v4, v6) rather than its address.
+    pub ip_prefix: Option<(u8, u8)>,
 }
 
 impl ValidSecureKey {
+    /// The client part of the hashed string for a viewer at `client`: its address (type 0),
+    /// its network (type 0 with `ip_prefix`), or nothing (type 2).
+    pub fn binding(&self, client: std::net::IpAddr) -> Option<tollgate_token::RemoteAddr> {
+        if !self.bind_client_ip {
+            return None;
+        }
+        Some(match self.ip_prefix {
+            Some((v4, v6)) => tollgate_token::RemoteAddr::network(client, v4, v6),
+            None => tollgate_token::RemoteAddr::new(client),
+        })
+    }
+
     /// Whether `given` (an `X-Tollgate-Debug` value) is the resource's debug secret, compared
     /// in constant time.
     pub fn debug_allowed(&self, given: &[u8]) -> bool {
@@ -162,6 +193,26 @@ fn check_debug_secret(s: Option<&str>, errors: &mut FieldErrors) {
 pub(crate) fn validate(sk: Option<&SecureKey>, errors: &mut FieldErrors) -> Option<ValidSecureKey> {
     let sk = sk?;
     check_debug_secret(sk.debug_secret.as_deref(), errors);
+    if let Some(p) = sk.ip_prefix {
+        if !(1..=32).contains(&p.v4) {
+            errors.push(
+                "options.secure_key.ip_prefix.v4",
+                "a prefix length of 1 to 32",
+            );
+        }
+        if !(1..=128).contains(&p.v6) {
+            errors.push(
+                "options.secure_key.ip_prefix.v6",
+                "a prefix length of 1 to 128",
+            );
+        }
+        if sk.kind != SecureKeyType::WithClientIp {
+            errors.push(
+                "options.secure_key.ip_prefix",
+                "binds links to the client's network: it needs type 0 (links bound to the client)",
+            );
+        }
+    }
     if !sk.enabled {
         // Off, but stored and served back: what is stored is valid all the same, so that
         // turning it on later cannot enable a key the API never checked.
@@ -200,5 +251,6 @@ pub(crate) fn validate(sk: Option<&SecureKey>, errors: &mut FieldErrors) -> Opti
         bind_client_ip: sk.kind == SecureKeyType::WithClientIp,
         report: sk.mode == Some(SecureKeyMode::Report),
         debug_secret: sk.debug_secret.clone(),
+        ip_prefix: sk.ip_prefix.map(|p| (p.v4, p.v6)),
     })
 }
