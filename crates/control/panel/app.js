@@ -134,25 +134,55 @@ function secureTab(body, r) {
   const check = () => { const p = enabled.checked ? keyProblem(key.value) : ""; keyErr.textContent = p; key.classList.toggle("invalid", !!p); return !p; };
   key.addEventListener("input", check);
   enabled.addEventListener("change", check);
-  add(body, 
+  // Tollgate's extensions (report mode, subnet binding, debug secret): kept as they are unless
+  // changed here, so a save never drops what the API set.
+  const mode = el("select", { id: "sk-mode" },
+    el("option", { value: "enforce" }, "Enforce: refuse what the token refuses"),
+    el("option", { value: "report" }, "Report only: count what would be refused, serve it"));
+  mode.value = sk.mode || "enforce";
+  const v4 = el("input", { type: "number", id: "sk-prefix-v4", min: "1", max: "32", placeholder: "24", value: sk.ip_prefix ? sk.ip_prefix.v4 : "" });
+  const v6 = el("input", { type: "number", id: "sk-prefix-v6", min: "1", max: "128", placeholder: "64", value: sk.ip_prefix ? sk.ip_prefix.v6 : "" });
+  const debug = el("input", { type: "text", id: "sk-debug", value: sk.debug_secret || "", autocomplete: "off", spellcheck: "false", placeholder: "16+ characters; empty: off" });
+  const strength = r.secure_key_strength && r.secure_key_strength.key;
+  add(body,
     el("p", { class: "hint" }, "Only links signed with this key are served: ?md5=TOKEN&expires=UNIX_TIME."),
     el("label", { class: "inline switch" }, enabled, "Enable secure token"),
     el("label", { for: "sk-key" }, "Key"),
     el("div", { class: "row" }, key, el("button", { class: "secondary", id: "sk-generate", onclick: () => { key.value = generateKey(); check(); } }, "Generate")),
     el("p", { class: "hint" }, "6 to 32 characters; letters, digits and symbols, no spaces."), keyErr,
+    strength ? el("p", { class: strength.warning ? "error" : "hint", id: "sk-strength" },
+      strength.warning ? "Key strength: " + strength.warning : `Key strength: ${strength.bits} bits (${strength.length} characters of ${strength.alphabet} symbols).`) : null,
     el("label", { class: "inline" }, withIp, "Add a client's IP to the token"),
-    rotationCard(r, sk),
+    el("label", { for: "sk-mode" }, "Mode"), mode,
+    el("p", { class: "hint" }, "Report only lets a site turn tokens on safely: refusals are counted (the chart's \"would refuse\") and served."),
+    el("label", {}, "Bind to the client's network (optional, with the client's IP)"),
+    el("div", { class: "row" }, el("span", {}, "IPv4 /"), v4, el("span", {}, "IPv6 /"), v6),
+    el("p", { class: "hint" }, "Links then hash the viewer's network, e.g. 203.0.113.0/24, so an address that changes within it keeps working."),
+    el("label", { for: "sk-debug" }, "Debug secret (X-Tollgate-Debug)"), debug,
     status,
     el("button", { id: "sk-save", onclick: async () => {
       if (!check()) return;
-      const next = { enabled: enabled.checked, type: withIp.checked ? 0 : 2 };
+      const next = { ...sk, enabled: enabled.checked, type: withIp.checked ? 0 : 2 };
       if (key.value) next.key = key.value;
-      if (sk.previous_key) next.previous_key = sk.previous_key;
+      if (mode.value === "report") next.mode = "report"; else delete next.mode;
+      if (v4.value || v6.value) next.ip_prefix = { v4: Number(v4.value || 24), v6: Number(v6.value || 64) }; else delete next.ip_prefix;
+      if (debug.value.trim()) next.debug_secret = debug.value.trim(); else delete next.debug_secret;
       try { await api("PATCH", "/cdn/resources/" + r.id, { options: { secure_key: next } });
         status.className = "ok"; status.textContent = "Saved. Edges enforce it within a second."; }
       catch (e) { status.className = "error"; status.textContent = (e.field ? e.field + ": " : "") + e.message; }
-    } }, "Save"));
+    } }, "Save"),
+    rotationCard(r, sk),
+    revocationsCard(r, sk));
   check();
+}
+
+// "3 h ago" for a Unix time or an RFC 3339 one.
+function ago(t) {
+  const s = Math.max(0, Math.round((Date.now() - new Date(t).getTime()) / 1000));
+  if (s < 120) return s + " s ago";
+  if (s < 7200) return Math.round(s / 60) + " min ago";
+  if (s < 172800) return Math.round(s / 3600) + " h ago";
+  return Math.round(s / 86400) + " days ago";
 }
 
 // Key rotation (Tollgate's previous_key): a new key signs at once, the old one keeps verifying
@@ -169,18 +199,48 @@ function rotationCard(r, sk) {
       if (shown) { shown.className = "ok"; shown.textContent = done; }
     } catch (e) { status.className = "error"; status.textContent = (e.field ? e.field + ": " : "") + e.message; }
   };
-  const base = { enabled: true, key: sk.key, type: sk.type || 0 };
+  const base = { ...sk };
+  delete base.previous_key;
+  const usage = r.secure_key_usage || {};
+  const used = k => k && k.matches ? `${k.matches} links matched, last ${ago(k.last_match)}` : "no link matched it yet";
   return el("div", { class: "card", id: "rotation" },
     el("h2", {}, "Key rotation"),
     sk.previous_key
       ? el("p", { id: "rot-state" }, "The key above signs; a previous key still verifies links made with it.")
       : el("p", { id: "rot-state" }, "One key signs and verifies."),
+    el("p", { class: "hint", id: "rot-usage" }, "Current key: " + used(usage.key) +
+      (sk.previous_key ? ". Previous key: " + used(usage.previous_key) + "." : ".")),
     el("div", { class: "row" },
       el("button", { class: "secondary", id: "rot-rotate", onclick: () =>
         save({ ...base, key: generateKey(), previous_key: sk.key }, "Rotated: a new key signs, the old one still verifies.") }, "Rotate key"),
       sk.previous_key ? el("button", { class: "secondary", id: "rot-drop", onclick: () =>
         save(base, "The previous key no longer verifies.") }, "Stop accepting the previous key") : null),
     status);
+}
+
+// Revoked links (Tollgate's secure_key_revocations): refused by edges before they expire.
+function revocationsCard(r, sk) {
+  if (!sk.enabled) return null;
+  const path = "/cdn/resources/" + r.id + "/secure_key/revocations";
+  const rows = el("ul", { id: "rev-list" });
+  const input = el("input", { type: "text", id: "rev-link", placeholder: "a leaked link, or a path like /course/ for everything under it", spellcheck: "false" });
+  const status = el("p", { class: "error", id: "rev-status" });
+  const load = async () => {
+    const list = await api("GET", path);
+    rows.replaceChildren(...list.results.map(v => el("li", {},
+      v.token ? `link ${v.token.slice(0, 6)}… until ${new Date(v.expires * 1000).toISOString()}` : (v.prefix ? "everything under " : "every link of ") + v.path, " ",
+      el("button", { class: "link", id: "rev-drop-" + v.id, onclick: async () => { await api("DELETE", path + "/" + v.id); load(); } }, "Drop"))));
+  };
+  load().catch(() => {});
+  return el("div", { class: "card", id: "revocations" },
+    el("h2", {}, "Revoked links"),
+    el("label", { for: "rev-link" }, "Revoke"), input, status,
+    el("button", { class: "secondary", id: "rev-add", onclick: async () => {
+      const v = input.value.trim();
+      const req = v.includes("md5=") ? { link: v } : (v.endsWith("/") ? { path: v, prefix: true } : { path: v });
+      try { await api("POST", path, req); status.className = "ok"; status.textContent = "Revoked. Edges refuse it within a second."; input.value = ""; load(); }
+      catch (e) { status.className = "error"; status.textContent = (e.field ? e.field + ": " : "") + e.message; }
+    } }, "Revoke"), rows);
 }
 
 function linksTab(body, r) {
@@ -219,8 +279,8 @@ function linksTab(body, r) {
 // A line chart of the edges' answers (served, cache hits, 403, 410) over the last ten minutes.
 function chartCard(resourceId) {
   const canvas = el("canvas", { id: "chart", width: "900", height: "220" });
-  const series = [["served", "#1f6feb"], ["hits", "#1f9d55"], ["forbidden", "#c62828"], ["gone", "#f59e0b"]];
-  const names = { served: "served", hits: "cache hits", forbidden: "403", gone: "410" };
+  const series = [["served", "#1f6feb"], ["hits", "#1f9d55"], ["forbidden", "#c62828"], ["gone", "#f59e0b"], ["reported", "#7c3aed"]];
+  const names = { served: "served", hits: "cache hits", forbidden: "403", gone: "410", reported: "would refuse (report mode)" };
   const legend = el("div", { class: "legend" }, ...series.map(([s, c]) => { const i = el("i"); i.style.background = c; return el("span", {}, i, names[s]); }));
   const total = el("p", { class: "hint", id: "chart-total" });
   async function draw() {
@@ -238,7 +298,7 @@ function chartCard(resourceId) {
       ctx.stroke();
     }
     const sum = s => data[s].reduce((a, b) => a + b, 0);
-    total.textContent = `Last 10 minutes, per ${data.bucket_secs} s: ${sum("served")} served, ${sum("hits")} cache hits, ${sum("forbidden")} refused (403), ${sum("gone")} expired (410).`;
+    total.textContent = `Last 10 minutes, per ${data.bucket_secs} s: ${sum("served")} served, ${sum("hits")} cache hits, ${sum("forbidden")} refused (403), ${sum("gone")} expired (410), ${sum("reported")} served that report mode would refuse.`;
   }
   draw();
   chartTimer = setInterval(draw, 5000);

@@ -258,6 +258,44 @@ fn panel_in_headless_chromium() {
         .await;
         eprintln!("chart: {total}");
         shot(&c, "06-chart").await;
+
+        // The secure-token extensions: the key's strength and usage are shown, report mode is
+        // saved without dropping the key, and a link revoked in the panel is refused by the edge.
+        c.goto(&format!("{panel}#/resources/1/secure"))
+            .await
+            .unwrap();
+        text_until(&c, "#sk-strength", 10, |t| t.contains("bits")).await;
+        text_until(&c, "#rot-usage", 20, |t| t.contains("links matched")).await;
+        fill(&c, "#rev-link", &url).await;
+        el(&c, "#rev-add").await.click().await.unwrap();
+        text_until(&c, "#rev-status", 10, |t| t.contains("Revoked")).await;
+        until(Duration::from_secs(1), "the revoked link refused", || {
+            fetch(Ipv4Addr::LOCALHOST).status == 403
+        });
+        let (_, list) = api.call("GET", "/cdn/resources/1/secure_key/revocations", None);
+        assert_eq!(list["count"], 1, "{list}");
+        text_until(&c, "#rev-list", 10, |t| t.contains("link")).await;
+        shot(&c, "07-revoked").await;
+        c.execute(
+            "document.getElementById('sk-mode').value = 'report';",
+            vec![],
+        )
+        .await
+        .unwrap();
+        el(&c, "#sk-save").await.click().await.unwrap();
+        text_until(&c, "#sk-status", 10, |t| t.contains("Saved")).await;
+        let (_, stored) = api.call("GET", "/cdn/resources/1", None);
+        let sk = &stored["options"]["secure_key"];
+        assert_eq!(
+            (sk["mode"].as_str(), sk["key"].as_str()),
+            (Some("report"), Some(key.as_str())),
+            "{stored}"
+        );
+        assert_eq!(
+            stored["secure_key_revocations"].as_array().map(Vec::len),
+            Some(1),
+            "the resource's save keeps the revocation"
+        );
         c.close().await.unwrap();
     });
 }
