@@ -241,6 +241,16 @@ mod tests {
     }
 
     #[test]
+    fn bounded_in_count() {
+        let one = rev(r#"{"path": "/x"}"#);
+        let mut e = FieldErrors::default();
+        validate(&vec![one; MAX_REVOCATIONS + 1], &mut e);
+        let m = e.into_messages();
+        assert_eq!(m.len(), 1);
+        assert!(m[0].contains("at most 10000"), "{m:?}");
+    }
+
+    #[test]
     fn refusals_name_the_entry() {
         let mut e = FieldErrors::default();
         validate(

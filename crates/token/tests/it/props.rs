@@ -132,3 +132,31 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Subnet binding: a link signed for one address's network verifies from every address of
+    /// that network and from none outside it; and without a prefix, the `_as` functions decide
+    /// exactly as the address-taking ones (what a resource without Tollgate's extensions gets).
+    #[test]
+    fn network_bound_links_hold_within_the_network_only(
+        path in signable_path(), key in key(), a in any::<[u8; 4]>(), b in any::<[u8; 4]>(),
+        len in 1u8..=32, expires in 1i64..4_000_000_000,
+    ) {
+        let (a, b) = (IpAddr::from(a), IpAddr::from(b));
+        let net = RemoteAddr::network(a, len, 64);
+        let t = tollgate_token::sign_as(&key, expires, &path, Some(&net)).unwrap();
+        let mut link = Vec::new();
+        tollgate_token::sign::write_link(&mut link, "", &path, &t, expires);
+        let target = Target::parse(&link).unwrap();
+        let keys = [key];
+        let from_b = RemoteAddr::network(b, len, 64);
+        let same = from_b.as_str() == net.as_str();
+        let v = tollgate_token::verify_as(&target, &keys, Some(&from_b), expires);
+        prop_assert_eq!(v.is_ok(), same);
+        let plain = tollgate_token::verify(&target, &keys, Some(b), expires);
+        let as_text = tollgate_token::verify_as(&target, &keys, Some(&RemoteAddr::new(b)), expires);
+        prop_assert_eq!(plain.map(|v| v.key_index), as_text.map(|v| v.key_index));
+    }
+}
