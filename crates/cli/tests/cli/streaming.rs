@@ -429,24 +429,7 @@ fn hls_js_in_headless_chromium_plays_through_the_edge() {
             &["--autoplay-policy=no-user-gesture-required"],
         )
         .await;
-        c.goto(&page).await.unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let (mut time, mut errors) = (0.0, Value::Null);
-        while std::time::Instant::now() < deadline {
-            let v = c
-                .execute(
-                    "return [document.getElementById('video').currentTime, window.playerErrors];",
-                    vec![],
-                )
-                .await
-                .unwrap();
-            time = v[0].as_f64().unwrap_or(0.0);
-            errors = v[1].clone();
-            if time > 2.0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+        let (time, errors) = playback(&c, &page, 30).await;
         let png = c.screenshot().await.unwrap();
         std::fs::write(
             crate::panel_browser::screenshots_dir().join("player-hls.png"),
