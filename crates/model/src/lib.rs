@@ -20,7 +20,9 @@ mod validate;
 
 pub use cidr::Cidr;
 pub use duration::parse_gcore_duration;
-pub use key_strength::{key_strength, KeyStrength, WARN_BELOW_BITS};
+pub use key_strength::{
+    key_strength, KeyStrength, CORE_MD5_PER_SEC, GPU_MD5_PER_SEC, WARN_BELOW_BITS,
+};
 pub use options::methods::{Methods, METHODS};
 pub use options::GCORE_OPTIONS;
 pub use options::{
