@@ -61,12 +61,20 @@ fn report_mode_serves_what_it_would_refuse_and_counts_it() {
         ),
         Some(1.0)
     );
+    // The log is written by a thread of its own: read until its four lines are there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let reports: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["token_report"].clone())
+            .collect();
+        if lines.len() >= 4 || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     drop(e);
-    let lines = std::fs::read_to_string(&log).unwrap();
-    let reports: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["token_report"].clone())
-        .collect();
     assert_eq!(
         reports,
         [
