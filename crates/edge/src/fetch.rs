@@ -202,7 +202,9 @@ fn shape_origin_headers(res: &tollgate_model::ValidResource, h: &mut HeaderMap) 
         return;
     }
     h.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
-    if !h.contains_key(header::VARY) {
+    // A `Vary` that is not text stays as it is (`key::vary_of` makes it unstorable).
+    if !h.contains_key(header::VARY) || h.get_all(header::VARY).iter().any(|v| v.to_str().is_err())
+    {
         return;
     }
     let fields: Vec<String> = h

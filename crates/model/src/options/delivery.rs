@@ -280,8 +280,10 @@ pub enum HideMode {
 }
 
 /// The headers never hidden: Gcore's five (`Connection`, `Content-Length`, `Content-Type`,
-/// `Date`, `Server`), and those without which the body or the cache status cannot be read.
-pub const NEVER_HIDDEN: [&str; 9] = [
+/// `Date`, `Server`), those without which the body or the cache status cannot be read, and
+/// `Vary` (without it a browser's or proxy's cache could give one viewer's variant, a
+/// compressed body say, to another).
+pub const NEVER_HIDDEN: [&str; 10] = [
     "connection",
     "content-length",
     "content-type",
@@ -291,6 +293,7 @@ pub const NEVER_HIDDEN: [&str; 9] = [
     "content-encoding",
     "transfer-encoding",
     "cache",
+    "vary",
 ];
 
 /// `response_headers_hiding_policy` in force.
