@@ -408,17 +408,8 @@ fn hls_js_in_headless_chromium_plays_through_the_edge() {
     let s = setup(true);
     install_player();
     let (_driver, driver_port) = crate::panel_browser::start_driver();
-    let master = signed("/vod/master.m3u8", tollgate_testkit::now() + 600);
-    let src = format!("http://127.0.0.1:{}{master}", s.port);
     // The page comes straight from the origin; only the stream goes through the edge.
-    let page = format!(
-        "http://127.0.0.1:{}/player/player.html?src={}",
-        s.origin,
-        src.replace('%', "%25")
-            .replace('&', "%26")
-            .replace('?', "%3F")
-            .replace('=', "%3D")
-    );
+    let page = player_page(&s);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -471,6 +462,21 @@ fn playlists_too_large_to_cache_are_rewritten_too() {
     );
 }
 
+/// The player page, served by the origin (another origin than the edge's), playing a signed
+/// master playlist through the edge.
+fn player_page(s: &Setup) -> String {
+    let master = signed("/vod/master.m3u8", tollgate_testkit::now() + 600);
+    let src = format!("http://127.0.0.1:{}{master}", s.port);
+    format!(
+        "http://127.0.0.1:{}/player/player.html?src={}",
+        s.origin,
+        src.replace('%', "%25")
+            .replace('&', "%26")
+            .replace('?', "%3F")
+            .replace('=', "%3D")
+    )
+}
+
 /// Where hls.js stands on `page` after up to `secs` seconds: playback time and its errors.
 async fn playback(c: &fantoccini::Client, page: &str, secs: u64) -> (f64, Value) {
     c.goto(page).await.unwrap();
@@ -519,18 +525,7 @@ fn hls_js_on_another_origin_plays_with_cors_and_reads_the_expired_status_with_al
         .unwrap();
     // An origin that sends no CORS header itself: the player's page (served by it, another
     // origin than the edge's) needs the edge's.
-    let page_of = |s: &Setup| {
-        let master = signed("/vod/master.m3u8", tollgate_testkit::now() + 600);
-        let src = format!("http://127.0.0.1:{}{master}", s.port);
-        format!(
-            "http://127.0.0.1:{}/player/player.html?src={}",
-            s.origin,
-            src.replace('%', "%25")
-                .replace('&', "%26")
-                .replace('?', "%3F")
-                .replace('=', "%3D")
-        )
-    };
+    let page_of = player_page;
     let expired = |s: &Setup| {
         let seg = signed("/vod/360p/seg000.ts", tollgate_testkit::now() - 30);
         format!("http://127.0.0.1:{}{seg}", s.port)

@@ -16,12 +16,7 @@ use crate::{resources, RunningEdge};
 const HOST: &str = "cdn.example.com";
 
 fn edge_with(origin: &TestOrigin, options: serde_json::Value, config: EdgeConfig) -> RunningEdge {
-    let mut json: serde_json::Value =
-        serde_json::from_str(&resources(origin.port, &[(HOST, Some(2))])).unwrap();
-    for (k, v) in options.as_object().unwrap() {
-        json[0]["options"][k] = v.clone();
-    }
-    RunningEdge::start(&json.to_string(), config)
+    crate::edge_with_options(origin.port, HOST, options, config)
 }
 
 fn signed(target: &str) -> String {

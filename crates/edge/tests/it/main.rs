@@ -110,6 +110,22 @@ impl Drop for RunningEdge {
     }
 }
 
+/// An edge for one resource, `host` signed with type 2 on `origin_port`, with `options` besides
+/// its token.
+pub fn edge_with_options(
+    origin_port: u16,
+    host: &str,
+    options: serde_json::Value,
+    config: EdgeConfig,
+) -> RunningEdge {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&resources(origin_port, &[(host, Some(2))])).unwrap();
+    for (k, v) in options.as_object().unwrap() {
+        json[0]["options"][k] = v.clone();
+    }
+    RunningEdge::start(&json.to_string(), config)
+}
+
 /// Resources JSON with one resource per (host, type) on `origin_port`.
 pub fn resources(origin_port: u16, list: &[(&str, Option<u8>)]) -> String {
     let items: Vec<serde_json::Value> = list

@@ -10,18 +10,13 @@ use tollgate_edge::{EdgeConfig, TrustedProxies};
 use tollgate_testkit::origin::TestOrigin;
 use tollgate_testkit::{link, now};
 
-use crate::{resources, RunningEdge};
+use crate::RunningEdge;
 
 const HOST: &str = "cdn.example.com";
 
 /// An edge whose signed resource (type 2) has `options` besides its token.
 fn edge_with(origin: &TestOrigin, options: serde_json::Value, config: EdgeConfig) -> RunningEdge {
-    let mut json: serde_json::Value =
-        serde_json::from_str(&resources(origin.port, &[(HOST, Some(2))])).unwrap();
-    for (k, v) in options.as_object().unwrap() {
-        json[0]["options"][k] = v.clone();
-    }
-    RunningEdge::start(&json.to_string(), config)
+    crate::edge_with_options(origin.port, HOST, options, config)
 }
 
 /// A signed target for `/say/<name>` with these origin headers, and the target the origin sees.
