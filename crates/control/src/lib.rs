@@ -397,7 +397,7 @@ async fn delete_token(
     }
 }
 
-/// `GET /tollgate/audit?limit=N`: who changed what, newest first.
+/// `GET /tollgate/audit?limit=N[&resource=ID]`: who changed what, newest first.
 async fn audit(
     State(c): State<Arc<Control>>,
     Query(q): Query<HashMap<String, String>>,
@@ -410,7 +410,8 @@ async fn audit(
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| ApiError::invalid("limit", "1 to 1000"))?,
     };
-    let entries = c.blocking(move |s| s.audit(limit)).await?;
+    let resource = resource_param(&q)?;
+    let entries = c.blocking(move |s| s.audit(limit, resource)).await?;
     let list: Vec<_> = entries
         .into_iter()
         .map(|e| {
@@ -421,15 +422,22 @@ async fn audit(
     Ok(Json(list).into_response())
 }
 
+/// The `resource` query parameter of the audit and the stats, if given.
+fn resource_param(q: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
+    q.get("resource")
+        .map(|r| {
+            resources::parse_id(r)
+                .map_err(|_| ApiError::invalid("resource", format!("{r:?} is not a resource id")))
+        })
+        .transpose()
+}
+
 /// `GET /tollgate/stats[?resource=ID]`: the chart's data.
 async fn stats(
     State(c): State<Arc<Control>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<stats::Series>, ApiError> {
-    let resource = q
-        .get("resource")
-        .map(|r| resources::parse_id(r))
-        .transpose()?;
+    let resource = resource_param(&q)?;
     Ok(Json(c.stats.series(resource, unix_now())))
 }
 

@@ -29,7 +29,8 @@ pub struct SignRequest {
     /// Client address, required when the resource binds tokens to it (type 0).
     #[serde(default)]
     pub ip: Option<String>,
-    /// Scheme and host of the link (default `http://{cname}`).
+    /// Scheme and host of the link (default `https://{cname}` when the resource has TLS,
+    /// `sslEnabled`, else `http://{cname}`).
     #[serde(default)]
     pub base: Option<String>,
     /// Round an expiry computed from `lifetime` up to a multiple of this many seconds (default
@@ -73,6 +74,7 @@ pub async fn sign(
     let req: SignRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid("", format!("sign request: {e}")))?;
     let res = c.blocking(move |s| s.get(id)).await?;
+    let scheme = if res.ssl_enabled { "https" } else { "http" };
     let cname = res.cname.clone();
     let valid = res.validate().map_err(ApiError::fields)?;
     let off = || {
@@ -118,7 +120,7 @@ pub async fn sign(
         Some(e) => e,
         None => round_up(crate::unix_now() as i64 + lifetime, window),
     };
-    let base = req.base.unwrap_or_else(|| format!("http://{cname}"));
+    let base = req.base.unwrap_or_else(|| format!("{scheme}://{cname}"));
     if !(base.starts_with("http://") || base.starts_with("https://"))
         || base
             .bytes()

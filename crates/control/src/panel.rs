@@ -1,4 +1,4 @@
-//! The web panel: three static files compiled into the binary (no build step, no CDN, no
+//! The web panel: four static files compiled into the binary (no build step, no CDN, no
 //! framework), served with a strict Content-Security-Policy. The page logs in with an API
 //! token and uses the same API as everyone else.
 
@@ -14,6 +14,7 @@ use crate::Control;
 
 const INDEX: &str = include_str!("../panel/index.html");
 const APP: &str = include_str!("../panel/app.js");
+const RESOURCE: &str = include_str!("../panel/resource.js");
 const STYLE: &str = include_str!("../panel/style.css");
 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
@@ -31,7 +32,7 @@ fn file(kind: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// `/`, `/panel/app.js`, `/panel/style.css`.
+/// `/`, `/panel/app.js`, `/panel/resource.js`, `/panel/style.css`.
 pub fn routes() -> Router<Arc<Control>> {
     Router::new()
         .route(
@@ -41,6 +42,10 @@ pub fn routes() -> Router<Arc<Control>> {
         .route(
             "/panel/app.js",
             get(|| async { file("text/javascript; charset=utf-8", APP) }),
+        )
+        .route(
+            "/panel/resource.js",
+            get(|| async { file("text/javascript; charset=utf-8", RESOURCE) }),
         )
         .route(
             "/panel/style.css",

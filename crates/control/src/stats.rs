@@ -44,6 +44,12 @@ pub struct Series {
     pub gone: Vec<u64>,
     /// Served in `secure_key` report mode though the token would have refused them.
     pub reported: Vec<u64>,
+    /// 400 answers (malformed requests).
+    pub bad_request: Vec<u64>,
+    /// 502/504 answers: the origin failed.
+    pub origin_errors: Vec<u64>,
+    /// Body bytes sent to viewers.
+    pub bytes: Vec<u64>,
 }
 
 impl Stats {
@@ -92,6 +98,9 @@ impl Stats {
             forbidden: points.iter().map(|c| c.forbidden).collect(),
             gone: points.iter().map(|c| c.gone).collect(),
             reported: points.iter().map(|c| c.reported).collect(),
+            bad_request: points.iter().map(|c| c.bad_request).collect(),
+            origin_errors: points.iter().map(|c| c.origin_errors).collect(),
+            bytes: points.iter().map(|c| c.bytes).collect(),
         }
     }
 }

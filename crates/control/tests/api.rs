@@ -678,6 +678,68 @@ fn link_generator_rounds_the_url_as_its_snippets_do() {
         php == url || php.ends_with(&format!("&expires={}", expires + window)),
         "{php} against {url}"
     );
+    assert!(url.starts_with("http://cdn.example.com/"), "{url}");
+
+    // A resource with TLS gets https:// links, in the URL and in the snippets.
+    let (s, _) = api.call(
+        "PATCH",
+        &format!("/cdn/resources/{id}"),
+        Some(&json!({"sslEnabled": true})),
+    );
+    assert_eq!(s, 200);
+    let (_, signed) = api.call(
+        "POST",
+        &format!("/cdn/resources/{id}/sign"),
+        Some(&json!({"path": "/a.mp4", "ip": "1.2.3.4"})),
+    );
+    let url = signed["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://cdn.example.com/a.mp4?md5="),
+        "{url}"
+    );
+    let php = run_snippet("php", signed["snippets"]["php"].as_str().unwrap());
+    assert!(
+        php.starts_with("https://cdn.example.com/a.mp4?md5="),
+        "{php}"
+    );
+}
+
+#[test]
+fn audit_lists_one_resource_newest_first() {
+    let r = start("audit");
+    let api = &r.api;
+    let (_, a) = api.call("POST", "/cdn/resources", Some(&good()));
+    let mut other = good();
+    other["cname"] = json!("other.example.com");
+    let (_, b) = api.call("POST", "/cdn/resources", Some(&other));
+    let a = a["id"].as_u64().unwrap();
+    api.call(
+        "PATCH",
+        &format!("/cdn/resources/{a}"),
+        Some(&json!({"active": false})),
+    );
+    let (s, list) = api.call("GET", &format!("/tollgate/audit?resource={a}"), None);
+    assert_eq!(s, 200, "{list}");
+    let actions: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["resource"], a, "{e}");
+            e["action"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(actions, ["resource.update", "resource.create"]);
+    let (_, all) = api.call("GET", "/tollgate/audit", None);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["resource"] == b["id"]),
+        "{all}"
+    );
+    let (s, bad) = api.call("GET", "/tollgate/audit?resource=x", None);
+    assert_eq!((s, bad["field"].as_str()), (400, Some("resource")), "{bad}");
 }
 
 #[test]

@@ -167,6 +167,7 @@ impl ResourceMetrics {
                 .sum(),
             current_key: self.key_usage(0).0,
             previous_key: self.key_usage(1).0,
+            bytes: self.sum(|s| &s.bytes_hit) + self.sum(|s| &s.bytes_miss),
         }
     }
 

@@ -208,6 +208,9 @@ pub struct Counters {
     /// Links that matched its previous key.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub previous_key: u64,
+    /// Body bytes sent to viewers (hits and misses; left out at 0, as `reported`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
 }
 
 impl Counters {
@@ -225,6 +228,7 @@ impl Counters {
             reported: d(self.reported, earlier.reported),
             current_key: d(self.current_key, earlier.current_key),
             previous_key: d(self.previous_key, earlier.previous_key),
+            bytes: d(self.bytes, earlier.bytes),
         }
     }
 
@@ -239,14 +243,16 @@ impl Counters {
         self.reported += other.reported;
         self.current_key += other.current_key;
         self.previous_key += other.previous_key;
+        self.bytes += other.bytes;
     }
 
-    /// These counters as a control plane before report mode and key usage reads them: the
+    /// These counters as a control plane before report mode, key usage and bytes reads them: the
     /// fields it does not know at 0 (they are then left out).
     pub fn without_extensions(mut self) -> Counters {
         self.reported = 0;
         self.current_key = 0;
         self.previous_key = 0;
+        self.bytes = 0;
         self
     }
 }

@@ -86,7 +86,12 @@ fn crud_and_versions(s: &dyn Store) {
     ));
     s.record("edge:e1", "resource.prefetch_failed", a.id, "{}")
         .unwrap();
-    let actions: Vec<String> = s.audit(10).unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = s
+        .audit(10, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     assert!(
         actions.contains(&"resource.prefetch".to_owned())
             && actions.contains(&"resource.prefetch_failed".to_owned()),
@@ -100,7 +105,16 @@ fn crud_and_versions(s: &dyn Store) {
     s.create(&resource("b.example.com", "secret_two"), "bob")
         .unwrap();
 
-    let audit = s.audit(10).unwrap();
+    let audit = s.audit(10, None).unwrap();
+    // One resource's entries only, newest first.
+    let of_a = s.audit(10, Some(a.id)).unwrap();
+    assert!(
+        !of_a.is_empty() && of_a.iter().all(|e| e.resource == Some(a.id)),
+        "{of_a:?}"
+    );
+    assert!(of_a.windows(2).all(|w| w[0].id > w[1].id), "{of_a:?}");
+    assert!(audit.iter().any(|e| e.resource != Some(a.id)), "{audit:?}");
+    assert!(s.audit(10, Some(999_999)).unwrap().is_empty());
     let text = format!("{audit:?}");
     assert!(
         !text.contains("secret_"),
@@ -202,7 +216,7 @@ fn tokens(s: &dyn Store) {
     s.delete_token(id, "second").unwrap();
     assert!(s.find_token("hash-1").unwrap().is_none());
     assert!(s
-        .audit(10)
+        .audit(10, None)
         .unwrap()
         .iter()
         .any(|e| e.action == "token.delete" && e.detail == "edge-1 (edge)"));

@@ -266,8 +266,8 @@ pub trait Store: Send + Sync {
         std::thread::sleep(timeout);
         false
     }
-    /// The newest `limit` audit entries, newest first.
-    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The newest `limit` audit entries, newest first; with `resource`, only that resource's.
+    fn audit(&self, limit: u32, resource: Option<u64>) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// Purges are kept this long for edges that were away. An edge that asks from a version older

@@ -470,23 +470,32 @@ impl<B: Backend> Store for B {
         Backend::wait_for_change(self, timeout)
     }
 
-    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        self.read(|db| {
-            db.rows(
+    fn audit(&self, limit: u32, resource: Option<u64>) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = Int(i64::from(limit));
+        // One statement per case: `$2 IS NULL` leaves PostgreSQL a parameter of no known type.
+        let (sql, args) = match resource {
+            None => (
                 "SELECT id, at, actor, action, resource_id, detail FROM audit
                  ORDER BY id DESC LIMIT $1",
-                &[Int(i64::from(limit))],
-                |r| {
-                    Ok(AuditEntry {
-                        id: r.int(0)? as u64,
-                        at: r.int(1)?,
-                        actor: r.text(2)?.to_owned(),
-                        action: r.text(3)?.to_owned(),
-                        resource: r.opt_int(4)?.map(|v| v as u64),
-                        detail: r.text(5)?.to_owned(),
-                    })
-                },
-            )
+                vec![limit],
+            ),
+            Some(id) => (
+                "SELECT id, at, actor, action, resource_id, detail FROM audit
+                 WHERE resource_id = $1 ORDER BY id DESC LIMIT $2",
+                vec![Int(i64::try_from(id).unwrap_or(i64::MAX)), limit],
+            ),
+        };
+        self.read(|db| {
+            db.rows(sql, &args, |r| {
+                Ok(AuditEntry {
+                    id: r.int(0)? as u64,
+                    at: r.int(1)?,
+                    actor: r.text(2)?.to_owned(),
+                    action: r.text(3)?.to_owned(),
+                    resource: r.opt_int(4)?.map(|v| v as u64),
+                    detail: r.text(5)?.to_owned(),
+                })
+            })
         })
     }
 }
