@@ -47,6 +47,11 @@ function el(tag, attrs, ...children) {
   return n;
 }
 
+// Appends the children that are present (DOM append would print "null").
+function put(parent, ...children) {
+  parent.append(...children.flat().filter(c => c !== null && c !== undefined && c !== false));
+}
+
 // Replaces the page.
 function show(title, ...nodes) {
   document.title = title + " · Tollgate";
@@ -278,7 +283,7 @@ async function listPage() {
       el("td", {}, String(r.id)),
       el("td", {}, el("a", { href: "#/resources/" + r.id, id: "open-" + r.id }, r.cname),
         (r.secondaryHostnames || []).length ? el("div", { class: "hint" }, r.secondaryHostnames.join(", ")) : null),
-      el("td", {}, r.originGroup_name ? "group " + r.originGroup_name : (r.origin || "")),
+      el("td", {}, ownGroup(r) ? (r.origin || "") : "group " + r.originGroup_name),
       el("td", {}, secureLabel(r)),
       el("td", {}, r.active === false ? "inactive" : r.status))));
     empty.hidden = hits.length > 0;
@@ -297,13 +302,16 @@ async function listPage() {
     chartCard(null));
 }
 
+// Whether the resource's origin group is its own: a resource given one host gets a group of
+// that one source, named after it (as at Gcore).
+function ownGroup(r) { return !r.originGroup || r.originGroup_name === r.cname + "_origin_group"; }
+
 // The origin fields shared by "new resource" and the General tab: a host, or an origin group.
 async function originFields(f, r) {
   let groups = [];
   try { groups = await api("GET", "/cdn/origin_groups"); } catch (e) { groups = []; }
   if (!Array.isArray(groups)) groups = groups.results || [];
-  // A resource given one host has a group of its own, named after it, as at Gcore.
-  const own = !r.originGroup || r.originGroup_name === r.cname + "_origin_group";
+  const own = ownGroup(r);
   const shared = groups.filter(g => !/_origin_group$/.test(g.name) || g.id === r.originGroup);
   const kind = select("res-origin-kind", [["host", "One origin host"], ["group", "An origin group"]], own ? "host" : "group");
   const host = input("res-origin", own ? r.origin : "", { placeholder: "origin.example.com:8080" });
@@ -390,7 +398,7 @@ async function tokensPage() {
           el("p", {}, "Copy it now: it is shown once and never again."),
           el("div", { class: "row" }, el("code", { class: "url", id: "token-secret" }, t.token), copyButton("token-copy", () => t.token)),
           t.role === "edge" ? el("div", {}, el("p", {}, "Run the edge with it:"),
-            el("pre", { id: "token-edge-line" }, line), copyButton("token-line-copy", () => line)) : null));
+            el("pre", { id: "token-edge-line", class: "wrap" }, line), copyButton("token-line-copy", () => line)) : null));
         name.value = "";
         await load();
       } catch (e) { f.fail(e); }
@@ -403,6 +411,14 @@ async function tokensPage() {
     created, el("div", { class: "card" }, body));
   await load();
 }
+
+// The audit log's actions, in words.
+const ACTIONS = {
+  "resource.create": "Created the resource", "resource.update": "Changed", "resource.delete": "Deleted the resource",
+  "resource.purge": "Purged", "resource.prefetch": "Prefetched", "resource.prefetch_failed": "Prefetch failed",
+  "token.create": "Created a token", "token.delete": "Revoked a token",
+  "origin_group.create": "Created an origin group", "origin_group.update": "Changed an origin group", "origin_group.delete": "Deleted an origin group",
+};
 
 async function auditPage(resource) {
   navState("audit");
@@ -417,7 +433,7 @@ async function auditPage(resource) {
     const t = when(e.at);
     return el("tr", {},
       el("td", { title: t.utc }, t.local, el("div", { class: "hint" }, ago(e.at))),
-      el("td", {}, e.actor), el("td", {}, e.action),
+      el("td", {}, e.actor), el("td", { title: e.action }, ACTIONS[e.action] || e.action),
       el("td", {}, e.resource ? el("a", { href: "#/resources/" + e.resource }, names[e.resource] || String(e.resource)) : ""),
       el("td", { class: "detail" }, e.detail));
   }));
@@ -493,7 +509,7 @@ function chartCard(resourceId) {
     const sum = k => (data[k] || []).reduce((a, b) => a + b, 0);
     const served = sum("served"), hits = sum("hits");
     const refused = sum("forbidden") + sum("gone") + sum("bad_request");
-    const ratio = served ? Math.round(1000 * hits / served) / 10 + " %" : "none served";
+    const ratio = served ? Math.round(1000 * hits / served) / 10 + " %" : "–";
     tiles.replaceChildren(
       el("div", { class: "tile" }, el("b", { id: "tile-served" }, String(served)), "served"),
       el("div", { class: "tile" }, el("b", { id: "tile-ratio" }, ratio), "hit ratio"),

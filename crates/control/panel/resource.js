@@ -66,7 +66,7 @@ async function generalTab(body, r) {
     try { await api("DELETE", "/cdn/resources/" + r.id); location.hash = "#/"; }
     catch (e) { gone.fail(e); }
   }));
-  body.append(
+  put(body, 
     el("form", { onsubmit: save.submit },
       f.field("cname", cname, "Hostname (CNAME)"),
       f.field("secondaryHostnames", secondary, "Secondary hostnames", "One per line; served like the main hostname."),
@@ -128,7 +128,7 @@ function secureTab(body, r) {
       document.getElementById("sk-status").textContent = "Saved. Edges enforce it within a second.";
     }
   });
-  body.append(
+  put(body, 
     el("form", { onsubmit: save.submit },
       el("p", { class: "hint" }, "Only links signed with this key are served: ?md5=TOKEN&expires=UNIX_TIME."),
       f.check("options.secure_key.enabled", enabled, "Enable secure token"),
@@ -291,7 +291,7 @@ function cacheTab(body, r) {
   });
   const customField = f.group("options.edge_cache_settings.custom_values", el("fieldset", { id: "cache-custom-set" }, el("legend", {}, "Per status (optional)"),
     el("p", { class: "hint" }, "A time per answer status, before the one above: 404 10s, any 1m; 0s: not cached."), custom.node), "Per status");
-  body.append(el("form", { onsubmit: save.submit },
+  put(body, el("form", { onsubmit: save.submit },
     el("h2", {}, "Edge cache"),
     f.field("options.edge_cache_settings.enabled", mode, "How long edges keep answers"),
     f.field(["options.edge_cache_settings.value", "options.edge_cache_settings.default", "options.edge_cache_settings"], time, "Cache time"),
@@ -323,7 +323,7 @@ function streamingTab(body, r) {
     if (each.checked) next.sign_each_directory = true;
     await patch(r, { options: { query_string_forwarding: next } }, f, APPLIED);
   });
-  body.append(el("form", { onsubmit: save.submit },
+  put(body, el("form", { onsubmit: save.submit },
     el("p", { class: "hint" }, "A player fetches a playlist with a signed link, then the segments it lists. Forwarding copies the playlist's md5 and expires into those links, so one signed URL plays the whole stream."),
     f.check("options.query_string_forwarding.enabled", on, "Forward the query string into playlists' links"),
     f.field("options.query_string_forwarding.forward_from_file_types", from, "Playlists (file types)", "Separated by commas: m3u8, mpd."),
@@ -336,10 +336,10 @@ function streamingTab(body, r) {
 }
 
 const ACLS = [
-  ["referrer_acl", "Referrers", "Hostnames, *.example.com for subdomains; a request without Referer is let in."],
-  ["ip_address_acl", "IP addresses", "Addresses or networks: 203.0.113.0/24, 2001:db8::/32."],
-  ["user_agent_acl", "User agents", "Exact text, ~regex or ~*regex (case-insensitive)."],
-  ["country_acl", "Countries", "ISO codes: DE, FR (the edges need --geoip-db)."],
+  ["referrer_acl", "Referrers", "referrers", "Hostnames, *.example.com for subdomains; a request without Referer is let in."],
+  ["ip_address_acl", "IP addresses", "IP addresses", "Addresses or networks: 203.0.113.0/24, 2001:db8::/32."],
+  ["user_agent_acl", "User agents", "user agents", "Exact text, ~regex or ~*regex (case-insensitive)."],
+  ["country_acl", "Countries", "countries", "ISO codes: DE, FR (the edges need --geoip-db)."],
 ];
 
 function accessTab(body, r) {
@@ -354,15 +354,18 @@ function accessTab(body, r) {
   const syncCors = () => { corsList.disabled = corsKind.value !== "list"; };
   corsKind.addEventListener("change", syncCors);
   syncCors();
-  const acl = ACLS.map(([name, label, hint]) => {
+  const acl = ACLS.map(([name, label, noun, hint]) => {
     const a = o[name] || { enabled: false, policy_type: "allow", excepted_values: [] };
     const on = checkbox(`acl-${name}-on`, a.enabled);
-    const policy = select(`acl-${name}-policy`, [["allow", "Let everyone in except the listed"], ["deny", "Refuse everyone except the listed"]], a.policy_type);
+    const policy = select(`acl-${name}-policy`, [["allow", "Allow all but the listed"], ["deny", "Refuse all but the listed"]], a.policy_type);
     const values = textarea(`acl-${name}-values`, a.excepted_values, { placeholder: "one per line" });
+    // An unused list shows only its checkbox.
+    const details = el("div", {}, f.field(`options.${name}.policy_type`, policy, "Policy"), f.field(`options.${name}`, values, "Listed " + noun, hint));
+    const sync = () => { details.hidden = !on.checked && !values.value.trim(); };
+    on.addEventListener("change", sync);
+    sync();
     return { name, on, policy, values, nodes: el("fieldset", { id: "acl-" + name }, el("legend", {}, label),
-      f.check(`options.${name}.enabled`, on, "Check " + label.toLowerCase()),
-      f.field(`options.${name}.policy_type`, policy, "Policy"),
-      f.field(`options.${name}`, values, "Listed", hint)) };
+      f.check(`options.${name}.enabled`, on, "Check " + noun), details) };
   });
   const save = saveButton("acc-save", f, async () => {
     const options = {
@@ -371,7 +374,7 @@ function accessTab(body, r) {
     for (const a of acl) options[a.name] = a.on.checked || lines(a.values.value).length ? { enabled: a.on.checked, policy_type: a.policy.value, excepted_values: lines(a.values.value) } : null;
     await patch(r, { options }, f, APPLIED);
   });
-  body.append(el("form", { onsubmit: save.submit },
+  put(body, el("form", { onsubmit: save.submit },
     el("h2", {}, "CORS"),
     f.check("options.cors.enabled", corsOn, "Add Access-Control-Allow-Origin", "Lets players on other sites read the answers (hls.js, dash.js, fetch)."),
     f.field("options.cors.value", corsKind, "Which sites"),
@@ -399,7 +402,7 @@ async function protectionTab(body, r) {
   try { ips = await api("GET", "/cdn/public-ip-list"); } catch (e) { /* shown as empty */ }
   const all = [...ips.addresses, ...ips.addresses_v6];
   const nginx = all.map(a => `allow ${a};`).concat("deny all;").join("\n");
-  body.append(
+  put(body, 
     el("form", { onsubmit: save.submit },
       f.check("options.staticRequestHeaders.enabled", on, "Send these headers to the origin"),
       headersField, f.status, save.button),
@@ -433,7 +436,7 @@ function purgeTab(body, r) {
   every(2000, () => load().catch(() => {}));
   const byUrl = el("button", { type: "submit", id: "purge-urls-go" }, "Purge these URLs");
   const byPattern = el("button", { type: "submit", id: "purge-patterns-go" }, "Purge by pattern");
-  body.append(
+  put(body, 
     el("p", { class: "hint" }, "Edges drop the copies at once; the next request for them is a MISS, fetched from the origin."),
     el("form", { onsubmit: ev => {
       ev.preventDefault(); f.clear();
@@ -465,7 +468,7 @@ function linksTab(body, r) {
   const ipHint = "This resource binds links to the viewer's IP (type 0): give the address of the viewer who will open the link, as the edge sees it (behind a trusted proxy, the X-Forwarded-For address). Your site takes it from the request: $_SERVER['REMOTE_ADDR'] in PHP, request.remote_addr in Python."
     + (sk && sk.ip_prefix ? ` The link hashes its network: /${sk.ip_prefix.v4} for IPv4, /${sk.ip_prefix.v6} for IPv6.` : "");
   const submit = el("button", { type: "submit", id: "link-submit" }, "Generate link");
-  body.append(
+  put(body, 
     sk && sk.enabled ? null : el("p", { class: "status error" }, "The secure token is off for this resource: its links need no token. Turn it on in the Secure token tab."),
     el("form", { onsubmit: ev => {
       ev.preventDefault(); f.clear(); out.replaceChildren();

@@ -87,6 +87,18 @@ async fn shot(c: &Client, name: &str) {
         c.screenshot().await.unwrap(),
     )
     .unwrap();
+    // No "null" or "undefined" printed where an element was left out.
+    let text = c
+        .execute("return document.body.innerText;", vec![])
+        .await
+        .unwrap();
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        !text
+            .lines()
+            .any(|l| matches!(l.trim(), "null" | "undefined" | "NaN")),
+        "{name}: {text}"
+    );
     c.set_window_size(PHONE.0, PHONE.1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     std::fs::write(
@@ -756,10 +768,7 @@ fn panel_cache_streaming_access_and_origin_protection() {
         click(c, "#cors-on").await;
         click(c, "#acc-save").await;
         let err = text_until(c, "#acl-ip_address_acl-values-error", 10, |t| !t.is_empty()).await;
-        assert!(
-            err.starts_with("Listed, entry 2: ") || err.starts_with("Listed: "),
-            "{err}"
-        );
+        assert!(err.starts_with("Listed IP addresses, entry 2: "), "{err}");
         assert!(err.contains("10.0.0.0/33"), "{err}");
         shot(c, "23-access-bad-cidr").await;
         fill(c, "#acl-ip_address_acl-values", "127.0.0.1/32\n10.0.0.0/8").await;
@@ -912,23 +921,23 @@ fn panel_purge_tokens_and_audit() {
 
         // Audit: newest first, filtered by resource.
         c.goto(&format!("{}#/audit", s.panel)).await.unwrap();
-        let all = text_until(c, "#audit-rows", 10, |t| t.contains("token.delete")).await;
+        let all = text_until(c, "#audit-rows", 10, |t| t.contains("Revoked a token")).await;
         assert!(all.contains("other.example.com"), "{all}");
         let first = el(c, "#audit-rows tr:first-child")
             .await
             .text()
             .await
             .unwrap();
-        assert!(first.contains("token.delete"), "newest first: {first}");
+        assert!(first.contains("Revoked a token"), "newest first: {first}");
         choose(c, "#audit-filter", &id.to_string()).await;
         let rows = text_until(c, "#audit-rows", 10, |t| {
-            t.contains("resource.create") && !t.contains("other.example.com")
+            t.contains("Created the resource") && !t.contains("other.example.com")
         })
         .await;
         assert!(
-            rows.contains("resource.purge")
-                && rows.contains("resource.create")
-                && !rows.contains("token."),
+            rows.contains("Purged")
+                && rows.contains("Created the resource")
+                && !rows.contains("token"),
             "{rows}"
         );
         shot(c, "33-audit").await;
