@@ -310,6 +310,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn counters_for_an_older_control_plane_hold_only_the_fields_it_knows() {
+        let all = Counters {
+            served: 1,
+            hits: 2,
+            forbidden: 3,
+            gone: 4,
+            bad_request: 5,
+            origin_errors: 6,
+            reported: 7,
+            current_key: 8,
+            previous_key: 9,
+            bytes: 10,
+        };
+        let json = serde_json::to_value(all.without_extensions()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "bad_request",
+                "forbidden",
+                "gone",
+                "hits",
+                "origin_errors",
+                "served"
+            ]
+        );
+        // And the new ones travel, and add up, when not 0.
+        let back: Counters = serde_json::from_value(serde_json::to_value(all).unwrap()).unwrap();
+        assert_eq!(back, all);
+        let mut sum = all;
+        sum.add(&all);
+        assert_eq!((sum.bytes, sum.increase_since(&all).bytes), (20, 10));
+    }
+
+    #[test]
     fn globs() {
         assert!(glob_match(b"/images/*", b"/images/a/b.png"));
         assert!(glob_match(b"*.jpg", b"/x/y.jpg"));
