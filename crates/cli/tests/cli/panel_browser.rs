@@ -635,17 +635,41 @@ fn panel_secure_token_rotation_links_revocation_and_chart() {
         assert!(!checked(c, "#series-served").await);
         click(c, "#series-served").await;
         click(c, "#series-forbidden").await;
-        let bad = edge_get(
-            &s,
-            Ipv4Addr::LOCALHOST,
-            "cdn.example.com",
-            "/size/1000?bad=%zz",
+        // The chart follows new answers by itself: an unsigned request (403), a target above
+        // the root (400), and a resource whose origin is down (502).
+        assert_eq!(
+            edge_get(&s, Ipv4Addr::LOCALHOST, "cdn.example.com", "/size/1000").0,
+            403
         );
-        eprintln!("bad: {bad:?}");
-        text_until(c, "#chart-total", 20, |t| t.contains("3 refused (403)")).await;
+        assert_eq!(
+            edge_get(&s, Ipv4Addr::LOCALHOST, "cdn.example.com", "/../size/1").0,
+            400
+        );
+        let (st, down) = s.api.call(
+            "POST",
+            "/cdn/resources",
+            Some(&json!({"cname": "down.example.com", "origin": "127.0.0.1:1"})),
+        );
+        assert_eq!(st, 201, "{down}");
+        until(Duration::from_secs(2), "the origin's failure", || {
+            edge_get(&s, Ipv4Addr::LOCALHOST, "down.example.com", "/x").0 == 502
+        });
+        let total = text_until(c, "#chart-total", 20, |t| t.contains("3 refused (403)")).await;
+        assert!(
+            total.contains("1 malformed (400)") && total.contains("0 origin errors"),
+            "{total}"
+        );
         // Across all resources too.
         c.goto(&s.panel).await.unwrap();
-        text_until(c, "#chart-total", 20, |t| t.contains("2 served")).await;
+        let total = text_until(c, "#chart-total", 20, |t| {
+            t.contains("origin errors (5xx)") && !t.contains(" 0 origin errors")
+        })
+        .await;
+        assert!(
+            total.contains("2 served") && total.contains("1 malformed (400)"),
+            "{total}"
+        );
+        assert_ne!(el(c, "#tile-errors").await.text().await.unwrap(), "0");
         shot(c, "16-chart-all").await;
     });
 }
@@ -806,6 +830,14 @@ fn panel_cache_streaming_access_and_origin_protection() {
             .unwrap();
         click(c, "#srh-on").await;
         click(c, "#srh-add").await;
+        fill(c, "#srh-k0", "Bad Header").await;
+        fill(c, "#srh-v0", "x").await;
+        click(c, "#prot-save").await;
+        let err = text_until(c, "#srh-set-error", 10, |t| !t.is_empty()).await;
+        assert!(
+            err.starts_with("Origin headers: ") && !err.contains("options."),
+            "{err}"
+        );
         fill(c, "#srh-k0", "X-Origin-Secret").await;
         fill(c, "#srh-v0", "s3cr3t-value").await;
         click(c, "#prot-save").await;
