@@ -326,7 +326,7 @@ async function originFields(f, r) {
   kind.addEventListener("change", sync);
   sync();
   return {
-    nodes: [f.field("originKind", kind, "Origin"), hostField, groupField, f.field("originProtocol", protocol, "Origin protocol")],
+    nodes: [f.field("originKind", kind, "Fetch from"), hostField, groupField, f.field("originProtocol", protocol, "Origin protocol")],
     value: () => kind.value === "group"
       ? { originGroup: group.value ? Number(group.value) : null, originProtocol: protocol.value }
       : { origin: host.value.trim(), originProtocol: protocol.value },

@@ -86,7 +86,7 @@ function secureTab(body, r) {
   const enabled = checkbox("sk-enabled", sk.enabled);
   const key = input("sk-key", sk.key);
   const withIp = checkbox("sk-ip", (sk.type || 0) === 0);
-  const mode = select("sk-mode", [["enforce", "Enforce: refuse what the token refuses"], ["report", "Report only: count what would be refused, serve it"]], sk.mode || "enforce");
+  const mode = select("sk-mode", [["enforce", "Enforce: refuse bad links"], ["report", "Report only: serve, count refusals"]], sk.mode || "enforce");
   const bind = checkbox("sk-bind", !!sk.ip_prefix);
   const v4 = el("input", { type: "number", id: "sk-prefix-v4", min: "1", max: "32", value: sk.ip_prefix ? sk.ip_prefix.v4 : 24, "aria-label": "IPv4 prefix length" });
   const v6 = el("input", { type: "number", id: "sk-prefix-v6", min: "1", max: "128", value: sk.ip_prefix ? sk.ip_prefix.v6 : 64, "aria-label": "IPv6 prefix length" });
