@@ -372,6 +372,35 @@ fn panel_resources_list_create_edit_delete() {
         text_until(c, "#resource-rows", 10, |t| !t.contains("downloads")).await;
         let (st, _) = s.api.call("GET", "/cdn/resources/2", None);
         assert_eq!(st, 404);
+
+        // An origin group instead of one host: picked in the General tab; the edge fetches
+        // from it.
+        let (st, g) = s.api.call(
+            "POST",
+            "/cdn/origin_groups",
+            Some(&json!({"name": "video-origins", "sources": [{"source": format!("127.0.0.1:{}", s.origin.port)}]})),
+        );
+        assert_eq!(st, 201, "{g}");
+        c.goto(&format!("{}#/resources/1/general", s.panel))
+            .await
+            .unwrap();
+        assert_eq!(value(c, "#res-origin-kind").await, "host");
+        choose(c, "#res-origin-kind", "group").await;
+        choose(c, "#res-group", &g["id"].to_string()).await;
+        click(c, "#gen-save").await;
+        text_until(c, "#gen-status", 10, |t| t.contains("Saved")).await;
+        let r = api_until(&s.api, "/cdn/resources/1", |r| r["originGroup"] == g["id"]);
+        assert_eq!(r["originGroup_name"], "video-origins", "{r}");
+        c.refresh().await.unwrap();
+        assert_eq!(value(c, "#res-origin-kind").await, "group");
+        until(Duration::from_secs(2), "served from the group", || {
+            edge_get(&s, Ipv4Addr::LOCALHOST, "cdn.example.com", "/size/10").0 == 200
+        });
+        c.goto(&s.panel).await.unwrap();
+        text_until(c, "#resource-rows", 10, |t| {
+            t.contains("group video-origins")
+        })
+        .await;
     });
 }
 
