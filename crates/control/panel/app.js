@@ -458,6 +458,10 @@ const SERIES = [
   ["reported", "Would refuse (report mode)", "#db2777", [1, 3]],
 ];
 
+// The chart on the page, drawn again when the window's size changes.
+let redrawChart = () => {};
+window.addEventListener("resize", () => redrawChart());
+
 function chartCard(resourceId) {
   const shown = JSON.parse(localStorage.getItem("tollgate-series") || "null") || Object.fromEntries(SERIES.map(([k]) => [k, true]));
   const canvas = el("canvas", { id: "chart", role: "img", "aria-label": "Edge answers per 5 seconds over the last ten minutes" });
@@ -521,7 +525,7 @@ function chartCard(resourceId) {
   }
   load();
   every(5000, load);
-  window.addEventListener("resize", draw);
+  redrawChart = draw;
   return el("div", { class: "card", id: "chart-card" },
     el("h2", {}, resourceId ? "This resource's edge answers" : "Edge answers, all resources"),
     tiles, legend, canvas, total);

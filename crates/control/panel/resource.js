@@ -104,8 +104,9 @@ function secureTab(body, r) {
     if (debug.value.trim()) next.debug_secret = debug.value.trim(); else delete next.debug_secret;
     return next;
   };
-  const same = (a, b) => JSON.stringify(a, Object.keys(a).sort()) === JSON.stringify(b, Object.keys(b).sort());
-  const dirty = () => !same(edited(), sk);
+  // Equal whatever the order of the top-level fields (nested ones, ip_prefix, keep the API's).
+  const canon = o => JSON.stringify(Object.keys(o).sort().map(k => [k, o[k]]));
+  const dirty = () => canon(edited()) !== canon(sk);
   const check = () => {
     const p = enabled.checked || key.value ? keyProblem(key.value) : "";
     f.clear();
