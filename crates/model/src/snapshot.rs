@@ -234,16 +234,16 @@ impl Counters {
 
     /// Adds `other` to these counters.
     pub fn add(&mut self, other: &Counters) {
-        self.served += other.served;
-        self.hits += other.hits;
-        self.forbidden += other.forbidden;
-        self.gone += other.gone;
-        self.bad_request += other.bad_request;
-        self.origin_errors += other.origin_errors;
-        self.reported += other.reported;
-        self.current_key += other.current_key;
-        self.previous_key += other.previous_key;
-        self.bytes += other.bytes;
+        self.served = self.served.saturating_add(other.served);
+        self.hits = self.hits.saturating_add(other.hits);
+        self.forbidden = self.forbidden.saturating_add(other.forbidden);
+        self.gone = self.gone.saturating_add(other.gone);
+        self.bad_request = self.bad_request.saturating_add(other.bad_request);
+        self.origin_errors = self.origin_errors.saturating_add(other.origin_errors);
+        self.reported = self.reported.saturating_add(other.reported);
+        self.current_key = self.current_key.saturating_add(other.current_key);
+        self.previous_key = self.previous_key.saturating_add(other.previous_key);
+        self.bytes = self.bytes.saturating_add(other.bytes);
     }
 
     /// These counters as a control plane before report mode, key usage and bytes reads them: the
@@ -347,6 +347,22 @@ mod tests {
         let mut sum = all;
         sum.add(&all);
         assert_eq!((sum.bytes, sum.increase_since(&all).bytes), (20, 10));
+    }
+
+    #[test]
+    fn counters_that_would_overflow_stop_at_the_maximum() {
+        let mut sum = Counters {
+            served: u64::MAX - 1,
+            bytes: u64::MAX,
+            ..Counters::default()
+        };
+        sum.add(&Counters {
+            served: 5,
+            bytes: 1,
+            hits: 3,
+            ..Counters::default()
+        });
+        assert_eq!((sum.served, sum.bytes, sum.hits), (u64::MAX, u64::MAX, 3));
     }
 
     #[test]
