@@ -981,6 +981,14 @@ fn panel_purge_tokens_and_audit() {
         text_until(c, "#token-status", 10, |t| t.contains("revoked")).await;
         let (_, list) = s.api.call("GET", "/tollgate/tokens", None);
         assert!(!list.to_string().contains("edge-paris-1"), "{list}");
+        // The edge that ran with it is refused from now on.
+        let (st, _) = s.api.call_with(
+            "GET",
+            "/edge/v1/config",
+            None,
+            &[("Authorization", &format!("Bearer {secret}"))],
+        );
+        assert_eq!(st, 401, "a revoked edge token");
         shot(c, "32-tokens").await;
         edge.stop();
 
