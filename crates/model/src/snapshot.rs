@@ -214,36 +214,32 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// The increase from `earlier` to `self`; a counter that went down (its resource was
-    /// replaced) counts from zero.
-    pub fn increase_since(&self, earlier: &Counters) -> Counters {
-        let d = |a: u64, b: u64| if a >= b { a - b } else { a };
+    /// Each counter of `self` with its match in `other`, through `f`: the one list of the
+    /// fields, so that a field added later is added up and compared everywhere.
+    fn zip_with(&self, other: &Counters, f: impl Fn(u64, u64) -> u64) -> Counters {
         Counters {
-            served: d(self.served, earlier.served),
-            hits: d(self.hits, earlier.hits),
-            forbidden: d(self.forbidden, earlier.forbidden),
-            gone: d(self.gone, earlier.gone),
-            bad_request: d(self.bad_request, earlier.bad_request),
-            origin_errors: d(self.origin_errors, earlier.origin_errors),
-            reported: d(self.reported, earlier.reported),
-            current_key: d(self.current_key, earlier.current_key),
-            previous_key: d(self.previous_key, earlier.previous_key),
-            bytes: d(self.bytes, earlier.bytes),
+            served: f(self.served, other.served),
+            hits: f(self.hits, other.hits),
+            forbidden: f(self.forbidden, other.forbidden),
+            gone: f(self.gone, other.gone),
+            bad_request: f(self.bad_request, other.bad_request),
+            origin_errors: f(self.origin_errors, other.origin_errors),
+            reported: f(self.reported, other.reported),
+            current_key: f(self.current_key, other.current_key),
+            previous_key: f(self.previous_key, other.previous_key),
+            bytes: f(self.bytes, other.bytes),
         }
     }
 
-    /// Adds `other` to these counters.
+    /// The increase from `earlier` to `self`; a counter that went down (its resource was
+    /// replaced) counts from zero.
+    pub fn increase_since(&self, earlier: &Counters) -> Counters {
+        self.zip_with(earlier, |a, b| if a >= b { a - b } else { a })
+    }
+
+    /// Adds `other` to these counters; each stops at `u64::MAX` rather than wrap.
     pub fn add(&mut self, other: &Counters) {
-        self.served = self.served.saturating_add(other.served);
-        self.hits = self.hits.saturating_add(other.hits);
-        self.forbidden = self.forbidden.saturating_add(other.forbidden);
-        self.gone = self.gone.saturating_add(other.gone);
-        self.bad_request = self.bad_request.saturating_add(other.bad_request);
-        self.origin_errors = self.origin_errors.saturating_add(other.origin_errors);
-        self.reported = self.reported.saturating_add(other.reported);
-        self.current_key = self.current_key.saturating_add(other.current_key);
-        self.previous_key = self.previous_key.saturating_add(other.previous_key);
-        self.bytes = self.bytes.saturating_add(other.bytes);
+        *self = self.zip_with(other, u64::saturating_add);
     }
 
     /// These counters as a control plane before report mode, key usage and bytes reads them: the

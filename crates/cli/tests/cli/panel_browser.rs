@@ -968,6 +968,17 @@ fn panel_purge_tokens_and_audit() {
         });
         let rows = text_until(c, "#token-rows", 5, |t| t.contains("edge-paris-1")).await;
         assert!(!rows.contains(&secret), "{rows}");
+        let edge_config = || {
+            s.api
+                .call_with(
+                    "GET",
+                    "/edge/v1/config",
+                    None,
+                    &[("Authorization", &format!("Bearer {secret}"))],
+                )
+                .0
+        };
+        assert_eq!(edge_config(), 200, "the new edge token is taken");
         let (_, list) = s.api.call("GET", "/tollgate/tokens", None);
         let tid = list
             .as_array()
@@ -982,13 +993,7 @@ fn panel_purge_tokens_and_audit() {
         let (_, list) = s.api.call("GET", "/tollgate/tokens", None);
         assert!(!list.to_string().contains("edge-paris-1"), "{list}");
         // The edge that ran with it is refused from now on.
-        let (st, _) = s.api.call_with(
-            "GET",
-            "/edge/v1/config",
-            None,
-            &[("Authorization", &format!("Bearer {secret}"))],
-        );
-        assert_eq!(st, 401, "a revoked edge token");
+        assert_eq!(edge_config(), 401, "a revoked edge token");
         shot(c, "32-tokens").await;
         edge.stop();
 
